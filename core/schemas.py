@@ -1,0 +1,135 @@
+"""Schema validation for the contract: fast on the hot path, precise on failure.
+
+Each schema is compiled ONCE per process with fastjsonschema (a few microseconds per
+call) and shared by every city. Only when that says "invalid" do we ask jsonschema's
+Draft 2020-12 validator for the precise JSON path and rule, so the error a contributor
+reads names exactly what is wrong.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from essc import schemas as _schemas
+
+__all__ = ["SchemaProblem", "Validator", "validator"]
+
+
+@dataclass(frozen=True)
+class SchemaProblem:
+    """One schema violation: where (JSON path), which rule, and a readable message."""
+
+    schema: str
+    path: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message} (schema {self.schema}, rule '{self.rule}')"
+
+
+def _local_ref(uri: str) -> dict:
+    if not uri.startswith(_schemas.BASE_URI):
+        raise LookupError(f"refusing to fetch non-local schema {uri}")
+    return _schemas.load(uri[len(_schemas.BASE_URI):].split("#")[0][: -len(".schema.json")])
+
+
+_registry = None
+
+
+def _referencing_registry():
+    global _registry
+    if _registry is None:
+        from referencing import Registry, Resource
+
+        _registry = Registry().with_resources(
+            (_schemas.BASE_URI + f"{n}.schema.json", Resource.from_contents(_schemas.load(n)))
+            for n in _schemas.names()
+        )
+    return _registry
+
+
+class Validator:
+    """A compiled schema. ``is_valid`` is the fast path; ``problems`` the precise one."""
+
+    def __init__(self, name: str) -> None:
+        import fastjsonschema
+
+        self.name = name
+        self.schema = _schemas.load(name)
+        self._fast: Callable[[Any], Any] = fastjsonschema.compile(
+            self.schema, handlers={"https": _local_ref}, use_default=False
+        )
+        self._precise = None
+        self._exc = fastjsonschema.JsonSchemaException
+
+    def is_valid(self, data: Any) -> bool:
+        try:
+            self._fast(data)
+        except self._exc:
+            return False
+        return True
+
+    def problems(self, data: Any) -> list[SchemaProblem]:
+        """Every violation, most relevant first (empty when valid)."""
+        if self._precise is None:
+            import jsonschema
+
+            self._precise = jsonschema.Draft202012Validator(
+                self.schema, registry=_referencing_registry(), format_checker=jsonschema.FormatChecker()
+            )
+        errors = sorted(self._precise.iter_errors(data), key=lambda e: (-len(e.absolute_path), e.json_path))
+        out = [SchemaProblem(self.name, e.json_path, str(e.validator), _describe(e)) for e in errors]
+        if not out and not self.is_valid(data):  # the two engines disagree: report, never pass silently
+            out.append(SchemaProblem(self.name, "$", "fast-validator", "rejected by the compiled validator"))
+        return out
+
+    def first_problem(self, data: Any) -> SchemaProblem | None:
+        if self.is_valid(data):
+            return None
+        problems = self.problems(data)
+        return problems[0] if problems else None
+
+
+def _describe(error) -> str:
+    """jsonschema's message, without echoing the offending value (it may be personal data)."""
+    v = error.validator
+    if v == "required":
+        return error.message.replace(" is a required property", " is required")
+    if v == "additionalProperties":
+        return "unexpected property (" + error.message.split("(")[-1]
+    if v in ("pattern", "enum", "const", "type", "minLength", "maxLength", "minimum", "maximum",
+             "exclusiveMinimum", "uniqueItems", "minItems", "contains", "format"):
+        return f"value breaks '{v}': {_rule_text(error)}"
+    return f"value breaks '{v}'"
+
+
+def _rule_text(error) -> str:
+    v, rv = error.validator, error.validator_value
+    if v == "pattern":
+        return f"must match {rv}"
+    if v == "enum":
+        return "must be one of " + ", ".join(map(repr, rv))
+    if v == "const":
+        return f"must be {rv!r}"
+    if v == "type":
+        return f"must be of type {rv}"
+    if v == "contains":
+        return "must contain " + repr(rv.get("const", rv))
+    return f"{v} {rv!r}"
+
+
+_cache: dict[str, Validator] = {}
+_lock = threading.Lock()
+
+
+def validator(name: str) -> Validator:
+    """The shared compiled :class:`Validator` for schema ``name``."""
+    v = _cache.get(name)
+    if v is None:
+        with _lock:
+            v = _cache.get(name)
+            if v is None:
+                v = _cache[name] = Validator(name)
+    return v

@@ -1,0 +1,143 @@
+"""Settings of a registry, and the per-plugin context handed to plugins.
+
+Sources, later wins: defaults -> a TOML file (``ESSC_CONFIG`` or ``config_file``) ->
+environment variables -> keyword arguments. The TOML file looks like::
+
+    [plugins]
+    allow = ["zhejiang", "fujian"]   # omit to load all; [] loads none
+    block = ["sichuan"]
+    dirs  = ["/srv/essc/extra-plugins"]
+
+    [endpoints]
+    default  = "http://127.0.0.1:8765"   # the mock city systems
+    zhejiang = "https://card.zj.example/api"
+
+    [credentials.zhejiang]
+    token = "..."
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .masking import get_logger
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8765"
+
+
+def _csv(value: str | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    return frozenset(x.strip() for x in value.split(",") if x.strip())
+
+
+@dataclass
+class Settings:
+    """What a :class:`~essc.core.registry.Registry` needs to know."""
+
+    base_url: str = DEFAULT_BASE_URL
+    endpoints: dict[str, str] = field(default_factory=dict)
+    credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: plugin names to load; ``None`` = all discovered (``ESSC_LOAD_PLUGINS``)
+    allow: frozenset[str] | None = None
+    #: plugin names never to load (``ESSC_DISABLED_PLUGINS``)
+    block: frozenset[str] = frozenset()
+    #: extra folders holding plugin packages (``ESSC_PLUGIN_DIRS``)
+    plugin_dirs: tuple[Path, ...] = ()
+    #: also discover plugins from the in-repo ``essc.plugins`` package
+    builtin_plugins: bool = True
+    #: also discover installed plugins through entry points
+    entry_points: bool = True
+    #: log every hook call (``ESSC_TRACE_PLUGINS=1``)
+    trace: bool = False
+
+    @classmethod
+    def from_env(cls, config_file: str | os.PathLike | None = None, env: Mapping[str, str] | None = None,
+                 **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        data: dict[str, Any] = {}
+        path = config_file or env.get("ESSC_CONFIG")
+        if path:
+            with open(path, "rb") as fh:
+                cfg = tomllib.load(fh)
+            plugins = cfg.get("plugins", {})
+            endpoints = dict(cfg.get("endpoints", {}))
+            if "default" in endpoints:
+                data["base_url"] = endpoints.pop("default")
+            data["endpoints"] = endpoints
+            data["credentials"] = {k: dict(v) for k, v in cfg.get("credentials", {}).items()}
+            if "allow" in plugins:
+                data["allow"] = frozenset(plugins["allow"])
+            data["block"] = frozenset(plugins.get("block", ()))
+            data["plugin_dirs"] = tuple(Path(p) for p in plugins.get("dirs", ()))
+        if env.get("ESSC_CITY_BASE_URL"):
+            data["base_url"] = env["ESSC_CITY_BASE_URL"]
+        if "ESSC_LOAD_PLUGINS" in env:
+            data["allow"] = _csv(env["ESSC_LOAD_PLUGINS"])
+        if env.get("ESSC_DISABLED_PLUGINS"):
+            data["block"] = frozenset(data.get("block", frozenset()) | _csv(env["ESSC_DISABLED_PLUGINS"]))
+        if env.get("ESSC_PLUGIN_DIRS"):
+            data["plugin_dirs"] = tuple(data.get("plugin_dirs", ())) + tuple(
+                Path(p) for p in env["ESSC_PLUGIN_DIRS"].split(os.pathsep) if p)
+        if env.get("ESSC_TRACE_PLUGINS", "") not in ("", "0", "false"):
+            data["trace"] = True
+        data.update(overrides)
+        return cls(**data)
+
+    def endpoint(self, plugin: str) -> str:
+        return self.endpoints.get(plugin, self.base_url).rstrip("/")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """A plugin's time budget (from its manifest)."""
+
+    connect_s: float = 2.0
+    read_s: float = 5.0
+    total_s: float = 8.0
+    retries: int = 1
+
+
+@dataclass
+class PluginContext:
+    """Handed to ``essc_register_adapters``: everything one plugin needs to build adapters."""
+
+    name: str
+    version: str
+    cities: tuple[str, ...]
+    base_url: str
+    credentials: Mapping[str, str]
+    timeouts: Timeouts
+    logger: logging.Logger
+
+    def credential(self, key: str, default: str | None = None) -> str:
+        """A credential from the settings, else ``default`` (e.g. the mock's demo value)."""
+        value = self.credentials.get(key, default)
+        if value is None:
+            raise KeyError(f"plugin {self.name!r} needs credential {key!r}: set [credentials.{self.name}] {key}")
+        return value
+
+    def http_client(self, **kwargs: Any):
+        """A :class:`~essc.core.http.CityHttpClient` for this plugin's endpoint and timeouts."""
+        from .http import CityHttpClient
+
+        return CityHttpClient(self.base_url, timeouts=self.timeouts, plugin=self.name, **kwargs)
+
+    @classmethod
+    def for_manifest(cls, manifest: Mapping[str, Any], settings: Settings) -> PluginContext:
+        name = manifest["name"]
+        t = manifest.get("timeouts", {})
+        return cls(
+            name=name,
+            version=manifest["version"],
+            cities=tuple(c["code"] for c in manifest["cities"]),
+            base_url=settings.endpoint(name),
+            credentials=dict(settings.credentials.get(name, {})),
+            timeouts=Timeouts(t.get("connect_s", 2.0), t.get("read_s", 5.0), t.get("total_s", 8.0),
+                              t.get("retries", 1)),
+            logger=get_logger(f"essc.plugins.{name}"),
+        )

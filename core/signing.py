@@ -1,0 +1,72 @@
+"""Signing and national-crypto (国密) helpers shared by plugins and the mock.
+
+* :func:`canonical_string` + :func:`hmac_sha256` - the "sorted key=value&" form signature
+  that pinyin-field city APIs use;
+* :func:`sm3_hex` - SM3 digest; :func:`sm4_encrypt` / :func:`sm4_decrypt` - SM4-ECB with
+  PKCS#7 padding, base64 text (gmssl, pure Python).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Any, Mapping
+
+__all__ = ["canonical_string", "hmac_sha256", "verify_hmac_sha256", "sm3_hex", "sm4_encrypt", "sm4_decrypt"]
+
+
+def canonical_string(params: Mapping[str, Any], exclude: tuple[str, ...] = ("sign",)) -> str:
+    """``k1=v1&k2=v2`` over the keys in sorted order, skipping empty values and ``exclude``."""
+    return "&".join(f"{k}={params[k]}" for k in sorted(params) if k not in exclude and params[k] not in (None, ""))
+
+
+def hmac_sha256(params: Mapping[str, Any], secret: str) -> str:
+    """Lower-case hex HMAC-SHA256 of :func:`canonical_string` with ``secret``."""
+    return hmac.new(secret.encode(), canonical_string(params).encode(), hashlib.sha256).hexdigest()
+
+
+def verify_hmac_sha256(params: Mapping[str, Any], secret: str) -> bool:
+    given = str(params.get("sign", ""))
+    return hmac.compare_digest(given.lower(), hmac_sha256(params, secret))
+
+
+def sm3_hex(data: bytes | str) -> str:
+    """SM3 digest as lower-case hex."""
+    from gmssl import sm3, func
+
+    if isinstance(data, str):
+        data = data.encode()
+    return sm3.sm3_hash(func.bytes_to_list(data))
+
+
+def _sm4(key: bytes, mode: int):
+    from gmssl.sm4 import CryptSM4
+
+    if len(key) != 16:
+        raise ValueError("an SM4 key is 16 bytes")
+    c = CryptSM4()
+    c.set_key(key, mode)
+    return c
+
+
+def sm4_encrypt(key: bytes, plaintext: bytes) -> str:
+    """SM4-ECB with PKCS#7 padding; returns base64 text."""
+    from gmssl.sm4 import SM4_ENCRYPT
+
+    return base64.b64encode(_sm4(key, SM4_ENCRYPT).crypt_ecb(plaintext)).decode()
+
+
+def sm4_decrypt(key: bytes, b64text: str) -> bytes:
+    """Inverse of :func:`sm4_encrypt`; raises ``ValueError`` on bad input."""
+    from gmssl.sm4 import SM4_DECRYPT
+
+    try:
+        raw = base64.b64decode(b64text, validate=True)
+    except Exception as err:  # binascii.Error
+        raise ValueError("not base64") from err
+    if not raw or len(raw) % 16:
+        raise ValueError("SM4 ciphertext length is not a multiple of 16")
+    out = _sm4(key, SM4_DECRYPT).crypt_ecb(raw)
+    if not out and raw:
+        raise ValueError("bad SM4 padding")
+    return out
