@@ -1,0 +1,151 @@
+"""The framework benchmark behind ``essc bench``: registry start-up with hundreds of
+plugins and the per-call overhead of dispatch + request/response validation.
+
+Synthetic plugins are generated into a temporary folder (one package per city, served
+through ``plugin_dirs``) with an in-memory adapter, so the figures measure the framework,
+not a network.
+"""
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .adapter import CityAdapter
+from .idnumber import make_id_number
+
+RECORD = {"aaz500": "K13822465", "aaz501": "0123456789abcdef0123456789abcdef", "aaz502": "normal",
+          "aaz508": "3", "aae008": "中国银行", "aac067": "13812345678"}
+
+
+class SyntheticAdapter(CityAdapter):
+    """An in-memory adapter: the 'raw call' the framework wraps."""
+
+    def read_card(self, request: dict) -> dict:
+        return {"aac002": request["aac002"], "aac003": request["aac003"], "aab301": request["aab301"], **RECORD}
+
+    def verify_identity(self, request: dict) -> dict:
+        return {"verified": True, "verify_id": "bench-ticket", "factor": request["factor"]}
+
+    def activate(self, request: dict) -> dict:
+        return {"aab301": request["aab301"], "signNo": "BENCH0001", "signSeq": "1", "signLevel": 1,
+                "validate": "20361125", "signDate": "20261125"}
+
+    def health(self, request: dict) -> dict:
+        return {"status": "up", "latency_ms": 0}
+
+
+_INIT = '''from essc.core import hookimpl
+from essc.core.bench import SyntheticAdapter
+
+
+@hookimpl
+def essc_register_adapters(register, context):
+    adapter = SyntheticAdapter()
+    for city in context.cities:
+        register(city, adapter)
+'''
+
+
+def city_code(i: int) -> str:
+    return f"{700001 + i}"
+
+
+def make_plugins(folder: Path, count: int, prefix: str = "essc_bench_") -> list[str]:
+    """Write ``count`` one-city plugin packages into ``folder``; return their city codes."""
+    codes = []
+    for i in range(count):
+        pkg = folder / f"{prefix}{i:04d}"
+        pkg.mkdir(parents=True, exist_ok=True)
+        code = city_code(i)
+        manifest = {
+            "name": f"{prefix}{i:04d}", "version": "1.0.0", "contract_version": "1.0", "dialect": "other",
+            "cities": [{"code": code, "name": "合成市", "province": "合成省", "opened": True}],
+            "capabilities": {"operations": ["read_card", "verify_identity", "activate", "health"],
+                             "identity_checks": ["sms"], "services": []},
+            "timeouts": {"connect_s": 1, "read_s": 2, "total_s": 3},
+            "maintainers": [{"name": "bench", "email": "bench@example.org"}],
+        }
+        (pkg / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+        (pkg / "__init__.py").write_text(_INIT, encoding="utf-8")
+        codes.append(code)
+    return codes
+
+
+def _registry(folder: Path):
+    from .registry import Registry
+    from .settings import Settings
+
+    return Registry(Settings(builtin_plugins=False, entry_points=False, plugin_dirs=(folder,)))
+
+
+def _ready_ms(folder: Path, repeats: int = 7) -> tuple[float, float]:
+    """(first, median of warm) milliseconds for Registry(...).setup()."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _registry(folder).setup()
+        times.append((time.perf_counter() - t0) * 1000)
+    return times[0], statistics.median(times[1:])
+
+
+def _overhead(folder: Path, calls: int = 20000, seed: int = 7) -> dict:
+    reg = _registry(folder)
+    reg.load_all()
+    codes = [c.code for c in reg.cities()]
+    rng = random.Random(seed)
+    people = [make_id_number("110101", __import__("datetime").date(1990, 3, 7), rng.randrange(1, 999))
+              for _ in range(64)]
+    work = []
+    for _ in range(calls):
+        code = rng.choice(codes)
+        work.append((code, {"aac002": rng.choice(people), "aac003": "张三", "aab301": code}, reg.adapter(code)))
+    best_fw = best_raw = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for code, req, _ in work:
+            reg.call(code, "read_card", req)
+        best_fw = min(best_fw, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for _, req, adapter in work:
+            adapter.read_card(req)
+        best_raw = min(best_raw, time.perf_counter() - t0)
+    fw_us, raw_us = best_fw / calls * 1e6, best_raw / calls * 1e6
+    t0 = time.perf_counter()
+    load_ms = 0.0
+    reg2 = _registry(folder)
+    reg2.load_all()
+    load_ms = (time.perf_counter() - t0) * 1000
+    return {"call_us": fw_us, "raw_us": raw_us, "overhead_us": fw_us - raw_us, "load_all_ms": load_ms,
+            "cities": len(codes)}
+
+
+def run(calls: int = 20000) -> dict:
+    """Run every measurement in this process; return the figures."""
+    with tempfile.TemporaryDirectory(prefix="essc-bench-") as tmp:
+        root = Path(tmp)
+        folders = {n: root / f"p{n}" for n in (10, 400, 1000)}
+        for n, folder in folders.items():
+            make_plugins(folder, n, prefix=f"essc_bench{n}_")
+        cold, warm = _ready_ms(folders[400])
+        o10 = _overhead(folders[10], calls)
+        o1000 = _overhead(folders[1000], calls)
+        for folder in folders.values():  # forget the synthetic modules
+            sys.path[:] = [p for p in sys.path if p != str(folder)]
+        return {
+            "registry_ready_ms_400": round(warm, 2),
+            "registry_ready_ms_400_first": round(cold, 2),
+            "registry_load_all_ms_1000": round(o1000["load_all_ms"], 1),
+            "overhead_us_10": round(o10["overhead_us"], 2),
+            "overhead_us_1000": round(o1000["overhead_us"], 2),
+            "overhead_ratio_1000_vs_10": round(o1000["overhead_us"] / o10["overhead_us"], 3),
+            "call_us_10": round(o10["call_us"], 2),
+            "call_us_1000": round(o1000["call_us"], 2),
+            "raw_call_us": round(o10["raw_us"], 3),
+            "calls_per_measure": calls,
+            "python": sys.version.split()[0],
+        }

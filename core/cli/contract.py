@@ -1,0 +1,26 @@
+"""``essc contract``: run the contract suite over the registered cities."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command("contract", context_settings={"ignore_unknown_options": True})
+@click.option("--city", "cities", multiple=True, metavar="CODE", help="Only this city (repeatable).")
+@click.option("--plugin", "plugins", multiple=True, metavar="NAME", help="Only this plugin's cities (repeatable).")
+@click.option("--junit", type=click.Path(dir_okay=False), help="Write a JUnit XML report here.")
+@click.option("--mock-url", help="Use a running mock instead of an in-process one.")
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+def contract_cmd(cities, plugins, junit, mock_url, pytest_args) -> None:
+    """Run the contract suite (extra arguments go to pytest, e.g. -x or -k)."""
+    import pytest
+
+    args = ["--pyargs", "essc.core.contract.test_suite", "-p", "no:cacheprovider", "-q", "-rfEs"]
+    args += [f"--essc-city={c}" for c in cities] + [f"--essc-plugin={p}" for p in plugins]
+    if junit:
+        args.append(f"--junitxml={junit}")
+    if mock_url:
+        args.append(f"--essc-mock-url={mock_url}")
+    args += list(pytest_args)
+    sys.exit(int(pytest.main(args)))

@@ -1,0 +1,63 @@
+"""A small client of the mock's admin API (docs/mock.md), used by the contract suite."""
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+
+class MockAdmin:
+    """Drive the mock city systems through ``/__admin/``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+        self.session.trust_env = False
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        resp = self.session.request(method, f"{self.url}/__admin/{path}", timeout=10, **kwargs)
+        if resp.status_code >= 400:
+            raise RuntimeError(f"mock admin {method} {path} -> HTTP {resp.status_code}: {resp.text[:300]}")
+        return resp.json() if resp.content else None
+
+    def reset(self, seed: int | None = None) -> None:
+        self._call("POST", "reset", json={} if seed is None else {"seed": seed})
+
+    def cities(self) -> list[dict]:
+        return self._call("GET", "cities")
+
+    def set_city(self, code: str, **changes: Any) -> None:
+        self._call("PUT", f"cities/{code}", json=changes)
+
+    def add_city(self, **city: Any) -> None:
+        self._call("POST", "cities", json=city)
+
+    def citizens(self, city: str, scenario: str | None = None) -> list[dict]:
+        params = {"city": city}
+        if scenario:
+            params["scenario"] = scenario
+        return self._call("GET", "citizens", params=params)
+
+    def citizen(self, city: str, scenario: str = "normal") -> dict:
+        found = self.citizens(city, scenario)
+        if not found:
+            raise LookupError(f"the mock has no {scenario} citizen in city {city}")
+        return found[0]
+
+    def clock(self) -> dict:
+        return self._call("GET", "clock")
+
+    def freeze(self) -> None:
+        self._call("POST", "clock", json={"mode": "frozen"})
+
+    def advance(self, seconds: float) -> None:
+        self._call("POST", "clock", json={"advance": seconds})
+
+    def fault(self, **rule: Any) -> Any:
+        return self._call("POST", "faults", json=rule)
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def journal(self, **filters: str) -> list[dict]:
+        return self._call("GET", "journal", params=filters)

@@ -1,0 +1,15 @@
+"""Entry module of the contract suite: ``pytest --pyargs essc.core.contract.test_suite``.
+
+The checks live in :mod:`essc.core.contract.checks`; importing them here lets pytest
+collect them under any rootdir and import mode."""
+from essc.core.contract.checks import (  # noqa: F401
+    test_capabilities_implemented,
+    test_card_status,
+    test_city_not_opened,
+    test_delayed_sync,
+    test_happy_path,
+    test_identity_mismatch,
+    test_manifest_valid,
+    test_no_personal_data_in_logs,
+    test_upstream_fault,
+)

@@ -1,0 +1,315 @@
+"""The registry: discovers city plugins, quarantines broken ones, loads them lazily
+through pluggy and dispatches contract calls through a table.
+
+    registry = Registry(Settings.from_env())
+    registry.setup()                      # reads manifests only (idempotent)
+    record = registry.call("330100", "read_card", {"aac002": ..., "aac003": ..., "aab301": "330100"})
+
+The hot path (:meth:`Registry.call`) is one dict lookup for the city, one compiled
+validator for the request, the adapter call, one compiled validator for the response:
+its cost does not grow with the number of cities.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import pluggy
+
+from . import hookspecs
+from .adapter import OPERATIONS, implemented_operations
+from .divisions import abolished_hint
+from .errors import (CityNotOpened, ContractViolation, EsscError, InvalidInput, PluginUnavailable)
+from .idnumber import validate_id_number
+from .manifest import PluginRecord, discover, read_manifest
+from .masking import get_logger
+from .schemas import validator
+from .settings import PluginContext, Settings
+
+__all__ = ["Registry", "CityInfo"]
+
+log = get_logger("essc.registry")
+
+
+@dataclass(frozen=True)
+class CityInfo:
+    """A city as the manifests describe it."""
+
+    code: str
+    name: str
+    province: str
+    opened: bool
+    plugin: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "name": self.name, "province": self.province, "opened": self.opened,
+                "plugin": self.plugin}
+
+
+class _Bound:
+    """A city's adapter with its operations pre-bound (the dispatch table's value)."""
+
+    __slots__ = ("adapter", "plugin", "methods", "opened")
+
+    def __init__(self, adapter: object, plugin: str, ops: Iterable[str], opened: bool) -> None:
+        self.adapter = adapter
+        self.plugin = plugin
+        self.methods = {op: getattr(adapter, op) for op in ops}
+        self.opened = opened
+
+
+class Registry:
+    """Plugins, cities and the dispatch table. Thread-safe; one per process is typical."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.pm = pluggy.PluginManager("essc")
+        self.pm.add_hookspecs(hookspecs)
+        self._records: dict[str, PluginRecord] = {}
+        self._cities: dict[str, CityInfo] = {}
+        self._table: dict[str, _Bound] = {}
+        self._lock = threading.RLock()
+        self._ready = False
+        self._observe: Callable[..., Any] | None = None
+        self._validators = {name: (validator(op.request_schema), validator(op.response_schema))
+                            for name, op in OPERATIONS.items()}
+
+    # -- setup -------------------------------------------------------------------------
+    def setup(self) -> Registry:
+        """Discover plugins and read their manifests (no plugin code is imported).
+        Idempotent: a second call does nothing."""
+        with self._lock:
+            if self._ready:
+                return self
+            if self.settings.trace:
+                self.pm.trace.root.setwriter(lambda msg: log.info("hook trace: %s", msg.rstrip()))
+                self.pm.enable_tracing()
+            allow, block = self.settings.allow, self.settings.block
+            for source in discover(self.settings):
+                record = PluginRecord(source)
+                read_manifest(record)
+                name = record.name
+                if name in self._records:
+                    other = self._records[name]
+                    record.quarantine(f"plugin name {name!r} is already used by {other.source.module} "
+                                      f"({other.source.origin})")
+                    self._records[f"{name}@{source.module}"] = record
+                    continue
+                self._records[name] = record
+                if record.status == "quarantined":
+                    continue
+                if name in block or (allow is not None and name not in allow):
+                    record.status = "disabled"
+                    record.reason = ("blocked by settings (ESSC_DISABLED_PLUGINS / [plugins] block)" if name in block
+                                     else "not in the allow list (ESSC_LOAD_PLUGINS / [plugins] allow)")
+                    continue
+                self._claim_cities(record)
+            for record in self._records.values():
+                if record.status == "quarantined":
+                    self._notify_quarantine(record)
+            self._ready = True
+            return self
+
+    def _claim_cities(self, record: PluginRecord) -> None:
+        taken = [(c, self._cities[c].plugin) for c in record.cities if c in self._cities]
+        if taken:
+            code, owner = taken[0]
+            record.quarantine(f"claims city {code} already claimed by plugin {owner!r}")
+            return
+        for c in record.manifest["cities"]:
+            self._cities[c["code"]] = CityInfo(c["code"], c["name"], c["province"], c["opened"], record.name)
+
+    # -- introspection -----------------------------------------------------------------
+    @property
+    def plugins(self) -> list[PluginRecord]:
+        self.setup()
+        return list(self._records.values())
+
+    def plugin(self, name: str) -> PluginRecord:
+        self.setup()
+        return self._records[name]
+
+    def cities(self) -> list[CityInfo]:
+        self.setup()
+        return sorted(self._cities.values(), key=lambda c: c.code)
+
+    def city(self, code: str) -> CityInfo:
+        """The city's manifest entry, or :class:`InvalidInput` naming what is wrong."""
+        self.setup()
+        info = self._cities.get(code)
+        if info is None:
+            raise self._unknown_city(code)
+        return info
+
+    def _unknown_city(self, code: object) -> EsscError:
+        if not isinstance(code, str) or len(code) != 6 or not code.isdigit():
+            return InvalidInput("a city code is 6 digits (GB/T 2260)", field="city", rule="format")
+        hint = abolished_hint(code)
+        if hint:
+            return InvalidInput(hint, field="city", rule="abolished-division", city=code)
+        for rec in self._records.values():
+            if code in rec.cities and rec.status != "loaded":
+                return PluginUnavailable(f"plugin {rec.name!r} serving city {code} is {rec.status}: {rec.reason}",
+                                         city=code, plugin=rec.name)
+        return InvalidInput(f"no plugin serves city {code}", field="city", rule="unknown-city", city=code)
+
+    # -- loading -----------------------------------------------------------------------
+    def adapter(self, city: str) -> object:
+        """The adapter serving ``city`` (loading its plugin on first use)."""
+        bound = self._table.get(city) or self._resolve(city)
+        return bound.adapter
+
+    def load_all(self) -> list[PluginRecord]:
+        """Import every enabled plugin now (e.g. to report the real state)."""
+        self.setup()
+        for record in list(self._records.values()):
+            if record.status == "discovered":
+                self._load(record)
+        return self.plugins
+
+    def _resolve(self, city: str) -> _Bound:
+        self.setup()
+        info = self._cities.get(city)
+        if info is None:
+            raise self._unknown_city(city)
+        record = self._records[info.plugin]
+        if record.status == "discovered":
+            self._load(record)
+        bound = self._table.get(city)
+        if bound is None:
+            raise PluginUnavailable(f"plugin {record.name!r} is {record.status}: {record.reason}", city=city,
+                                    plugin=record.name)
+        return bound
+
+    def _load(self, record: PluginRecord) -> None:
+        with self._lock:
+            if record.status != "discovered":
+                return
+            try:
+                staged = self._import_and_register(record)
+            except _Quarantine as q:
+                record.quarantine(str(q))
+                if record.module is not None and self.pm.is_registered(record.module):
+                    self.pm.unregister(record.module)
+                for code in record.cities:
+                    if self._cities.get(code) and self._cities[code].plugin == record.name:
+                        del self._cities[code]
+                self._notify_quarantine(record)
+                return
+            self._table.update(staged)
+            record.status, record.reason = "loaded", None
+            impls = self.pm.hook.essc_adapter_called.get_hookimpls()
+            self._observe = self.pm.hook.essc_adapter_called if impls else None
+
+    def _import_and_register(self, record: PluginRecord) -> dict[str, _Bound]:
+        src, manifest = record.source, record.manifest
+        if src.sys_path and src.sys_path not in sys.path:
+            sys.path.append(src.sys_path)
+        try:
+            module = importlib.import_module(src.module)
+        except Exception as err:  # any failure while importing quarantines, nothing else
+            raise _Quarantine(f"import of {src.module} failed: {type(err).__name__}: {err}") from None
+        record.module = module
+        try:
+            self.pm.register(module, name=record.name)
+        except (pluggy.PluginValidationError, ValueError) as err:
+            raise _Quarantine(f"hook validation failed: {err}") from None
+        impls = [i for i in self.pm.hook.essc_register_adapters.get_hookimpls() if i.plugin is module]
+        unknown = [h for h, _ in self._plugin_hooks(module) if not hasattr(hookspecs, h)]
+        if unknown:
+            raise _Quarantine(f"implements unknown hook(s) {', '.join(sorted(unknown))} (typo? see core/hookspecs.py)")
+        if not impls:
+            raise _Quarantine("implements no essc_register_adapters hook: it registers no adapter")
+        declared = set(manifest["capabilities"]["operations"])
+        opened = {c["code"]: c["opened"] for c in manifest["cities"]}
+        staged: dict[str, _Bound] = {}
+
+        def register(city: str, adapter: object) -> None:
+            if city not in opened:
+                raise _Quarantine(f"registers city {city!r} that its manifest does not list")
+            if city in staged:
+                raise _Quarantine(f"registers city {city} twice")
+            missing = declared - implemented_operations(adapter)
+            if missing:
+                raise _Quarantine(f"manifest declares {', '.join(sorted(missing))} but adapter "
+                                  f"{type(adapter).__name__} does not implement it")
+            staged[city] = _Bound(adapter, record.name, declared, opened[city])
+
+        context = PluginContext.for_manifest(manifest, self.settings)
+        kwargs = {"register": register, "context": context}
+        for impl in impls:
+            try:
+                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except _Quarantine:
+                raise
+            except Exception as err:
+                raise _Quarantine(f"essc_register_adapters raised {type(err).__name__}: {err}") from None
+        missing_cities = [c for c in opened if c not in staged]
+        if missing_cities:
+            raise _Quarantine(f"manifest lists city {missing_cities[0]} but the plugin registered no adapter for it")
+        return staged
+
+    @staticmethod
+    def _plugin_hooks(module: object) -> list[tuple[str, object]]:
+        return [(n, getattr(module, n)) for n in dir(module)
+                if n.startswith("essc_") and callable(getattr(module, n))]
+
+    def _notify_quarantine(self, record: PluginRecord) -> None:
+        log.warning("plugin %s quarantined: %s", record.name, record.reason)
+        self.pm.hook.essc_plugin_quarantined(name=record.name, reason=record.reason or "")
+
+    # -- dispatch ----------------------------------------------------------------------
+    def call(self, city: str, operation: str, request: dict) -> dict:
+        """Run one contract operation for ``city``: validate the request, call the
+        adapter, validate its response. Raises only typed :class:`EsscError`."""
+        bound = self._table.get(city) or self._resolve(city)
+        pair = self._validators.get(operation)
+        if pair is None:
+            raise InvalidInput(f"unknown operation {operation!r}; expected one of {', '.join(OPERATIONS)}",
+                               field="operation", rule="enum")
+        req_v, resp_v = pair
+        if not req_v.is_valid(request):
+            p = req_v.first_problem(request)
+            raise InvalidInput(f"request {p}", field=p.path, rule=p.rule, city=city, operation=operation)
+        if request["aab301"] != city:
+            raise InvalidInput("aab301 in the request differs from the city called", field="$.aab301",
+                               rule="same-city", city=city, operation=operation)
+        if "aac002" in request:
+            validate_id_number(request["aac002"])
+        if not bound.opened and operation != "health":
+            raise CityNotOpened(city=city, operation=operation, plugin=bound.plugin)
+        method = bound.methods.get(operation)
+        if method is None:
+            raise PluginUnavailable(f"plugin {bound.plugin!r} does not offer {operation}", city=city,
+                                    operation=operation, plugin=bound.plugin)
+        started = time.perf_counter()
+        error: EsscError | None = None
+        try:
+            response = method(request)
+        except EsscError as err:
+            error = err.with_context(city=city, operation=operation, plugin=bound.plugin)
+            raise
+        except Exception as err:
+            error = ContractViolation(f"adapter raised {type(err).__name__} instead of a typed error", city=city,
+                                      hook=operation, path="$", rule="typed-errors", plugin=bound.plugin)
+            raise error from err
+        else:
+            if not resp_v.is_valid(response):
+                p = resp_v.first_problem(response)
+                error = ContractViolation(f"response {p}", city=city, hook=operation,
+                                          path=p.path if p else "$", rule=p.rule if p else "?",
+                                          plugin=bound.plugin, schema=resp_v.name)
+                raise error
+            return response
+        finally:
+            if self._observe is not None:
+                self._observe(city=city, operation=operation, plugin=bound.plugin,
+                              elapsed_s=time.perf_counter() - started, error=error)
+
+
+class _Quarantine(Exception):
+    """Internal: raised while loading a plugin to quarantine it with a reason."""
