@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import pluggy
 
@@ -74,7 +74,7 @@ class Registry:
         self._table: dict[str, _Bound] = {}
         self._lock = threading.RLock()
         self._ready = False
-        self._observe: Callable[..., Any] | None = None
+        self._observe = self.pm.hook.essc_adapter_called
         self._validators = {name: (validator(op.request_schema), validator(op.response_schema))
                             for name, op in OPERATIONS.items()}
 
@@ -202,8 +202,6 @@ class Registry:
                 return
             self._table.update(staged)
             record.status, record.reason = "loaded", None
-            impls = self.pm.hook.essc_adapter_called.get_hookimpls()
-            self._observe = self.pm.hook.essc_adapter_called if impls else None
 
     def _import_and_register(self, record: PluginRecord) -> dict[str, _Bound]:
         src, manifest = record.source, record.manifest
@@ -306,7 +304,7 @@ class Registry:
                 raise error
             return response
         finally:
-            if self._observe is not None:
+            if self._observe.get_hookimpls():  # observers may be registered at any time
                 self._observe(city=city, operation=operation, plugin=bound.plugin,
                               elapsed_s=time.perf_counter() - started, error=error)
 

@@ -79,23 +79,6 @@ def test_city_claimed_twice_quarantines_the_second(plugin_folder):
         reg.call("700002", "read_card", query("700002"))
 
 
-def test_quarantine_hook_is_told(plugin_folder):
-    seen = []
-
-    class Observer:
-        from essc.core import hookimpl
-
-        @hookimpl
-        def essc_plugin_quarantined(self, name, reason):
-            seen.append((name, reason))
-
-    bad = plugin_folder.add("bad", init="raise ImportError('nope')\n")
-    reg = plugin_folder.registry()
-    reg.pm.register(Observer())
-    reg.load_all()
-    assert seen and seen[0][0] == bad and "ImportError: nope" in seen[0][1]
-
-
 def test_allow_and_block_lists(plugin_folder, monkeypatch):
     a = plugin_folder.add("a", cities=("700001",))
     b = plugin_folder.add("b", cities=("700002",))
@@ -168,23 +151,6 @@ def test_city_not_opened_from_manifest(plugin_folder):
         reg.call("700001", "read_card", query())
     assert err.value.to_dict()["message_zh"].startswith("该城市暂未开通电子社保卡业务")
     assert reg.call("700001", "health", {"aab301": "700001"})["status"] == "up"
-
-
-def test_observer_hook_sees_every_call(plugin_folder):
-    calls = []
-
-    class Metrics:
-        from essc.core import hookimpl
-
-        @hookimpl
-        def essc_adapter_called(self, city, operation, plugin, elapsed_s, error):
-            calls.append((city, operation, error.code if error else None))
-
-    plugin_folder.add("obs")
-    reg = plugin_folder.registry()
-    reg.pm.register(Metrics())
-    reg.call("700001", "read_card", query())
-    assert calls == [("700001", "read_card", None)]
 
 
 def test_manifest_city_without_adapter_is_quarantined(plugin_folder):
