@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from . import bench, contract, mock, plugins
+from . import bench, contract, mock, plugins, service
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,3 +22,7 @@ main.add_command(plugins.plugins_cmd)
 main.add_command(mock.mock_cmd)
 main.add_command(contract.contract_cmd)
 main.add_command(bench.bench_cmd)
+main.add_command(service.demo_cmd)
+main.add_command(service.serve_cmd)
+main.add_command(service.worker_cmd)
+main.add_command(service.activate_cmd)

@@ -1,0 +1,98 @@
+"""``essc serve``, ``essc worker``, ``essc activate`` and ``essc demo``: the activation service."""
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+
+@click.command("demo")
+@click.option("--wait", "wait_s", default=30.0, show_default=True, help="Seconds to wait for each scene.")
+def demo_cmd(wait_s: float) -> None:
+    """A scripted tour on embedded defaults (SQLite, local queue, in-process mock)."""
+    from rich.console import Console
+
+    from essc.service import demo
+
+    ok = demo.run(Console(), wait_s=wait_s)
+    sys.exit(0 if ok else 1)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--threads", default=16, show_default=True, type=int)
+def serve_cmd(host: str, port: int, threads: int) -> None:
+    """Run the activation API (waitress) with queue workers, SQLite by default, and the mock
+    city systems in-process unless a real city endpoint is configured."""
+    import waitress
+
+    from essc.service.api import create_app
+    from essc.service.local import local_runtime
+
+    with local_runtime() as (runtime, mock_url):
+        if mock_url:
+            click.echo(f"mock city systems in-process at {mock_url}", err=True)
+        click.echo(f"activation API on http://{host}:{port} (database {runtime.store.url.split('?')[0]})", err=True)
+        waitress.serve(create_app(runtime), host=host, port=port, threads=threads)
+
+
+@click.command("worker")
+@click.option("--workers", default=2, show_default=True, type=int, help="Worker threads.")
+def worker_cmd(workers: int) -> None:
+    """Run queue workers only (scale-out: point ESSC_DATABASE_URL / ESSC_QUEUE_URL at servers)."""
+    from essc.service.runtime import Runtime
+
+    runtime = Runtime()
+    runtime.start_workers(workers)
+    click.echo(f"essc worker: {workers} thread(s) on {runtime.config.resolved_queue_url().split('@')[-1]}", err=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        runtime.stop_workers()
+
+
+@click.command("activate")
+@click.option("--city", required=True, help="City code or name (杭州, hangzhou, hz, 330100).")
+@click.option("--id-number", help="Citizen ID number (default: a synthetic citizen of the mock).")
+@click.option("--name", help="Citizen name in Chinese characters.")
+@click.option("--scenario", default="normal", show_default=True,
+              help="With the mock and no --id-number: which synthetic citizen to use.")
+@click.option("--sms-code", default=None, help="SMS code (the mock accepts 123456).")
+@click.option("--password", default=None, help="e-SSC password instead of an SMS code (mock: 147258).")
+@click.option("--face-token", default="live-cli", show_default=True, help="Token of a passed liveness check.")
+@click.option("--wait", "wait_s", default=60.0, show_default=True, help="Seconds to wait while pending.")
+def activate_cmd(city, id_number, name, scenario, sms_code, password, face_token, wait_s) -> None:
+    """Walk one activation with a progress display, ending in the credential or a clear failure."""
+    from rich.console import Console
+
+    from essc.core.errors import EsscError
+    from essc.service import states
+    from essc.service.cli_flow import resolve_city, walk
+    from essc.service.local import local_runtime
+
+    console = Console()
+    with local_runtime() as (runtime, mock_url):
+        try:
+            code = resolve_city(runtime.registry, city)
+        except EsscError as err:
+            raise click.BadParameter(err.message, param_hint="--city") from None
+        if not id_number:
+            if not mock_url:
+                raise click.UsageError("--id-number and --name are required with real city endpoints")
+            from essc.core.contract.mock_client import MockAdmin
+
+            citizen = MockAdmin(mock_url).citizen(code, scenario)
+            id_number, name = citizen["id_number"], citizen["name"]
+        elif not name:
+            raise click.UsageError("--name is required with --id-number")
+        if not sms_code and not password:
+            sms_code = "123456" if mock_url else click.prompt("SMS code", hide_input=True)
+        try:
+            act = walk(console, runtime, code, id_number, name, face_token, sms_code, password, wait_s)
+        except EsscError as err:
+            console.print(f"[red]{err.code}[/]: {err.message}")
+            sys.exit(2)
+    sys.exit(0 if act["status"] in (states.ACTIVATED,) else 1)

@@ -1,0 +1,69 @@
+"""The progress display of ``essc activate``: the seed's steps, one line each."""
+from __future__ import annotations
+
+import time
+
+from essc.core.errors import InvalidInput
+from essc.core.masking import mask_id
+
+from . import states
+
+STEPS = (
+    ("consent_given", "agreed to the terms"),
+    ("city_chosen", "city chosen"),
+    ("card_read", "card record read from the city system"),
+    ("identity_verified", "face recognition + identity check passed"),
+    ("activated", "e-SSC activated: credential issued"),
+)
+
+
+def resolve_city(registry, text: str) -> str:
+    """A city code from a code, a Chinese name, full pinyin or initials."""
+    text = text.strip()
+    codes = {c.code for c in registry.cities()}
+    if text in codes:
+        return text
+    from .search import CitySearch
+
+    found = CitySearch(registry.cities()).search(text)
+    if not found:
+        raise InvalidInput(f"no city matches {text!r}", field="city", rule="unknown-city")
+    if len(found) > 1 and not any(f["name"] == text for f in found):
+        names = ", ".join(f"{f['name']} {f['code']}" for f in found[:5])
+        raise InvalidInput(f"{text!r} matches several cities: {names}", field="city", rule="ambiguous")
+    exact = [f for f in found if f["name"] == text]
+    return (exact or found)[0]["code"]
+
+
+def walk(console, runtime, city, id_number, name, face_token, sms_code, password, wait_s):
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    info = runtime.registry.city(city)
+    console.print(f"activating the e-SSC of {mask_id(id_number)} in {info.name} {city} ({info.province})")
+    started = time.monotonic()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True) as progress:
+        task = progress.add_task("reading the card record from the city system…")
+        act = runtime.service.submit(city=city, id_number=id_number, name=name, consent=True, channel="cli",
+                                     face_token=face_token, sms_code=sms_code, password=password)
+        while act["status"] not in states.FINAL and time.monotonic() - started < wait_s:
+            if act["status"] == states.AWAITING_VERIFICATION:
+                break
+            err = act.get("error") or {}
+            progress.update(task, description=f"{act['status']}: {err.get('message_zh', 'working…')}")
+            time.sleep(0.25)
+            act = runtime.store.get(act["id"])
+    done = {ev["event"] for ev in runtime.store.audit(act["id"])}
+    for event, text in STEPS:
+        mark = "[green]✓[/]" if event in done else "[dim]·[/]"
+        console.print(f" {mark} {text}")
+    if act["status"] == states.ACTIVATED:
+        c = act["credential"]
+        console.print(f"[bold green]activated[/]: signNo {c['signNo']}, sign level {c['signLevel']}, "
+                      f"signed {c['signDate']}, valid until {c['validate']}")
+    else:
+        err = act.get("error") or {}
+        console.print(f"[bold red]{act['status']}[/]: {err.get('message_zh', '')} — {err.get('message_en', '')}"
+                      + (f" (card status: {act['card_status']})" if act.get("card_status") else ""))
+        if act["status"] in states.PENDING:
+            console.print("the activation stays queued and is retried automatically")
+    return act

@@ -1,0 +1,77 @@
+"""Configuration of the activation service: embedded defaults, servers by URL.
+
+Defaults need no server: SQLite files under ``data_dir`` for the activations and for the
+huey queue. ``database_url`` = ``postgresql+psycopg://...`` and ``queue_url`` =
+``redis://...`` switch to the scale-out path. Environment: ``ESSC_DATA_DIR``,
+``ESSC_DATABASE_URL``, ``ESSC_QUEUE_URL``, ``ESSC_SECRET_KEY``, ``ESSC_CHANNELS_FILE``.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+
+@dataclass
+class ServiceConfig:
+    data_dir: Path = Path(".essc")
+    database_url: str | None = None
+    queue_url: str | None = None
+    secret_key: str | None = None
+    channels_file: Path | None = None
+    #: identity checks a citizen may fail before the activation ends as identity_failed
+    max_identity_attempts: int = 3
+    #: retry policy of pending activations: base * 2**n with jitter, at most cap; a city's
+    #: retry_after wins when it is given; activations older than max_age end as expired
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 300.0
+    max_age_s: float = 2 * 86400.0
+    #: a worker holds an activation this long; longer than the slowest flow (3 city calls)
+    lease_s: float = 60.0
+    #: how often a worker looks for pending activations whose queue task was lost (crash)
+    sweep_interval_s: float = 2.0
+    #: queue workers started by `essc serve` / `essc worker`
+    workers: int = 2
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServiceConfig:
+        env = os.environ if env is None else env
+        data = {}
+        if env.get("ESSC_DATA_DIR"):
+            data["data_dir"] = Path(env["ESSC_DATA_DIR"])
+        for key, name in (("database_url", "ESSC_DATABASE_URL"), ("queue_url", "ESSC_QUEUE_URL"),
+                          ("secret_key", "ESSC_SECRET_KEY")):
+            if env.get(name):
+                data[key] = env[name]
+        if env.get("ESSC_CHANNELS_FILE"):
+            data["channels_file"] = Path(env["ESSC_CHANNELS_FILE"])
+        data.update(overrides)
+        return cls(**data)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.data_dir / 'essc.sqlite3').resolve()}"
+
+    def resolved_queue_url(self) -> str:
+        if self.queue_url:
+            return self.queue_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.data_dir / 'queue.sqlite3').resolve()}"
+
+    def resolved_secret(self) -> str:
+        """The secret sealing personal data at rest; generated once into data_dir if unset."""
+        if self.secret_key:
+            return self.secret_key
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(32))
+        self.secret_key = path.read_text().strip()
+        return self.secret_key

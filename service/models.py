@@ -1,0 +1,48 @@
+"""Database tables of the activation service (SQLAlchemy 2; SQLite or PostgreSQL).
+
+No personal data in clear: the ID number is kept as a keyed hash (``citizen_key``) and a
+masked hint; what the retries need (ID number, name, verification) is sealed.
+"""
+from __future__ import annotations
+
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Activation(Base):
+    __tablename__ = "activations"
+    __table_args__ = (UniqueConstraint("citizen_key", "city", name="uq_activation_citizen_city"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    citizen_key: Mapped[str] = mapped_column(String(64))
+    city: Mapped[str] = mapped_column(String(6))
+    channel: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    id_hint: Mapped[str] = mapped_column(String(32))
+    sealed: Mapped[str] = mapped_column(Text)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    identity_failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float | None] = mapped_column(Float, index=True, nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    card_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    credential: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    activation_id: Mapped[str] = mapped_column(ForeignKey("activations.id"), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    event: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(64), nullable=True)

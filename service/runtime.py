@@ -1,0 +1,103 @@
+"""Wiring of the activation service: registry + store + huey queue + workers.
+
+One :class:`Runtime` per process. The API process and every worker process build their
+own from the same configuration; the queue (huey: SQLite file by default, Redis at scale)
+and the database (SQLite file by default, PostgreSQL at scale) are what they share.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from essc.core.masking import get_logger
+from essc.core.registry import Registry
+from essc.core.settings import Settings
+
+from .config import ServiceConfig
+from .flow import ActivationService
+from .store import Store
+
+log = get_logger("essc.service.runtime")
+
+TASK_NAME = "essc.run_activation"
+
+
+def make_huey(config: ServiceConfig):
+    url = config.resolved_queue_url()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from huey import RedisHuey
+
+        return RedisHuey("essc", url=url, utc=True)
+    from huey import SqliteHuey
+
+    path = url.split("sqlite:///", 1)[1] if url.startswith("sqlite:///") else url
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("essc", filename=path, utc=True, timeout=30)
+
+
+class Runtime:
+    def __init__(self, config: ServiceConfig | None = None, settings: Settings | None = None,
+                 registry: Registry | None = None) -> None:
+        self.config = config or ServiceConfig.from_env()
+        self.registry = registry or Registry(settings or Settings.from_env()).setup()
+        self.store = Store(self.config.resolved_database_url())
+        self.huey = make_huey(self.config)
+        self._task = self.huey.task(name=TASK_NAME, retries=0)(self._run_task)
+        self.service = ActivationService(self.registry, self.store, self.config, enqueue=self.enqueue)
+        self._consumer = None
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
+
+    def _run_task(self, act_id: str) -> None:
+        self.service.run(act_id)
+
+    def enqueue(self, act_id: str, delay: float) -> None:
+        """Hand an activation to the queue, now or after ``delay`` seconds."""
+        if delay > 0:
+            self._task.schedule(args=(act_id,), delay=delay)
+        else:
+            self._task(act_id)
+
+    def queue_depth(self) -> int:
+        return int(self.huey.pending_count()) + int(self.huey.scheduled_count())
+
+    # -- workers -------------------------------------------------------------------------
+    def start_workers(self, workers: int | None = None) -> None:
+        """Start huey worker threads and the sweeper in this process (non-blocking)."""
+        if self._consumer is not None:
+            return
+        self._consumer = self.huey.create_consumer(
+            workers=workers or self.config.workers, worker_type="thread", periodic=False,
+            initial_delay=0.05, backoff=1.15, max_delay=0.25, scheduler_interval=1, check_worker_health=True)
+        self._consumer.start()
+        self._stop.clear()
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="essc-sweeper", daemon=True)
+        self._sweeper.start()
+
+    def stop_workers(self) -> None:
+        self._stop.set()
+        if self._consumer is not None:
+            self._consumer.stop(graceful=True)
+            self._consumer = None
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=5)
+            self._sweeper = None
+
+    def sweep(self) -> int:
+        """Re-queue runnable activations that are overdue and held by no live worker:
+        their queue task was lost (a crash, a restart). Returns how many were queued."""
+        grace = 2.0  # leave the scheduler time to deliver the normal task first
+        ids = self.store.due(grace_s=grace)
+        for act_id in ids:
+            self.enqueue(act_id, 0)
+        if ids:
+            log.info("sweeper re-queued %d overdue activation(s)", len(ids))
+        return len(ids)
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sweep()
+            except Exception:  # the database may be briefly unavailable; try again
+                log.exception("sweep failed")
+            self._stop.wait(self.config.sweep_interval_s)

@@ -1,0 +1,54 @@
+"""Fixtures of the activation service: an in-process mock of the city systems, and a
+Runtime (registry + SQLite store + SQLite huey queue) in a temporary folder."""
+import pytest
+
+from essc.core.contract.mock_client import MockAdmin
+from essc.core.registry import Registry
+from essc.core.settings import Settings
+from essc.service.config import ServiceConfig
+from essc.service.runtime import Runtime
+
+DEMO = {"face_token": "live-test", "sms_code": "123456"}
+
+
+@pytest.fixture(scope="session")
+def mock_server():
+    from essc.mockserver import create_app
+    from essc.mockserver.serve import start_in_thread
+
+    server = start_in_thread(create_app({"CLOCK_MODE": "frozen"}))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mock(mock_server):
+    admin = MockAdmin(mock_server.url)
+    admin.reset()
+    admin.freeze()
+    yield admin
+    admin.reset()
+
+
+@pytest.fixture(scope="session")
+def registry(mock_server):
+    return Registry(Settings(base_url=mock_server.url)).setup()
+
+
+@pytest.fixture
+def service_config(tmp_path):
+    return ServiceConfig(data_dir=tmp_path / "data", retry_base_s=0.05, retry_cap_s=2.0, lease_s=10.0,
+                         sweep_interval_s=0.2)
+
+
+@pytest.fixture
+def runtime(service_config, registry, mock):
+    rt = Runtime(service_config, registry=registry)
+    yield rt
+    rt.stop_workers()
+    rt.store.engine.dispose()
+
+
+def person(mock, city, scenario="normal", index=0):
+    c = mock.citizens(city, scenario)[index]
+    return {"id_number": c["id_number"], "name": c["name"]}
