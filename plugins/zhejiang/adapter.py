@@ -141,16 +141,18 @@ class ZhejiangAdapter(CityAdapter):
 
     def activate(self, request: dict) -> dict:
         call = _Call(request["aab301"], "activate")
+        level = request.get("sign_level", 1)
+        if level not in const.SIGN_LEVELS:
+            raise InvalidInput("sign_level must be 1 or 2", field="sign_level", **call.ctx)
         body = self._call(call, "POST", const.PATH_CREDENTIALS, idempotent=False, json={
             "cityCode": call.city, "idNumber": request["aac002"], "ticket": request["verify_id"],
-            "channel": request["channel"], "level": request.get("sign_level", 1)})
+            "channel": request["channel"], "level": level})
         cred = call.obj(body, "credential", dict)
-        level = cred.get("level")
         credential = {
             "aab301": call.city,  # the rest-json credential does not repeat the city
             "signNo": call.text(cred, "signNo"),
             "signSeq": call.text(cred, "signSeq"),
-            "signLevel": call.lookup({n: n for n in const.SIGN_LEVELS}, level, "level"),
+            "signLevel": call.lookup(const.SIGN_LEVELS, cred.get("level"), "level"),
             "validate": call.date8(cred.get("validUntil"), "validUntil"),
             "signDate": call.date8(cred.get("signedAt"), "signedAt"),
         }
@@ -183,7 +185,8 @@ class ZhejiangAdapter(CityAdapter):
         elif state == const.HEALTH_DOWN:
             result = {"status": "down", "latency_ms": latency_ms, "detail": "the city reports DOWN"}
         else:
-            result = {"status": "degraded", "latency_ms": latency_ms, "detail": "the city reports a status other than UP"}
+            result = {"status": "degraded", "latency_ms": latency_ms,
+                      "detail": "the city reports a status other than UP"}
         return self._result(call, "health", result)
 
     # --- wire -------------------------------------------------------------------------------

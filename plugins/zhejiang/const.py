@@ -40,8 +40,8 @@ CARD_STATUSES = {
 #: Wire ``generation`` (an int, 2 or 3) -> contract ``aaz508``.
 GENERATIONS = {2: "2", 3: "3"}
 
-#: Wire credential ``level`` -> contract ``signLevel`` ("level": 1 or 2).
-SIGN_LEVELS = (1, 2)
+#: Contract ``sign_level`` <-> wire ``level`` ("level": 1 or 2, an int both ways).
+SIGN_LEVELS = {1: 1, 2: 2}
 
 #: Wire service ``id`` -> contract service code ("services" table, rest-json column).
 SERVICES = {

@@ -1,0 +1,261 @@
+"""Adapter of the 四川 e-SSC system (gm-json, docs/dialects.md "gm-json").
+
+Every request is ``{"appId", "timestamp", "encryptData", "signData"}``: the JSON payload
+(pinyin-initial field names) sealed with SM4 and signed with SM3. Every answer is checked:
+its ``signData`` must verify before anything in it is believed.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import time
+from datetime import datetime
+from typing import Any
+
+from essc.core import CityAdapter
+from essc.core.errors import (
+    CardStatusAbnormal,
+    CityNotOpened,
+    ContractViolation,
+    EsscError,
+    IdentityMismatch,
+    InvalidInput,
+    RecordNotSynced,
+    UpstreamUnavailable,
+)
+from essc.core.http import parse_json
+from essc.core.schemas import validator
+from essc.core.settings import PluginContext
+from essc.core.signing import sm3_hex, sm4_decrypt, sm4_encrypt
+
+from . import const
+
+
+class _Call:
+    """One operation on one city: the context every error carries, and checked reads of the answer.
+
+    Error texts name wire keys only, never values (they may be personal data)."""
+
+    __slots__ = ("city", "operation")
+
+    def __init__(self, city: str, operation: str) -> None:
+        self.city = city
+        self.operation = operation
+
+    @property
+    def ctx(self) -> dict[str, str]:
+        return {"city": self.city, "operation": self.operation}
+
+    def malformed(self, detail: str) -> UpstreamUnavailable:
+        return UpstreamUnavailable(detail, reason="malformed_response", **self.ctx)
+
+    def rejected(self, detail: str) -> ContractViolation:
+        return ContractViolation(detail, hook=self.operation, rule="city-rejected-request", **self.ctx)
+
+    def text(self, mapping: dict, key: str) -> str:
+        """A required scalar as text (a number is accepted and written out)."""
+        value = mapping.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise self.malformed(f"the answer lacks '{key}'")
+        return value
+
+    def optional(self, mapping: dict, key: str) -> Any:
+        """An optional field; ``None`` when absent or empty (empty optional fields are omitted)."""
+        value = mapping.get(key)
+        return None if value in (None, "") else value
+
+    def obj(self, mapping: dict, key: str, kind: type) -> Any:
+        value = mapping.get(key)
+        if not isinstance(value, kind):
+            raise self.malformed(f"the answer lacks '{key}' ({kind.__name__})")
+        return value
+
+    def lookup(self, table: dict, value: Any, key: str) -> Any:
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and value in table:
+            return table[value]
+        raise self.malformed(f"the answer has an unknown '{key}'")
+
+    def date8(self, value: Any, key: str) -> str:
+        """A ``YYYYMMDD`` date, checked to be a real day."""
+        try:
+            if len(value) == 8:
+                return datetime.strptime(value, "%Y%m%d").strftime("%Y%m%d")
+        except (TypeError, ValueError):
+            pass
+        raise self.malformed(f"the answer's '{key}' is not a YYYYMMDD date")
+
+
+def _seconds(value: Any) -> float | int | None:
+    """A retry hint in seconds, or ``None`` when the city gave none we can read."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def _named_fields(message: Any) -> list[str]:
+    """Our own wire field names that the city's message mentions (never its free text)."""
+    if not isinstance(message, str):
+        return []
+    return [f for f in const.REQUEST_FIELDS if re.search(rf"(?<![A-Za-z0-9_]){f}(?![A-Za-z0-9_])", message)]
+
+
+class SichuanAdapter(CityAdapter):
+    """Contract <-> gm-json translation for 成都."""
+
+    def __init__(self, context: PluginContext) -> None:
+        self.context = context
+        self.log = context.logger
+        self.http = context.http_client()
+        self._app_id = context.credential(const.CREDENTIAL_APP_ID, const.DEFAULT_APP_ID)
+        self._sm4_key = context.credential(const.CREDENTIAL_SM4_KEY, const.DEFAULT_SM4_KEY).encode()
+        self._secret = context.credential(const.CREDENTIAL_SM3_SECRET, const.DEFAULT_SM3_SECRET)
+        if len(self._sm4_key) != const.SM4_KEY_BYTES:
+            raise ValueError(f"plugin {context.name!r}: credential {const.CREDENTIAL_SM4_KEY!r} must be "
+                             f"{const.SM4_KEY_BYTES} bytes")
+
+    # --- operations -------------------------------------------------------------------------
+    def read_card(self, request: dict) -> dict:
+        call = _Call(request["aab301"], "read_card")
+        data = self._call(call, const.METHOD_CARD_QUERY,
+                          {"sfzh": request["aac002"], "xm": request["aac003"], "xzqh": call.city})
+        record = {
+            "aac002": call.text(data, "sfzh"),
+            "aac003": call.text(data, "xm"),
+            "aab301": call.text(data, "xzqh"),
+            "aaz500": call.text(data, "kh"),
+            "aaz501": call.optional(data, "sbm"),
+            "aaz502": call.lookup(const.CARD_STATUSES, data.get("kzt"), "kzt"),
+            "aaz508": call.lookup(const.GENERATIONS, data.get("gfbb"), "gfbb"),
+            "aae008": call.optional(data, "yh"),
+            "aac067": call.optional(data, "sjh"),
+        }
+        return self._result(call, "card_record", {k: v for k, v in record.items() if v is not None})
+
+    def verify_identity(self, request: dict) -> dict:
+        call = _Call(request["aab301"], "verify_identity")
+        factor = request["factor"]
+        if factor not in const.FACTORS:
+            raise InvalidInput("unsupported second factor", field="factor", **call.ctx)
+        data = self._call(call, const.METHOD_IDENTITY_VERIFY, {
+            "sfzh": request["aac002"], "xzqh": call.city, "rlToken": request["face_token"],
+            "yzlx": const.FACTORS[factor], "yzm": request["code"]})
+        return self._result(call, "verification",
+                            {"verified": True, "verify_id": call.text(data, "yzid"), "factor": factor})
+
+    def activate(self, request: dict) -> dict:
+        call = _Call(request["aab301"], "activate")
+        level = request.get("sign_level", 1)
+        if level not in const.SIGN_LEVELS:
+            raise InvalidInput("sign_level must be 1 or 2", field="sign_level", **call.ctx)
+        data = self._call(call, const.METHOD_CARD_SIGN, {
+            "sfzh": request["aac002"], "xzqh": call.city, "yzid": request["verify_id"], "qd": request["channel"],
+            "qydj": const.SIGN_LEVELS[level]}, idempotent=False)
+        credential = {
+            "aab301": call.text(data, "xzqh"),
+            "signNo": call.text(data, "qyh"),
+            "signSeq": call.text(data, "qyxh"),
+            "signLevel": call.lookup(const.SIGN_LEVELS, data.get("qydj"), "qydj"),
+            "validate": call.date8(data.get("yxq"), "yxq"),
+            "signDate": call.date8(data.get("qyrq"), "qyrq"),
+        }
+        return self._result(call, "credential", credential)
+
+    def list_services(self, request: dict) -> dict:
+        call = _Call(request["aab301"], "list_services")
+        data = self._call(call, const.METHOD_SERVICE_LIST, {"xzqh": call.city})
+        services, seen = [], set()
+        for item in call.obj(data, "fwlb", list):
+            if not isinstance(item, dict):
+                raise call.malformed("the answer's 'fwlb' holds a non-object")
+            code = const.SERVICES.get(item.get("fwdm")) if isinstance(item.get("fwdm"), str) else None
+            if code is None or code in seen:  # a service the contract does not know: not ours to offer
+                self.log.debug("%s city=%s: skipped a fwdm the contract does not know", self.context.name, call.city)
+                continue
+            seen.add(code)
+            services.append({"code": code, "name": call.text(item, "fwmc")})
+        return self._result(call, "service_list", {"aab301": call.city, "services": services})
+
+    def health(self, request: dict) -> dict:
+        call = _Call(request["aab301"], "health")
+        started = time.perf_counter()
+        data = self._call(call, const.METHOD_HEALTH, {"xzqh": call.city})
+        latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        state = call.text(data, "zt").lower()
+        if state == const.HEALTH_UP:
+            result = {"status": "up", "latency_ms": latency_ms}
+        elif state == const.HEALTH_DOWN:
+            result = {"status": "down", "latency_ms": latency_ms, "detail": "the city reports down"}
+        else:
+            result = {"status": "degraded", "latency_ms": latency_ms,
+                      "detail": "the city reports a status other than up"}
+        return self._result(call, "health", result)
+
+    # --- wire -------------------------------------------------------------------------------
+    def _sealed(self, payload: dict) -> dict[str, str]:
+        """The request body: payload SM4-encrypted, envelope SM3-signed."""
+        timestamp = str(int(time.time() * 1000))
+        encrypted = sm4_encrypt(self._sm4_key, json.dumps(payload).encode())
+        return {"appId": self._app_id, "timestamp": timestamp, "encryptData": encrypted,
+                "signData": sm3_hex(self._app_id + timestamp + encrypted + self._secret)}
+
+    def _opened(self, call: _Call, body: dict) -> dict:
+        """The decrypted payload of an answer whose signData verified."""
+        try:
+            payload = json.loads(sm4_decrypt(self._sm4_key, body["encryptData"]).decode("utf-8"))
+        except ValueError:  # not base64, bad padding, not UTF-8, not JSON
+            raise call.malformed("the answer's encryptData cannot be decrypted to JSON") from None
+        if not isinstance(payload, dict):
+            raise call.malformed("the answer's payload is not a JSON object")
+        return payload
+
+    def _call(self, call: _Call, method: str, payload: dict, *, idempotent: bool = True) -> dict:
+        """POST one sealed request; return the payload of a code-0 answer, raise the typed error otherwise."""
+        resp = self.http.request("POST", const.PATH.format(method=method), city=call.city, operation=call.operation,
+                                 idempotent=idempotent, json=self._sealed(payload))
+        body = parse_json(resp, city=call.city, operation=call.operation)
+        if not isinstance(body, dict):
+            raise call.malformed(f"the answer is not a JSON object (HTTP {resp.status_code})")
+        code, encrypted, sign = body.get("code"), body.get("encryptData"), body.get("signData")
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise call.malformed(f"the answer lacks an integer 'code' (HTTP {resp.status_code})")
+        verified = (isinstance(encrypted, str) and isinstance(sign, str)
+                    and hmac.compare_digest(sign.lower(), sm3_hex(str(code) + encrypted + self._secret)))
+        if not verified and code != const.BAD_SIGN_DATA:
+            raise call.malformed("the answer's signData does not verify")
+        if code == const.SUCCESS:
+            return self._opened(call, body)
+        raise self._business_error(call, code, body)
+
+    def _business_error(self, call: _Call, code: int, body: dict) -> EsscError:
+        kind = const.ERRORS.get(code)
+        if kind is None:
+            return call.malformed("the answer has an unknown result code")
+        self.log.debug("%s city=%s op=%s: code %s", self.context.name, call.city, call.operation, code)
+        if kind == "not_opened":
+            return CityNotOpened(f"the city answered {code}", **call.ctx)
+        if kind == "not_synced":
+            retry_after = _seconds(self._opened(call, body).get(const.RETRY_AFTER_KEY))
+            return RecordNotSynced(f"the city answered {code}", retry_after=retry_after, **call.ctx)
+        if kind == "card_status":
+            wire = self._opened(call, body).get(const.STATUS_KEY)
+            status_ = const.CARD_STATUSES.get(wire) if isinstance(wire, str) else None
+            if status_ in (None, "normal"):
+                return call.malformed(f"{code} without an abnormal card status")
+            return CardStatusAbnormal(status=status_, **call.ctx)
+        if kind == "identity":
+            return IdentityMismatch(f"the city answered {code}", **call.ctx)
+        fields = _named_fields(body.get("message"))
+        named = f"; field(s) named: {', '.join(fields)}" if fields else ""
+        return call.rejected(f"the city rejected the request with {code} ({const.REJECTIONS[code]}){named}")
+
+    def _result(self, call: _Call, schema: str, result: dict) -> dict:
+        """The contract answer, or malformed_response when the city's data does not fit the schema."""
+        problem = validator(schema).first_problem(result)
+        if problem is not None:
+            raise call.malformed(f"the city's answer does not fit {schema}: {problem.path} {problem.message}")
+        return result
