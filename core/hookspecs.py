@@ -7,7 +7,8 @@ and at least :func:`essc_register_adapters`. Implement hooks with the marker
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -20,7 +21,7 @@ hookspec = pluggy.HookspecMarker("essc")
 
 
 @hookspec
-def essc_register_adapters(register: Callable[[str, "CityAdapter"], None], context: "PluginContext") -> None:
+def essc_register_adapters(register: Callable[[str, CityAdapter], None], context: PluginContext) -> None:
     """Register one adapter object for each city the plugin serves.
 
     Called once, when the plugin is first needed (the registry is lazy). Call
@@ -36,7 +37,7 @@ def essc_register_adapters(register: Callable[[str, "CityAdapter"], None], conte
 
 @hookspec
 def essc_adapter_called(city: str, operation: str, plugin: str, elapsed_s: float,
-                        error: "EsscError | None") -> None:
+                        error: EsscError | None) -> None:
     """Observe every adapter call after it finished (metrics, tracing, alerting).
 
     Only called when some plugin implements it; keep it fast, it runs on the hot path.

@@ -121,8 +121,9 @@ def parse_json(resp: requests.Response, *, city: str | None = None, operation: s
 def parse_xml(resp: requests.Response, *, city: str | None = None, operation: str | None = None):
     """The XML body as an ElementTree element (parsed with defusedxml), or
     :class:`UpstreamUnavailable` (``malformed_response``)."""
-    from defusedxml import ElementTree
     from xml.etree.ElementTree import ParseError
+
+    from defusedxml import ElementTree
 
     try:
         return ElementTree.fromstring(resp.content)

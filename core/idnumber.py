@@ -12,7 +12,7 @@ _CHECK = "10X98765432"
 
 def check_char(first17: str) -> str:
     """The check character for the first 17 digits."""
-    return _CHECK[sum(int(d) * w for d, w in zip(first17, _WEIGHTS)) % 11]
+    return _CHECK[sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True)) % 11]
 
 
 def make_id_number(division: str, birth: _dt.date, sequence: int) -> str:

@@ -15,15 +15,16 @@ import importlib
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import pluggy
 
 from . import hookspecs
 from .adapter import OPERATIONS, implemented_operations
 from .divisions import abolished_hint
-from .errors import (CityNotOpened, ContractViolation, EsscError, InvalidInput, PluginUnavailable)
+from .errors import CityNotOpened, ContractViolation, EsscError, InvalidInput, PluginUnavailable
 from .idnumber import validate_id_number
 from .manifest import PluginRecord, discover, read_manifest
 from .masking import get_logger

@@ -8,8 +8,9 @@ reads names exactly what is wrong.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from essc import schemas as _schemas
 

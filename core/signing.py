@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["canonical_string", "hmac_sha256", "verify_hmac_sha256", "sm3_hex", "sm4_encrypt", "sm4_decrypt"]
 
@@ -32,7 +33,7 @@ def verify_hmac_sha256(params: Mapping[str, Any], secret: str) -> bool:
 
 def sm3_hex(data: bytes | str) -> str:
     """SM3 digest as lower-case hex."""
-    from gmssl import sm3, func
+    from gmssl import func, sm3
 
     if isinstance(data, str):
         data = data.encode()

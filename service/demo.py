@@ -72,8 +72,9 @@ def run(console, data_dir: Path | None = None, wait_s: float = 30.0) -> bool:
                 with console.status(f"status: {act['status']}") as status:
                     while act["status"] not in states.FINAL and time.monotonic() - started < wait_s:
                         if act["status"] in states.PENDING:
-                            status.update(f"[yellow]{act['status']}[/]: {(act.get('error') or {}).get('message_zh', '')}"
-                                          f" — retry at +{max(0, act['next_attempt_at'] - time.time()):.1f}s")
+                            why = (act.get("error") or {}).get("message_zh", "")
+                            wait = max(0, act["next_attempt_at"] - time.time())
+                            status.update(f"[yellow]{act['status']}[/]: {why} — retry at +{wait:.1f}s")
                         time.sleep(0.2)
                         act = rt.store.get(act["id"])
                 for ev in rt.store.audit(act["id"]):

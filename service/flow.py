@@ -14,10 +14,17 @@ import random
 import socket
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from essc.core.errors import (CardStatusAbnormal, CityNotOpened, EsscError, IdentityMismatch, InvalidInput,
-                              RecordNotSynced, RetryableError)
+from essc.core.errors import (
+    CardStatusAbnormal,
+    CityNotOpened,
+    EsscError,
+    IdentityMismatch,
+    InvalidInput,
+    RecordNotSynced,
+    RetryableError,
+)
 from essc.core.idnumber import validate_id_number
 from essc.core.masking import get_logger, mask_id
 from essc.core.registry import Registry

@@ -3,8 +3,8 @@ no real city endpoint is configured."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from essc.core.settings import Settings
 

@@ -10,10 +10,15 @@ import logging
 import time
 
 import pytest
-
 from essc.core.adapter import OPERATIONS, implemented_operations
-from essc.core.errors import (CardStatusAbnormal, CityNotOpened, EsscError, IdentityMismatch, RecordNotSynced,
-                              UpstreamUnavailable)
+from essc.core.errors import (
+    CardStatusAbnormal,
+    CityNotOpened,
+    EsscError,
+    IdentityMismatch,
+    RecordNotSynced,
+    UpstreamUnavailable,
+)
 from essc.core.schemas import validator
 
 # The mock's identity checks (docs/dialects.md): face tokens start with "live-",

@@ -3,7 +3,6 @@ import sys
 import uuid
 
 import pytest
-
 from essc.core.registry import Registry
 from essc.core.settings import Settings
 

@@ -2,10 +2,9 @@
 import sys
 
 import pytest
-
 from essc.core.errors import CityNotOpened, ContractViolation, InvalidInput, PluginUnavailable
 
-from .conftest import GOOD_INIT, manifest
+from .conftest import GOOD_INIT
 
 ID = "11010119900307803X"
 
@@ -133,7 +132,8 @@ class Bad(SyntheticAdapter):
     with pytest.raises(ContractViolation) as err:
         reg.call("700001", "read_card", query())
     d = err.value.to_dict()["details"]
-    assert (d["city"], d["hook"], d["path"], d["rule"], d["plugin"]) == ("700001", "read_card", "$.aaz502", "enum", name)
+    got = (d["city"], d["hook"], d["path"], d["rule"], d["plugin"])
+    assert got == ("700001", "read_card", "$.aaz502", "enum", name)
     with pytest.raises(ContractViolation) as err:
         reg.call("700001", "activate", {"aac002": ID, "aab301": "700001", "verify_id": "abcd", "channel": "test"})
     assert err.value.details["rule"] == "typed-errors" and "KeyError" in str(err.value)

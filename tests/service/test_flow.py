@@ -2,7 +2,6 @@
 import time
 
 import pytest
-
 from essc.core.errors import InvalidInput
 from essc.service import states
 
@@ -119,7 +118,8 @@ def test_retry_delay_policy(runtime):
     assert 10.0 <= svc.retry_delay(1, 10.0) <= 10.2  # the city's hint wins
     assert svc.retry_delay(1, 3600.0) <= 60.2  # ... up to the cap
     delays = [svc.retry_delay(n, None) for n in range(1, 12)]
-    assert all(0.5 * min(60, 2 ** (n - 1)) <= d <= min(60, 2 ** (n - 1)) for n, d in zip(range(1, 12), delays))
+    ranges = [(0.5 * min(60, 2 ** (n - 1)), min(60, 2 ** (n - 1))) for n in range(1, 12)]
+    assert all(lo <= d <= hi for (lo, hi), d in zip(ranges, delays, strict=True))
 
 
 def test_bad_input_is_refused_before_anything_is_stored(runtime, mock):

@@ -1,0 +1,100 @@
+"""Prometheus metrics of the activation API, in a CollectorRegistry of their own (never
+the process-global one, so several apps - e.g. in tests - never collide).
+
+* ``essc_activations{status}`` - activations by status (read from the store at scrape time);
+* ``essc_queue_depth`` - tasks waiting in the queue (pending + scheduled);
+* ``essc_api_activations_submitted_total{outcome}`` - POST /v1/activations by outcome
+  (the resulting status, or the error code of a rejected request);
+* ``essc_adapter_call_seconds{city,operation,outcome}`` - latency of every adapter call,
+  observed through the ``essc_adapter_called`` hook (outcome ``ok`` or the error code).
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from essc.core import hookimpl
+from essc.core.masking import get_logger
+
+from . import states
+
+__all__ = ["ApiMetrics", "AdapterCallObserver", "CONTENT_TYPE_LATEST"]
+
+log = get_logger("essc.service.metrics")
+
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_attach_lock = threading.Lock()
+
+
+class AdapterCallObserver:
+    """The one hook implementation per plugin manager; forwards to every live ApiMetrics."""
+
+    NAME = "essc.service.metrics"
+
+    def __init__(self) -> None:
+        self.sinks: weakref.WeakSet[ApiMetrics] = weakref.WeakSet()
+
+    @hookimpl
+    def essc_adapter_called(self, city, operation, plugin, elapsed_s, error):
+        for sink in list(self.sinks):
+            sink.observe_adapter_call(city, operation, elapsed_s, error)
+
+    @classmethod
+    def attach(cls, pm, sink: ApiMetrics) -> AdapterCallObserver:
+        """Register the observer on ``pm`` once (guarded), and add ``sink`` to it."""
+        with _attach_lock:
+            observer = pm.get_plugin(cls.NAME)
+            if observer is None:
+                observer = cls()
+                pm.register(observer, name=cls.NAME)
+            observer.sinks.add(sink)
+            return observer
+
+
+class _StoreCollector:
+    """Gauges read at scrape time: activations by status and the queue depth."""
+
+    def __init__(self, runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self):
+        by_status = GaugeMetricFamily("essc_activations", "Activations by status", labels=["status"])
+        try:
+            counts = self.runtime.store.counts()
+        except Exception:  # a scrape must not fail because the database is down
+            log.exception("metrics: reading activation counts failed")
+        else:
+            for status in sorted(set(states.ALL) | set(counts)):
+                by_status.add_metric([status], counts.get(status, 0))
+        yield by_status
+        depth = GaugeMetricFamily("essc_queue_depth", "Queued activation tasks (pending + scheduled)")
+        try:
+            depth.add_metric([], self.runtime.queue_depth())
+        except Exception:
+            log.exception("metrics: reading the queue depth failed")
+        yield depth
+
+
+class ApiMetrics:
+    def __init__(self, runtime) -> None:
+        self.registry = CollectorRegistry()
+        self.submitted = Counter("essc_api_activations_submitted", "Activations submitted through the API",
+                                 ["outcome"], registry=self.registry)
+        self.adapter_seconds = Histogram("essc_adapter_call_seconds", "Latency of adapter calls",
+                                         ["city", "operation", "outcome"], buckets=_BUCKETS,
+                                         registry=self.registry)
+        self.registry.register(_StoreCollector(runtime))
+        AdapterCallObserver.attach(runtime.registry.pm, self)
+
+    def observe_adapter_call(self, city: str, operation: str, elapsed_s: float, error) -> None:
+        outcome = "ok" if error is None else getattr(error, "code", "error")
+        self.adapter_seconds.labels(city, operation, outcome).observe(elapsed_s)
+
+    def count_submission(self, outcome: str) -> None:
+        self.submitted.labels(outcome).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
