@@ -3,7 +3,8 @@
 Defaults need no server: SQLite files under ``data_dir`` for the activations and for the
 huey queue. ``database_url`` = ``postgresql+psycopg://...`` and ``queue_url`` =
 ``redis://...`` switch to the scale-out path. Environment: ``ESSC_DATA_DIR``,
-``ESSC_DATABASE_URL``, ``ESSC_QUEUE_URL``, ``ESSC_SECRET_KEY``, ``ESSC_CHANNELS_FILE``.
+``ESSC_DATABASE_URL``, ``ESSC_QUEUE_URL``, ``ESSC_SECRET_KEY``, ``ESSC_CHANNELS_FILE``, and
+``ESSC_<NUMBER>`` for the numeric settings below.
 """
 from __future__ import annotations
 
@@ -16,9 +17,13 @@ from pathlib import Path
 
 @dataclass
 class ServiceConfig:
+    """Numbers below can also be set as ``ESSC_<NAME>`` (e.g. ``ESSC_LEASE_S=20``)."""
+
     data_dir: Path = Path(".essc")
     database_url: str | None = None
     queue_url: str | None = None
+    #: name of the huey queue (lets several deployments share one Redis)
+    queue_name: str = "essc"
     secret_key: str | None = None
     channels_file: Path | None = None
     #: identity checks a citizen may fail before the activation ends as identity_failed
@@ -43,11 +48,15 @@ class ServiceConfig:
         if env.get("ESSC_DATA_DIR"):
             data["data_dir"] = Path(env["ESSC_DATA_DIR"])
         for key, name in (("database_url", "ESSC_DATABASE_URL"), ("queue_url", "ESSC_QUEUE_URL"),
-                          ("secret_key", "ESSC_SECRET_KEY")):
+                          ("secret_key", "ESSC_SECRET_KEY"), ("queue_name", "ESSC_QUEUE_NAME")):
             if env.get(name):
                 data[key] = env[name]
         if env.get("ESSC_CHANNELS_FILE"):
             data["channels_file"] = Path(env["ESSC_CHANNELS_FILE"])
+        for key, cast in _NUMBERS.items():
+            name = "ESSC_" + key.upper()
+            if env.get(name):
+                data[key] = cast(env[name])
         data.update(overrides)
         return cls(**data)
 
@@ -75,3 +84,7 @@ class ServiceConfig:
                 fh.write(secrets.token_urlsafe(32))
         self.secret_key = path.read_text().strip()
         return self.secret_key
+
+
+_NUMBERS = {"max_identity_attempts": int, "retry_base_s": float, "retry_cap_s": float, "max_age_s": float,
+            "lease_s": float, "sweep_interval_s": float, "workers": int}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -54,6 +55,7 @@ class ActivationService:
         self.enqueue = enqueue
         self._rng = rng or random.Random()
         self._name_check = validator("card_query")
+        self._channel_re = re.compile(validator("activation_request").schema["properties"]["channel"]["pattern"])
 
     # -- entry points --------------------------------------------------------------------
     def submit(self, *, city: str, id_number: str, name: str, consent: bool, channel: str,
@@ -62,6 +64,8 @@ class ActivationService:
         if consent is not True:
             raise InvalidInput("the citizen must agree to the terms (consent: true)", field="consent", rule="const")
         self.registry.city(city)  # unknown / abolished city -> InvalidInput
+        if not isinstance(channel, str) or not self._channel_re.match(channel):
+            raise InvalidInput("a channel name is 2-40 of a-z, 0-9, '_', '.', '-'", field="channel", rule="pattern")
         id_number = validate_id_number(id_number, field="id_number")
         if not self._name_check.is_valid({"aac002": id_number, "aac003": name, "aab301": city}):
             raise InvalidInput("the name must be 1-40 Chinese characters", field="name", rule="pattern")

@@ -27,12 +27,12 @@ def make_huey(config: ServiceConfig):
     if url.startswith(("redis://", "rediss://", "unix://")):
         from huey import RedisHuey
 
-        return RedisHuey("essc", url=url, utc=True)
+        return RedisHuey(config.queue_name, url=url, utc=True)
     from huey import SqliteHuey
 
     path = url.split("sqlite:///", 1)[1] if url.startswith("sqlite:///") else url
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("essc", filename=path, utc=True, timeout=30)
+    return SqliteHuey(config.queue_name, filename=path, utc=True, timeout=30)
 
 
 class Runtime:

@@ -1,0 +1,82 @@
+"""The scale-out path for real: PostgreSQL store, Redis-backed huey queue, two worker
+processes. Skipped, with the reason shown, where the servers are absent."""
+import os
+import uuid
+
+import pytest
+
+from essc.core.settings import Settings
+from essc.service import states
+from essc.service.config import ServiceConfig
+from essc.service.runtime import Runtime
+
+from .conftest import DEMO
+from .workers import start_worker, stop, unsettled, wait_until, worker_env
+
+PG_ADMIN = os.environ.get("ESSC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("ESSC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def pg_url():
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as err:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}: {err}")
+    name = f"essc_test_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def redis_url():
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(REDIS, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as err:
+        pytest.skip(f"Redis not reachable at {REDIS}: {err}")
+    name = f"essc-test-{uuid.uuid4().hex[:10]}"
+    yield REDIS, name
+    for key in client.scan_iter(f"*{name}*"):
+        client.delete(key)
+
+
+def test_postgres_redis_two_worker_processes(tmp_path, mock, mock_server, pg_url, redis_url):
+    url, queue_name = redis_url
+    env = worker_env(tmp_path, mock_server.url, ESSC_DATABASE_URL=pg_url, ESSC_QUEUE_URL=url,
+                     ESSC_QUEUE_NAME=queue_name)
+    rt = Runtime(ServiceConfig.from_env(env=env), settings=Settings(base_url=mock_server.url))
+    assert rt.store.engine.dialect.name == "postgresql" and type(rt.huey).__name__ == "RedisHuey"
+    cities = ("110000", "310000", "650100")
+    people = []
+    for city in cities:
+        mock.set_city(city, mode="delayed", sync_delay_s=300)
+        mock.fault(city=city, operation="activate", kind="latency", latency_ms=150)
+        people += [(city, c) for c in mock.citizens(city, "normal")]
+    for city, c in people:
+        act = rt.service.submit(city=city, id_number=c["id_number"], name=c["name"], consent=True, channel="test",
+                                **DEMO)
+        assert act["status"] == states.PENDING_SYNC
+    mock.advance(300)
+    workers = [start_worker(env, tmp_path / f"w{i}.log") for i in (1, 2)]
+    try:
+        wait_until(lambda: unsettled(rt.store) == 0, timeout=90, interval=0.2)
+    finally:
+        for w in workers:
+            stop(w)
+    try:
+        assert rt.store.counts() == {states.ACTIVATED: len(people)}
+        actors = set()
+        for city, c in people:
+            row = rt.store.find(rt.service.sealer.citizen_key(c["id_number"]), city)
+            actors |= {e["actor"].split(":")[1] for e in rt.store.audit(row["id"]) if e["event"] == "activated"}
+        assert len(actors) == 2, f"both worker processes should have activated citizens, saw pids {actors}"
+    finally:
+        rt.store.engine.dispose()
