@@ -1,0 +1,109 @@
+"""A chaos drill: many activations over every mock city while the mock injects random
+faults; then count lost activations, duplicate credentials and final states.
+
+Used by the test suite (small) and by ``bench/activation_bench.py`` (2000 activations).
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from essc.core.errors import EsscError
+
+from . import states
+
+VERIFY = {"face_token": "live-chaos", "sms_code": "123456"}
+FAULTS = (  # kind, rate, parameters (rates apply per request, drawn reproducibly by the mock)
+    ("latency", 0.10, {"latency_ms": 40}),
+    ("http_503", 0.06, {}),
+    ("http_429", 0.04, {"retry_after": 1}),
+    ("malformed", 0.04, {}),
+    ("drop", 0.03, {}),
+)
+EXPECTED = {  # mock scenario -> final state the activation must reach
+    "normal": states.ACTIVATED,
+    "reported_lost": states.CARD_STATUS_ABNORMAL,
+    "sealed": states.CARD_STATUS_ABNORMAL,
+    "cancelled": states.CARD_STATUS_ABNORMAL,
+    "locked": states.CARD_STATUS_ABNORMAL,
+    "face_mismatch": states.AWAITING_VERIFICATION,
+}
+
+
+def arm(admin, faults=FAULTS) -> list[dict]:
+    """Put every mock city in a mode that settles by itself and inject random faults."""
+    cities = admin.cities()
+    for city in cities:
+        if city["mode"] == "delayed":
+            admin.set_city(city["code"], sync_after_attempts=2)
+        for kind, rate, params in faults:
+            admin.fault(city=city["code"], operation="*", kind=kind, rate=rate, **params)
+    return cities
+
+
+def drill(runtime, admin, n: int, *, seed: int = 7, threads: int = 4, timeout_s: float = 300.0) -> dict:
+    """Submit ``n`` activations (citizens drawn with repetition) and wait until they settle."""
+    cities = arm(admin)
+    opened = {c.code: c.opened for c in runtime.registry.cities()}
+    pool = [(c["code"], p) for c in cities if c["code"] in opened for p in admin.citizens(c["code"])]
+    rng = random.Random(seed)
+    picks = [rng.choice(pool) for _ in range(n)]
+    submit_errors: Counter = Counter()
+    first_credential: dict = {}
+
+    def one(pick):
+        city, p = pick
+        try:
+            act = runtime.service.submit(city=city, id_number=p["id_number"], name=p["name"], consent=True,
+                                         channel="chaos", **VERIFY)
+        except EsscError as err:  # never expected: the inputs are valid
+            submit_errors[err.code] += 1
+            return
+        if act["status"] == states.ACTIVATED:
+            first_credential.setdefault((city, p["id_number"]), act["credential"]["signNo"])
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(threads) as ex:
+        list(ex.map(one, picks))
+    submitted_s = time.monotonic() - started
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        counts = runtime.store.counts()
+        if not any(s in states.RUNNABLE for s in counts):
+            break
+        time.sleep(0.2)
+    settled_s = time.monotonic() - started
+
+    lost, wrong, duplicates = [], [], 0
+    picked = Counter((c, p["id_number"]) for c, p in picks)
+    final = Counter()
+    for city, p in sorted(set((c, p["id_number"]) for c, p in picks)):
+        person = next(x for cc, x in pool if cc == city and x["id_number"] == p)
+        row = runtime.store.find(runtime.service.sealer.citizen_key(p), city)
+        if row is None or row["status"] in states.RUNNABLE:
+            lost.append((city, row["status"] if row else None))
+            continue
+        final[row["status"]] += 1
+        expected = {EXPECTED[person["scenario"]] if opened[city] else states.CITY_NOT_OPENED}
+        if person["scenario"] == "face_mismatch" and picked[(city, p)] >= runtime.config.max_identity_attempts:
+            expected.add(states.IDENTITY_FAILED)  # concurrent submissions may count as one attempt
+        if row["status"] not in expected:
+            wrong.append((city, person["scenario"], row["status"], (row["error"] or {}).get("code")))
+        seen = first_credential.get((city, p))
+        if seen and (row["credential"] or {}).get("signNo") != seen:
+            duplicates += 1
+    return {
+        "activations_submitted": n,
+        "distinct_citizen_cities": sum(final.values()) + len(lost),
+        "lost": len(lost),
+        "duplicate_credentials": duplicates,
+        "unexpected_outcomes": len(wrong),
+        "unexpected_examples": wrong[:5],
+        "submit_errors": dict(submit_errors),
+        "final_states": dict(final),
+        "submit_seconds": round(submitted_s, 2),
+        "settle_seconds": round(settled_s, 2),
+        "mock_requests": len(admin.journal()),
+    }
