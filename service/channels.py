@@ -19,9 +19,9 @@ import hmac
 import re
 import time
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from essc.core.masking import get_logger
 

@@ -7,6 +7,7 @@ and the database (SQLite file by default, PostgreSQL at scale) are what they sha
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from essc.core.masking import get_logger
@@ -20,6 +21,7 @@ from .store import Store
 log = get_logger("essc.service.runtime")
 
 TASK_NAME = "essc.run_activation"
+EARLY_S = 1.0  #: huey scheduler_interval: scheduled tasks are delivered up to this late
 
 
 def make_huey(config: ServiceConfig):
@@ -49,12 +51,22 @@ class Runtime:
         self._sweeper: threading.Thread | None = None
 
     def _run_task(self, act_id: str) -> None:
+        act = self.store.get(act_id)
+        if act is None:
+            return
+        early = (act["next_attempt_at"] or 0) - time.time()
+        if 0 < early <= EARLY_S + 0.5:  # delivered ahead of time on purpose (see enqueue)
+            time.sleep(early)
         self.service.run(act_id)
 
     def enqueue(self, act_id: str, delay: float) -> None:
-        """Hand an activation to the queue, now or after ``delay`` seconds."""
-        if delay > 0:
-            self._task.schedule(args=(act_id,), delay=delay)
+        """Hand an activation to the queue, now or after ``delay`` seconds.
+
+        huey's scheduler looks at scheduled tasks once a second, so a delayed task is
+        scheduled ``EARLY_S`` ahead and the worker waits out the rest: a record that
+        becomes visible is picked up within a fraction of a second, not up to one."""
+        if delay > EARLY_S:
+            self._task.schedule(args=(act_id,), delay=delay - EARLY_S)
         else:
             self._task(act_id)
 

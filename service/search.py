@@ -18,8 +18,8 @@ misread rare place names, surname-like readings and polyphones (曾都 is Zengdu
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from pypinyin import Style, lazy_pinyin, pinyin
 

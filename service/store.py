@@ -58,7 +58,8 @@ class Store:
             with self.engine.begin() as conn:
                 conn.execute(insert(A).values(**row))
                 conn.execute(insert(E), [
-                    dict(activation_id=act_id, at=now, event="consent_given", status=states.RECEIVED, actor=channel),
+                    dict(activation_id=act_id, at=now, event="consent_given", status=states.RECEIVED, detail=None,
+                         actor=channel),
                     dict(activation_id=act_id, at=now, event="city_chosen", status=states.RECEIVED,
                          detail=f"city {city}", actor=channel)])
             return self.get(act_id), True

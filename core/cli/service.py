@@ -11,8 +11,9 @@ import click
 @click.option("--wait", "wait_s", default=30.0, show_default=True, help="Seconds to wait for each scene.")
 def demo_cmd(wait_s: float) -> None:
     """A scripted tour on embedded defaults (SQLite, local queue, in-process mock)."""
-    from essc.service import demo
     from rich.console import Console
+
+    from essc.service import demo
 
     ok = demo.run(Console(), wait_s=wait_s)
     sys.exit(0 if ok else 1)
@@ -26,6 +27,7 @@ def serve_cmd(host: str, port: int, threads: int) -> None:
     """Run the activation API (waitress) with queue workers, SQLite by default, and the mock
     city systems in-process unless a real city endpoint is configured."""
     import waitress
+
     from essc.service.api import create_app
     from essc.service.local import local_runtime
 
@@ -64,11 +66,12 @@ def worker_cmd(workers: int) -> None:
 @click.option("--wait", "wait_s", default=60.0, show_default=True, help="Seconds to wait while pending.")
 def activate_cmd(city, id_number, name, scenario, sms_code, password, face_token, wait_s) -> None:
     """Walk one activation with a progress display, ending in the credential or a clear failure."""
+    from rich.console import Console
+
     from essc.core.errors import EsscError
     from essc.service import states
     from essc.service.cli_flow import resolve_city, walk
     from essc.service.local import local_runtime
-    from rich.console import Console
 
     console = Console()
     with local_runtime() as (runtime, mock_url):

@@ -10,6 +10,7 @@ import logging
 import time
 
 import pytest
+
 from essc.core.adapter import OPERATIONS, implemented_operations
 from essc.core.errors import (
     CardStatusAbnormal,

@@ -3,6 +3,7 @@ import sys
 import uuid
 
 import pytest
+
 from essc.core.registry import Registry
 from essc.core.settings import Settings
 

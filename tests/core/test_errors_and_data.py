@@ -3,6 +3,7 @@ import datetime as dt
 import logging
 
 import pytest
+
 from essc.core import errors
 from essc.core.idnumber import check_char, make_id_number, validate_id_number
 from essc.core.masking import get_logger, mask_card, mask_id, mask_name, mask_phone, scrub

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from essc.core import hookimpl
 from essc.core.docs import hook_reference, hooks, signature
 

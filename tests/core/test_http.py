@@ -4,6 +4,7 @@ import logging
 import pytest
 import requests
 import responses
+
 from essc.core.errors import UpstreamUnavailable
 from essc.core.http import CityHttpClient, parse_json, parse_retry_after, parse_xml
 from essc.core.settings import Timeouts

@@ -2,6 +2,7 @@
 import sys
 
 import pytest
+
 from essc.core.errors import CityNotOpened, ContractViolation, InvalidInput, PluginUnavailable
 
 from .conftest import GOOD_INIT

@@ -2,6 +2,7 @@
 import time
 
 import pytest
+
 from essc.core.errors import InvalidInput
 from essc.service import states
 

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-import essc.plugins.fujian as plugin
 import pytest
 import responses
+
+import essc.plugins.fujian as plugin
 from essc.core.errors import (
     CardStatusAbnormal,
     CityNotOpened,

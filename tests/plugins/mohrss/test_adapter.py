@@ -9,10 +9,11 @@ import json
 import re
 from pathlib import Path
 
-import essc.plugins.mohrss as plugin
 import pytest
 import responses
 from defusedxml import ElementTree
+
+import essc.plugins.mohrss as plugin
 from essc.core.errors import (
     CardStatusAbnormal,
     CityNotOpened,

@@ -10,9 +10,10 @@ import json
 import time
 from pathlib import Path
 
-import essc.plugins.sichuan as plugin
 import pytest
 import responses
+
+import essc.plugins.sichuan as plugin
 from essc.core.errors import (
     CardStatusAbnormal,
     CityNotOpened,

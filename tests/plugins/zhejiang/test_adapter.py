@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import essc.plugins.zhejiang as plugin
 import pytest
 import responses
+
+import essc.plugins.zhejiang as plugin
 from essc.core.errors import (
     CardStatusAbnormal,
     CityNotOpened,

@@ -1,0 +1,69 @@
+"""The HTTP API of the activation service (Flask app factory).
+
+    from essc.service.runtime import Runtime
+    from essc.service.api import create_app
+
+    app = create_app(Runtime())                 # WSGI app, e.g. waitress.serve(app)
+
+Routes (schemas/openapi.json is the reference): ``POST /v1/activations``,
+``GET /v1/activations/<id>``, ``GET /v1/adapters`` (channel credentials required);
+``GET /v1/cities?q=``, ``GET /healthz``, ``GET /metrics``, ``GET /v1/openapi.json`` (public).
+
+``config`` keys (all optional):
+
+* ``CHANNELS`` - a ready :class:`essc.service.channels.Channels` (wins over the file);
+* ``CHANNELS_FILE`` - path of the channels TOML file; default ``runtime.config.channels_file``,
+  else the packaged demo-only ``service/channels.default.toml``;
+* ``AUTH_MAX_SKEW_S`` - allowed clock skew of signed requests, seconds (default 300);
+* ``MAX_CONTENT_LENGTH`` - largest request body in bytes (default 64 KiB; larger gets 413);
+* any other Flask setting (``TESTING``...).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+__all__ = ["create_app", "ApiState", "MAX_BODY"]
+
+MAX_BODY = 64 * 1024
+
+
+@dataclass
+class ApiState:
+    """What the views need; ``app.extensions["essc"]``."""
+
+    runtime: Any  # essc.service.runtime.Runtime
+    channels: Any  # essc.service.channels.Channels
+    search: Any  # essc.service.search.CitySearch
+    metrics: Any  # essc.service.metrics.ApiMetrics
+
+
+def create_app(runtime, config: dict | None = None) -> Flask:
+    """Build the API application around ``runtime`` (an essc.service.runtime.Runtime)."""
+    from ..channels import MAX_SKEW_S, Channels
+    from ..metrics import ApiMetrics
+    from ..search import CitySearch
+    from . import activations, public
+    from .errors import register_error_handlers
+    from .validation import component_validator
+
+    # explicit paths: Flask cannot find an instance folder of an editable namespace package
+    here = Path(__file__).resolve().parent
+    app = Flask(__name__, root_path=str(here), instance_path=str(here / "instance"))
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, AUTH_MAX_SKEW_S=MAX_SKEW_S, CHANNELS=None, CHANNELS_FILE=None)
+    app.config.update(config or {})
+    app.json.ensure_ascii = False  # city names stay readable: 杭州, not \u676d\u5dde
+
+    channels = app.config["CHANNELS"] or Channels.load(
+        app.config["CHANNELS_FILE"] or runtime.config.channels_file, max_skew_s=app.config["AUTH_MAX_SKEW_S"])
+    component_validator("ActivationRequest")  # a broken OpenAPI document fails at start-up, not per request
+    app.extensions["essc"] = ApiState(runtime=runtime, channels=channels,
+                                      search=CitySearch(runtime.registry.cities()), metrics=ApiMetrics(runtime))
+
+    app.register_blueprint(activations.bp)
+    app.register_blueprint(public.bp)
+    register_error_handlers(app)
+    return app

@@ -1,0 +1,68 @@
+"""City search, adapters, health, metrics and the OpenAPI document.
+
+Public (no channel credentials): city search, ``/healthz``, ``/metrics``, the OpenAPI
+document. ``/v1/adapters`` names modules and file paths of plugins: channels only.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import text
+
+from essc.core.cli.plugins import plugin_rows
+from essc.core.masking import get_logger
+
+from ..metrics import CONTENT_TYPE_LATEST
+from .auth import require_channel
+from .errors import BadRequest
+from .validation import openapi_document
+
+bp = Blueprint("public", __name__)
+log = get_logger("essc.service.api")
+
+MAX_QUERY = 64
+
+
+@bp.get("/v1/cities")
+def search_cities():
+    query = request.args.get("q", "")
+    if len(query) > MAX_QUERY:
+        raise BadRequest(f"q is longer than {MAX_QUERY} characters", field="q", rule="maxLength")
+    cities = current_app.extensions["essc"].search.search(query)
+    return jsonify([c.to_dict() for c in cities])
+
+
+@bp.get("/v1/adapters")
+@require_channel
+def list_adapters():
+    return jsonify(plugin_rows(current_app.extensions["essc"].runtime.registry))
+
+
+@bp.get("/v1/openapi.json")
+def openapi():
+    return jsonify(openapi_document())
+
+
+@bp.get("/healthz")
+def healthz():
+    runtime = current_app.extensions["essc"].runtime
+    body = {"status": "ok", "database": "ok", "queue": "ok", "queue_depth": None}
+    try:
+        with runtime.store.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception:
+        log.exception("health check: the database cannot be reached")
+        body.update(status="error", database="error")
+    try:
+        body["queue_depth"] = runtime.queue_depth()
+    except Exception:
+        log.exception("health check: the queue cannot be reached")
+        body["queue"] = "error"
+        if body["status"] == "ok":
+            body["status"] = "degraded"
+    return jsonify(body), 503 if body["database"] == "error" else 200  # a queue outage only degrades
+
+
+@bp.get("/metrics")
+def metrics():
+    return Response(current_app.extensions["essc"].metrics.render(), mimetype=None,
+                    content_type=CONTENT_TYPE_LATEST)

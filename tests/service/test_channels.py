@@ -1,0 +1,139 @@
+"""Channel credentials: the TOML file, API keys, HMAC signatures and the 401 answers."""
+import json
+import time
+
+import pytest
+
+from essc.service.api import create_app
+from essc.service.channels import DEFAULT_FILE, AuthFailure, Channel, Channels, sign
+
+from .conftest import DEMO, person
+
+NOW = 1_800_000_000
+
+
+@pytest.fixture
+def channels():
+    return Channels({"alipay": Channel("alipay", api_key="ali-key", hmac_secret="ali-secret"),
+                     "bank.icbc": Channel("bank.icbc", hmac_secret="icbc-secret")})
+
+
+def signed(channel, secret, body=b"", stamp=NOW):
+    return {"X-Channel": channel, "X-Timestamp": str(stamp), "X-Signature": sign(secret, stamp, body)}
+
+
+# -- the scheme (no HTTP) ------------------------------------------------------------------------
+def test_default_file_holds_only_the_demo_channel():
+    loaded = Channels.load()
+    assert loaded.source == str(DEFAULT_FILE)
+    assert list(loaded.channels) == ["demo"] and loaded.channels["demo"].demo
+    assert "DEMO ONLY" in DEFAULT_FILE.read_text()
+
+
+def test_load_a_channels_file(tmp_path):
+    path = tmp_path / "channels.toml"
+    path.write_text('[channels.wechat]\napi_key = "wx"\n[channels.gov-app]\nhmac_secret = "s"\n')
+    loaded = Channels.load(path)
+    assert set(loaded.channels) == {"wechat", "gov-app"}
+    assert loaded.channels["gov-app"].api_key is None
+    assert "wx" not in repr(loaded.channels["wechat"])  # secrets stay out of reprs and logs
+
+
+@pytest.mark.parametrize("text", ['[channels.Alipay]\napi_key = "k"\n', '[channels.x]\napi_key = "k"\n',
+                                  '[channels.wechat]\ndescription = "no credential"\n'])
+def test_bad_channels_files_fail_at_start(tmp_path, text):
+    path = tmp_path / "channels.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError):
+        Channels.load(path)
+
+
+def test_api_key_and_signature(channels):
+    assert channels.authenticate({"X-Channel": "alipay", "X-Api-Key": "ali-key"}, b"").name == "alipay"
+    body = b'{"a": 1}'
+    assert channels.authenticate(signed("alipay", "ali-secret", body), body, now=NOW + 299).name == "alipay"
+    assert channels.authenticate(signed("bank.icbc", "icbc-secret"), b"", now=NOW - 299).name == "bank.icbc"
+    expected = __import__("hmac").new(b"ali-secret", f"{NOW}\n".encode() + body, "sha256").hexdigest()
+    assert sign("ali-secret", NOW, body) == expected
+
+
+@pytest.mark.parametrize("headers, now", [
+    ({}, NOW),
+    ({"X-Api-Key": "ali-key"}, NOW),
+    ({"X-Channel": "alipay"}, NOW),
+    ({"X-Channel": "alipay", "X-Api-Key": "wrong"}, NOW),
+    ({"X-Channel": "alipay", "X-Api-Key": ""}, NOW),
+    ({"X-Channel": "nobody", "X-Api-Key": "ali-key"}, NOW),
+    ({"X-Channel": "bank.icbc", "X-Api-Key": "icbc-secret"}, NOW),  # no api key configured
+    (signed("alipay", "wrong-secret"), NOW),
+    (signed("alipay", "ali-secret"), NOW + 301),
+    (signed("alipay", "ali-secret"), NOW - 301),
+    (signed("nobody", "ali-secret"), NOW),
+    ({"X-Channel": "alipay", "X-Timestamp": str(NOW)}, NOW),
+    ({**signed("alipay", "ali-secret"), "X-Timestamp": "17e8"}, NOW),
+])
+def test_refused(channels, headers, now):
+    with pytest.raises(AuthFailure):
+        channels.authenticate(headers, b"", now=now)
+
+
+def test_signature_covers_the_body(channels):
+    with pytest.raises(AuthFailure):
+        channels.authenticate(signed("alipay", "ali-secret", b'{"a": 1}'), b'{"a": 2}', now=NOW)
+
+
+# -- over HTTP ---------------------------------------------------------------------------------
+@pytest.fixture
+def client(runtime):
+    return create_app(runtime, {"TESTING": True}).test_client()
+
+
+def now_signed(body: bytes, secret="demo-secret", skew=0):
+    stamp = int(time.time()) + skew
+    return {"X-Channel": "demo", "X-Timestamp": str(stamp), "X-Signature": sign(secret, stamp, body)}
+
+
+BODY = json.dumps({"city": "330100", "id_number": "11010119900307803X", "name": "张三", "consent": True,
+                   "verification": DEMO}).encode()
+UNAUTHORIZED = [
+    ("missing", {}),
+    ("no channel", {"X-Api-Key": "demo-key"}),
+    ("no credential", {"X-Channel": "demo"}),
+    ("wrong key", {"X-Channel": "demo", "X-Api-Key": "nope"}),
+    ("unknown channel", {"X-Channel": "alipay", "X-Api-Key": "demo-key"}),
+    ("bad signature", now_signed(BODY, secret="wrong")),
+    ("signature of another body", now_signed(b"{}")),
+    ("stale timestamp", now_signed(BODY, skew=-301)),
+    ("future timestamp", now_signed(BODY, skew=+400)),
+]
+
+
+@pytest.mark.parametrize("case, headers", UNAUTHORIZED, ids=[u[0] for u in UNAUTHORIZED])
+def test_unauthenticated_requests_get_401(client, runtime, case, headers):
+    response = client.post("/v1/activations", data=BODY, content_type="application/json", headers=headers)
+    assert response.status_code == 401
+    error = response.get_json()["error"]
+    assert error["code"] == "UNAUTHORIZED" and error["recovery"] == "permanent"
+    assert runtime.store.counts() == {}  # nothing recorded
+
+
+def test_a_valid_hmac_signed_request(client, mock):
+    payload = json.dumps({"city": "330100", **person(mock, "330100"), "consent": True,
+                          "verification": DEMO}, ensure_ascii=False).encode()
+    response = client.post("/v1/activations", data=payload, content_type="application/json",
+                           headers=now_signed(payload))
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["channel"] == "demo"
+    get = client.get(response.headers["Location"], headers=now_signed(b""))  # GET signs the empty body
+    assert get.status_code == 200
+
+
+def test_channels_file_of_the_runtime_names_the_channel(runtime, mock, tmp_path):
+    path = tmp_path / "channels.toml"
+    path.write_text('[channels.alipay]\napi_key = "ali-key"\n')
+    runtime.config.channels_file = path
+    client = create_app(runtime).test_client()
+    assert client.get("/v1/adapters", headers={"X-Channel": "demo", "X-Api-Key": "demo-key"}).status_code == 401
+    payload = {"city": "330100", **person(mock, "330100"), "consent": True, "verification": DEMO}
+    response = client.post("/v1/activations", json=payload, headers={"X-Channel": "alipay", "X-Api-Key": "ali-key"})
+    assert response.status_code == 201 and response.get_json()["channel"] == "alipay"
