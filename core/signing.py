@@ -3,7 +3,7 @@
 * :func:`canonical_string` + :func:`hmac_sha256` - the "sorted key=value&" form signature
   that pinyin-field city APIs use;
 * :func:`sm3_hex` - SM3 digest; :func:`sm4_encrypt` / :func:`sm4_decrypt` - SM4-ECB with
-  PKCS#7 padding, base64 text (gmssl, pure Python).
+  PKCS#7 padding, base64 text (OpenSSL through `cryptography`: ~100x faster than pure-Python gmssl).
 """
 from __future__ import annotations
 
@@ -33,33 +33,36 @@ def verify_hmac_sha256(params: Mapping[str, Any], secret: str) -> bool:
 
 def sm3_hex(data: bytes | str) -> str:
     """SM3 digest as lower-case hex."""
-    from gmssl import func, sm3
+    from cryptography.hazmat.primitives import hashes
 
     if isinstance(data, str):
         data = data.encode()
-    return sm3.sm3_hash(func.bytes_to_list(data))
+    digest = hashes.Hash(hashes.SM3())
+    digest.update(data)
+    return digest.finalize().hex()
 
 
-def _sm4(key: bytes, mode: int):
-    from gmssl.sm4 import CryptSM4
+def _sm4(key: bytes):
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
     if len(key) != 16:
         raise ValueError("an SM4 key is 16 bytes")
-    c = CryptSM4()
-    c.set_key(key, mode)
-    return c
+    return Cipher(algorithms.SM4(key), modes.ECB())  # noqa: S305 - ECB is what the city dialect specifies
 
 
 def sm4_encrypt(key: bytes, plaintext: bytes) -> str:
     """SM4-ECB with PKCS#7 padding; returns base64 text."""
-    from gmssl.sm4 import SM4_ENCRYPT
+    from cryptography.hazmat.primitives import padding
 
-    return base64.b64encode(_sm4(key, SM4_ENCRYPT).crypt_ecb(plaintext)).decode()
+    padder = padding.PKCS7(128).padder()
+    enc = _sm4(key).encryptor()
+    raw = enc.update(padder.update(plaintext) + padder.finalize()) + enc.finalize()
+    return base64.b64encode(raw).decode()
 
 
 def sm4_decrypt(key: bytes, b64text: str) -> bytes:
     """Inverse of :func:`sm4_encrypt`; raises ``ValueError`` on bad input."""
-    from gmssl.sm4 import SM4_DECRYPT
+    from cryptography.hazmat.primitives import padding
 
     try:
         raw = base64.b64decode(b64text, validate=True)
@@ -67,7 +70,10 @@ def sm4_decrypt(key: bytes, b64text: str) -> bytes:
         raise ValueError("not base64") from err
     if not raw or len(raw) % 16:
         raise ValueError("SM4 ciphertext length is not a multiple of 16")
-    out = _sm4(key, SM4_DECRYPT).crypt_ecb(raw)
-    if not out and raw:
-        raise ValueError("bad SM4 padding")
-    return out
+    dec = _sm4(key).decryptor()
+    unpadder = padding.PKCS7(128).unpadder()
+    padded = dec.update(raw) + dec.finalize()
+    try:
+        return unpadder.update(padded) + unpadder.finalize()
+    except ValueError as err:
+        raise ValueError("bad SM4 padding") from err
