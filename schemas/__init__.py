@@ -5,7 +5,7 @@ The files ship as package data; :func:`schema_path` finds one, :func:`load` read
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 SCHEMA_DIR = Path(__file__).resolve().parent
@@ -21,7 +21,7 @@ def schema_path(name: str) -> Path:
     return SCHEMA_DIR / f"{name}.schema.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> dict:
     with schema_path(name).open(encoding="utf-8") as fh:
         return json.load(fh)

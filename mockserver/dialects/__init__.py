@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from flask import Flask, Response, current_app
+
 from essc.core.errors import InvalidInput
 from essc.core.idnumber import validate_id_number
 from essc.core.masking import mask_id
-from flask import Flask, Response, current_app
 
 from .. import faults
 from ..business import MockBusinessError

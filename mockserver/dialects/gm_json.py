@@ -9,8 +9,9 @@ import hmac
 import json
 from typing import Any
 
-from essc.core.signing import sm3_hex, sm4_decrypt, sm4_encrypt
 from flask import Blueprint, Response, jsonify, request
+
+from essc.core.signing import sm3_hex, sm4_decrypt, sm4_encrypt
 
 from .. import business
 from ..business import MockBusinessError

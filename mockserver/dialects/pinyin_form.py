@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from essc.core.signing import verify_hmac_sha256
 from flask import Blueprint, Response, jsonify, request
+
+from essc.core.signing import verify_hmac_sha256
 
 from .. import business
 from ..business import MockBusinessError

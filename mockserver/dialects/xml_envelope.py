@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from defusedxml import ElementTree as SafeET
-from essc.core.signing import canonical_string, sm3_hex
 from flask import Blueprint, Response, request
+
+from essc.core.signing import canonical_string, sm3_hex
 
 from .. import business
 from ..business import MockBusinessError
