@@ -1,6 +1,8 @@
 """Figures of the activation service (issue: activation service). Prints one JSON object.
 
-    python bench/activation_bench.py [--n 400] [--chaos 2000]
+    python bench/activation_bench.py [--n 400] [--chaos 2000] [--inprocess-mock]
+
+The mock city systems run in their own process (`essc mock`), as remote cities would.
 
 1. throughput: end-to-end activations/s through the service (SQLite, 4 client threads)
    vs direct mock calls/s (the plugin's read_card straight to the mock) in the same run;
@@ -13,6 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +34,32 @@ from essc.service.runtime import Runtime
 
 SUPPORTED = ("330100", "330500", "350100", "510100", "370200", "440300", "659012")
 VERIFY = {"face_token": "live-bench", "sms_code": "123456"}
+
+
+class MockProcess:
+    """`essc mock` in its own process, as remote city systems would be."""
+
+    def __init__(self, per_city: int) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen([sys.executable, "-c", "from essc.core.cli import main; main()", "mock",
+                                      "--port", str(port), "--citizens-per-city", str(per_city)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                MockAdmin(self.url).cities()
+                return
+            except Exception:  # not up yet
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the mock did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
 
 
 def runtime_for(url: str, tmp: Path, name: str, **cfg) -> Runtime:
@@ -101,9 +132,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=400, help="activations in the throughput run")
     ap.add_argument("--chaos", type=int, default=2000, help="activations in the chaos run")
+    ap.add_argument("--inprocess-mock", action="store_true",
+                    help="run the mock in this process (it then competes for the GIL with the service)")
     args = ap.parse_args()
     per_city = max(12, args.n // len(SUPPORTED) + 8)
-    server = start_in_thread(create_app({"CITIZENS_PER_CITY": per_city, "CLOCK_MODE": "realtime"}))
+    server = MockProcess(per_city) if not args.inprocess_mock else start_in_thread(
+        create_app({"CITIZENS_PER_CITY": per_city, "CLOCK_MODE": "realtime"}))
     admin = MockAdmin(server.url)
     result = {}
     try:

@@ -75,12 +75,16 @@ class ActivationService:
         factor, code = ("sms", sms_code) if sms_code else ("password", password)
         sealed = self.sealer.seal({"id_number": id_number, "name": name, "face_token": face_token,
                                    "factor": factor, "code": code})
+        owner = worker_id()
         act, created = self.store.create(citizen_key=self.sealer.citizen_key(id_number), city=city,
-                                          channel=channel, id_hint=mask_id(id_number), sealed=sealed)
+                                          channel=channel, id_hint=mask_id(id_number), sealed=sealed,
+                                          owner=owner, lease_s=self.config.lease_s)
         log.info("activation %s %s for %s in %s via %s", act["id"], "created" if created else "found",
                  act["id_hint"], city, channel)
+        if created:
+            return self._run_claimed(act, owner)
         if act["status"] in states.RUNNABLE:
-            return self.run(act["id"])
+            return self.run(act["id"], owner)
         return act
 
     def run(self, act_id: str, owner: str | None = None) -> dict:
@@ -89,6 +93,10 @@ class ActivationService:
         act = self.store.claim(act_id, owner, self.config.lease_s)
         if act is None:
             return self.store.get(act_id)
+        return self._run_claimed(act, owner)
+
+    def _run_claimed(self, act: dict, owner: str) -> dict:
+        act_id = act["id"]
         try:
             self._steps(act, owner)
         except Exception:  # a bug, not a city failure: keep the activation, try later
