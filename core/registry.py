@@ -241,12 +241,17 @@ class Registry:
         context = PluginContext.for_manifest(manifest, self.settings)
         kwargs = {"register": register, "context": context}
         for impl in impls:
+            if self.settings.trace:
+                log.info("hook trace: %s.essc_register_adapters(%s)", record.name, ", ".join(impl.argnames))
             try:
                 impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
             except _Quarantine:
                 raise
             except Exception as err:
                 raise _Quarantine(f"essc_register_adapters raised {type(err).__name__}: {err}") from None
+        if self.settings.trace:
+            log.info("hook trace: %s registered %s", record.name,
+                     ", ".join(f"{c}->{type(b.adapter).__name__}" for c, b in staged.items()))
         missing_cities = [c for c in opened if c not in staged]
         if missing_cities:
             raise _Quarantine(f"manifest lists city {missing_cities[0]} but the plugin registered no adapter for it")
