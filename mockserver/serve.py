@@ -47,17 +47,18 @@ class RunningServer:
             while not self._stopping.is_set():
                 wasyncore.loop(timeout=0.5, map=self._map, use_poll=True, count=1)
         finally:
-            self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
             wasyncore.close_all(self._map)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Release hung requests, stop accepting, finish running requests, close every socket."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """Release hung requests, let the running ones finish (their answers still go out
+        through the live loop), then stop the loop and close every socket."""
         if self._stopping.is_set():
             return
-        self._stopping.set()
         state = self.app.extensions.get(STATE_KEY)
         if state is not None:
             state.release_hangs()
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
+        self._stopping.set()
         self._server.pull_trigger()  # wake the poll loop now
         self._thread.join(timeout)
 

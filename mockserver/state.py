@@ -7,6 +7,7 @@ issued credentials, attempt counters per (city, operation), fault rules and the 
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import hashlib
 import math
 import threading
@@ -37,8 +38,8 @@ class Credential:
     sign_seq: str
     level: int
     channel: str
-    signed_at: Any  # datetime (virtual calendar time)
-    valid_until: Any  # date
+    signed_at: dt.datetime  # virtual calendar time
+    valid_until: dt.date
 
 
 class MockState:
@@ -53,13 +54,14 @@ class MockState:
         self._citizen_lock = threading.Lock()
         self._citizen_cache: dict[tuple[int, str], tuple[list[Citizen], dict[str, Citizen]]] = {}
         self._release = threading.Event()
+        self.generation = 0
         self.reset()
 
     # -- reset ---------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> None:
         """Back to the initial state (``seed`` or the configured SEED); releases hung requests."""
         with self._lock:
-            self.generation = getattr(self, "generation", 0) + 1
+            self.generation += 1  # requests that started before a reset are not journaled
             self.seed = int(self.config["SEED"]) if seed is None else seed
             self._cities = {c.code: c for c in self._initial_cities}
             self._clock = VirtualClock(self.config["CLOCK_MODE"])
