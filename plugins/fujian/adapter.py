@@ -5,22 +5,18 @@ answer is ``{"code", "msg", "data"}`` with ``code`` ``0000`` on success.
 """
 from __future__ import annotations
 
-import re
 import secrets
 import time
-from datetime import datetime
-from typing import Any
 
 from essc.core import CityAdapter
+from essc.core.answers import CityCall, named_fields, retry_seconds
 from essc.core.errors import (
     CardStatusAbnormal,
     CityNotOpened,
-    ContractViolation,
     EsscError,
     IdentityMismatch,
     InvalidInput,
     RecordNotSynced,
-    UpstreamUnavailable,
 )
 from essc.core.http import parse_json
 from essc.core.schemas import validator
@@ -28,78 +24,6 @@ from essc.core.settings import PluginContext
 from essc.core.signing import hmac_sha256
 
 from . import const
-
-
-class _Call:
-    """One operation on one city: the context every error carries, and checked reads of the answer.
-
-    Error texts name wire keys only, never values (they may be personal data)."""
-
-    __slots__ = ("city", "operation")
-
-    def __init__(self, city: str, operation: str) -> None:
-        self.city = city
-        self.operation = operation
-
-    @property
-    def ctx(self) -> dict[str, str]:
-        return {"city": self.city, "operation": self.operation}
-
-    def malformed(self, detail: str) -> UpstreamUnavailable:
-        return UpstreamUnavailable(detail, reason="malformed_response", **self.ctx)
-
-    def rejected(self, detail: str) -> ContractViolation:
-        return ContractViolation(detail, hook=self.operation, rule="city-rejected-request", **self.ctx)
-
-    def text(self, mapping: dict, key: str) -> str:
-        """A required scalar as text (a number is accepted and written out)."""
-        value = mapping.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            raise self.malformed(f"the answer lacks '{key}'")
-        return value
-
-    def optional(self, mapping: dict, key: str) -> Any:
-        """An optional field; ``None`` when absent or empty (empty optional fields are omitted)."""
-        value = mapping.get(key)
-        return None if value in (None, "") else value
-
-    def obj(self, mapping: dict, key: str, kind: type) -> Any:
-        value = mapping.get(key)
-        if not isinstance(value, kind):
-            raise self.malformed(f"the answer lacks '{key}' ({kind.__name__})")
-        return value
-
-    def lookup(self, table: dict, value: Any, key: str) -> Any:
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and value in table:
-            return table[value]
-        raise self.malformed(f"the answer has an unknown '{key}'")
-
-    def date8(self, value: Any, key: str) -> str:
-        """A ``YYYYMMDD`` date, checked to be a real day."""
-        try:
-            if len(value) == 8:
-                return datetime.strptime(value, "%Y%m%d").strftime("%Y%m%d")
-        except (TypeError, ValueError):
-            pass
-        raise self.malformed(f"the answer's '{key}' is not a YYYYMMDD date")
-
-
-def _seconds(value: Any) -> float | int | None:
-    """A retry hint in seconds, or ``None`` when the city gave none we can read."""
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return value
-    return None
-
-
-def _named_fields(message: Any) -> list[str]:
-    """Our own wire field names that the city's message mentions (never its free text)."""
-    if not isinstance(message, str):
-        return []
-    return [f for f in const.REQUEST_FIELDS if re.search(rf"(?<![A-Za-z0-9_]){f}(?![A-Za-z0-9_])", message)]
 
 
 class FujianAdapter(CityAdapter):
@@ -114,7 +38,7 @@ class FujianAdapter(CityAdapter):
 
     # --- operations -------------------------------------------------------------------------
     def read_card(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "read_card")
+        call = CityCall(request["aab301"], "read_card")
         data = self._call(call, const.PATH_CARD_QUERY,
                           {"aac002": request["aac002"], "aac003": request["aac003"], "aab301": call.city})
         record = {
@@ -131,7 +55,7 @@ class FujianAdapter(CityAdapter):
         return self._result(call, "card_record", {k: v for k, v in record.items() if v is not None})
 
     def verify_identity(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "verify_identity")
+        call = CityCall(request["aab301"], "verify_identity")
         factor = request["factor"]
         if factor not in const.VERIFY_TYPES:
             raise InvalidInput("unsupported second factor", field="factor", **call.ctx)
@@ -142,7 +66,7 @@ class FujianAdapter(CityAdapter):
                             {"verified": True, "verify_id": call.text(data, "verify_id"), "factor": factor})
 
     def activate(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "activate")
+        call = CityCall(request["aab301"], "activate")
         level = request.get("sign_level", 1)
         if level not in const.SIGN_LEVELS_OUT:
             raise InvalidInput("sign_level must be 1 or 2", field="sign_level", **call.ctx)
@@ -160,7 +84,7 @@ class FujianAdapter(CityAdapter):
         return self._result(call, "credential", credential)
 
     def list_services(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "list_services")
+        call = CityCall(request["aab301"], "list_services")
         data = self._call(call, const.PATH_SERVICE_LIST, {"aab301": call.city})
         services, seen = [], set()
         for item in call.obj(data, "list", list):
@@ -175,7 +99,7 @@ class FujianAdapter(CityAdapter):
         return self._result(call, "service_list", {"aab301": call.city, "services": services})
 
     def health(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "health")
+        call = CityCall(request["aab301"], "health")
         started = time.perf_counter()
         data = self._call(call, const.PATH_HEALTH, {"aab301": call.city})
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -197,7 +121,7 @@ class FujianAdapter(CityAdapter):
         form["sign"] = hmac_sha256(form, self._secret)
         return form
 
-    def _call(self, call: _Call, path: str, fields: dict[str, str], *, idempotent: bool = True) -> dict:
+    def _call(self, call: CityCall, path: str, fields: dict[str, str], *, idempotent: bool = True) -> dict:
         """POST one signed form; return ``data`` of a ``0000`` answer, raise the typed error otherwise."""
         resp = self.http.request("POST", path, city=call.city, operation=call.operation, idempotent=idempotent,
                                  data=self._signed_form(fields))
@@ -208,7 +132,7 @@ class FujianAdapter(CityAdapter):
             return call.obj(body, "data", dict)
         raise self._business_error(call, resp.status_code, body)
 
-    def _business_error(self, call: _Call, status: int, body: dict) -> EsscError:
+    def _business_error(self, call: CityCall, status: int, body: dict) -> EsscError:
         code = body.get("code")
         kind = const.ERRORS.get(code) if isinstance(code, str) else None
         if kind is None:
@@ -218,8 +142,8 @@ class FujianAdapter(CityAdapter):
         if kind == "not_opened":
             return CityNotOpened(f"the city answered {code}", **call.ctx)
         if kind == "not_synced":
-            return RecordNotSynced(f"the city answered {code}", retry_after=_seconds(data.get(const.RETRY_AFTER_KEY)),
-                                   **call.ctx)
+            retry_after = retry_seconds(data.get(const.RETRY_AFTER_KEY))
+            return RecordNotSynced(f"the city answered {code}", retry_after=retry_after, **call.ctx)
         if kind == "card_status":
             wire = data.get(const.STATUS_KEY)
             status_ = const.CARD_STATUSES.get(wire) if isinstance(wire, str) else None
@@ -228,11 +152,11 @@ class FujianAdapter(CityAdapter):
             return CardStatusAbnormal(status=status_, **call.ctx)
         if kind == "identity":
             return IdentityMismatch(f"the city answered {code}", **call.ctx)
-        fields = _named_fields(body.get("msg"))
+        fields = named_fields(body.get("msg"), const.REQUEST_FIELDS)
         named = f"; field(s) named: {', '.join(fields)}" if fields else ""
         return call.rejected(f"the city rejected the request with {code} ({const.REJECTIONS[code]}){named}")
 
-    def _result(self, call: _Call, schema: str, result: dict) -> dict:
+    def _result(self, call: CityCall, schema: str, result: dict) -> dict:
         """The contract answer, or malformed_response when the city's data does not fit the schema."""
         problem = validator(schema).first_problem(result)
         if problem is not None:

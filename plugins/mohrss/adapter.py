@@ -7,23 +7,20 @@ our MsgType and MsgID before anything in it is believed.
 """
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from datetime import datetime
-from typing import Any
 from xml.etree import ElementTree
 
 from essc.core import CityAdapter
+from essc.core.answers import CityCall, named_fields, retry_seconds
 from essc.core.errors import (
     CardStatusAbnormal,
     CityNotOpened,
-    ContractViolation,
     EsscError,
     IdentityMismatch,
     InvalidInput,
     RecordNotSynced,
-    UpstreamUnavailable,
 )
 from essc.core.http import parse_xml
 from essc.core.schemas import validator
@@ -31,78 +28,6 @@ from essc.core.settings import PluginContext
 from essc.core.signing import canonical_string, sm3_hex
 
 from . import const
-
-
-class _Call:
-    """One operation on one city: the context every error carries, and checked reads of the answer.
-
-    Error texts name wire keys only, never values (they may be personal data)."""
-
-    __slots__ = ("city", "operation")
-
-    def __init__(self, city: str, operation: str) -> None:
-        self.city = city
-        self.operation = operation
-
-    @property
-    def ctx(self) -> dict[str, str]:
-        return {"city": self.city, "operation": self.operation}
-
-    def malformed(self, detail: str) -> UpstreamUnavailable:
-        return UpstreamUnavailable(detail, reason="malformed_response", **self.ctx)
-
-    def rejected(self, detail: str) -> ContractViolation:
-        return ContractViolation(detail, hook=self.operation, rule="city-rejected-request", **self.ctx)
-
-    def text(self, mapping: dict, key: str) -> str:
-        """A required scalar as text (a number is accepted and written out)."""
-        value = mapping.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            raise self.malformed(f"the answer lacks '{key}'")
-        return value
-
-    def optional(self, mapping: dict, key: str) -> Any:
-        """An optional field; ``None`` when absent or empty (empty optional fields are omitted)."""
-        value = mapping.get(key)
-        return None if value in (None, "") else value
-
-    def obj(self, mapping: dict, key: str, kind: type) -> Any:
-        value = mapping.get(key)
-        if not isinstance(value, kind):
-            raise self.malformed(f"the answer lacks '{key}' ({kind.__name__})")
-        return value
-
-    def lookup(self, table: dict, value: Any, key: str) -> Any:
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and value in table:
-            return table[value]
-        raise self.malformed(f"the answer has an unknown '{key}'")
-
-    def date8(self, value: Any, key: str) -> str:
-        """A ``YYYYMMDD`` date, checked to be a real day."""
-        try:
-            if len(value) == 8:
-                return datetime.strptime(value, "%Y%m%d").strftime("%Y%m%d")
-        except (TypeError, ValueError):
-            pass
-        raise self.malformed(f"the answer's '{key}' is not a YYYYMMDD date")
-
-
-def _seconds(value: Any) -> float | int | None:
-    """A retry hint in seconds, or ``None`` when the city gave none we can read."""
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return value
-    return None
-
-
-def _named_fields(message: Any) -> list[str]:
-    """Our own wire field names that the city's message mentions (never its free text)."""
-    if not isinstance(message, str):
-        return []
-    return [f for f in const.REQUEST_FIELDS if re.search(rf"(?<![A-Za-z0-9_]){f}(?![A-Za-z0-9_])", message)]
 
 
 def _children(element: ElementTree.Element | None) -> dict[str, str]:
@@ -124,7 +49,7 @@ class MohrssAdapter(CityAdapter):
 
     # --- operations -------------------------------------------------------------------------
     def read_card(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "read_card")
+        call = CityCall(request["aab301"], "read_card")
         body = _children(self._call(call, const.MSG_CARD_QUERY, {
             "AAC002": request["aac002"], "AAC003": request["aac003"], "AAB301": call.city}))
         record = {
@@ -141,7 +66,7 @@ class MohrssAdapter(CityAdapter):
         return self._result(call, "card_record", {k: v for k, v in record.items() if v is not None})
 
     def verify_identity(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "verify_identity")
+        call = CityCall(request["aab301"], "verify_identity")
         factor = request["factor"]
         if factor not in const.VERIFY_TYPES:
             raise InvalidInput("unsupported second factor", field="factor", **call.ctx)
@@ -152,7 +77,7 @@ class MohrssAdapter(CityAdapter):
                             {"verified": True, "verify_id": call.text(body, "VERIFYID"), "factor": factor})
 
     def activate(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "activate")
+        call = CityCall(request["aab301"], "activate")
         level = request.get("sign_level", 1)
         if level not in const.SIGN_LEVELS_OUT:
             raise InvalidInput("sign_level must be 1 or 2", field="sign_level", **call.ctx)
@@ -170,7 +95,7 @@ class MohrssAdapter(CityAdapter):
         return self._result(call, "credential", credential)
 
     def list_services(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "list_services")
+        call = CityCall(request["aab301"], "list_services")
         body = self._call(call, const.MSG_SERVICE_LIST, {"AAB301": call.city})
         services, seen = [], set()
         for element in body.findall(const.SERVICE):
@@ -185,7 +110,7 @@ class MohrssAdapter(CityAdapter):
         return self._result(call, "service_list", {"aab301": call.city, "services": services})
 
     def health(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "health")
+        call = CityCall(request["aab301"], "health")
         started = time.perf_counter()
         body = _children(self._call(call, const.MSG_HEALTH, {"AAB301": call.city}))
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -214,7 +139,7 @@ class MohrssAdapter(CityAdapter):
             ElementTree.SubElement(body, tag).text = text
         return (const.XML_DECLARATION + ElementTree.tostring(root, encoding="unicode")).encode("utf-8")
 
-    def _call(self, call: _Call, msg_type: str, fields: dict[str, str], *,
+    def _call(self, call: CityCall, msg_type: str, fields: dict[str, str], *,
               idempotent: bool = True) -> ElementTree.Element:
         """POST one envelope; return the BODY of a 90000 answer, raise the typed error otherwise."""
         msg_id = uuid.uuid4().hex
@@ -239,7 +164,7 @@ class MohrssAdapter(CityAdapter):
             return body
         raise self._business_error(call, code, head, _children(body))
 
-    def _business_error(self, call: _Call, code: str, head: dict[str, str], body: dict[str, str]) -> EsscError:
+    def _business_error(self, call: CityCall, code: str, head: dict[str, str], body: dict[str, str]) -> EsscError:
         kind = const.ERRORS.get(code)
         if kind is None:
             return call.malformed("the answer has an unknown ResultCode")
@@ -247,7 +172,7 @@ class MohrssAdapter(CityAdapter):
         if kind == "not_opened":
             return CityNotOpened(f"the gateway answered {code}", **call.ctx)
         if kind == "not_synced":
-            retry_after = _seconds(body.get(const.RETRY_AFTER_TAG))
+            retry_after = retry_seconds(body.get(const.RETRY_AFTER_TAG))
             return RecordNotSynced(f"the gateway answered {code}", retry_after=retry_after, **call.ctx)
         if kind == "card_status":
             status_ = const.CARD_STATUSES.get(body.get(const.STATUS_TAG))
@@ -256,11 +181,11 @@ class MohrssAdapter(CityAdapter):
             return CardStatusAbnormal(status=status_, **call.ctx)
         if kind == "identity":
             return IdentityMismatch(f"the gateway answered {code}", **call.ctx)
-        fields = _named_fields(head.get(const.RESULT_MSG))
+        fields = named_fields(head.get(const.RESULT_MSG), const.REQUEST_FIELDS)
         named = f"; field(s) named: {', '.join(fields)}" if fields else ""
         return call.rejected(f"the gateway rejected the request with {code} ({const.REJECTIONS[code]}){named}")
 
-    def _result(self, call: _Call, schema: str, result: dict) -> dict:
+    def _result(self, call: CityCall, schema: str, result: dict) -> dict:
         """The contract answer, or malformed_response when the city's data does not fit the schema."""
         problem = validator(schema).first_problem(result)
         if problem is not None:

@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import hmac
 import json
-import re
 import time
-from datetime import datetime
-from typing import Any
 
 from essc.core import CityAdapter
+from essc.core.answers import CityCall, named_fields, retry_seconds
 from essc.core.errors import (
     CardStatusAbnormal,
     CityNotOpened,
-    ContractViolation,
     EsscError,
     IdentityMismatch,
     InvalidInput,
     RecordNotSynced,
-    UpstreamUnavailable,
 )
 from essc.core.http import parse_json
 from essc.core.schemas import validator
@@ -30,78 +26,6 @@ from essc.core.settings import PluginContext
 from essc.core.signing import sm3_hex, sm4_decrypt, sm4_encrypt
 
 from . import const
-
-
-class _Call:
-    """One operation on one city: the context every error carries, and checked reads of the answer.
-
-    Error texts name wire keys only, never values (they may be personal data)."""
-
-    __slots__ = ("city", "operation")
-
-    def __init__(self, city: str, operation: str) -> None:
-        self.city = city
-        self.operation = operation
-
-    @property
-    def ctx(self) -> dict[str, str]:
-        return {"city": self.city, "operation": self.operation}
-
-    def malformed(self, detail: str) -> UpstreamUnavailable:
-        return UpstreamUnavailable(detail, reason="malformed_response", **self.ctx)
-
-    def rejected(self, detail: str) -> ContractViolation:
-        return ContractViolation(detail, hook=self.operation, rule="city-rejected-request", **self.ctx)
-
-    def text(self, mapping: dict, key: str) -> str:
-        """A required scalar as text (a number is accepted and written out)."""
-        value = mapping.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            raise self.malformed(f"the answer lacks '{key}'")
-        return value
-
-    def optional(self, mapping: dict, key: str) -> Any:
-        """An optional field; ``None`` when absent or empty (empty optional fields are omitted)."""
-        value = mapping.get(key)
-        return None if value in (None, "") else value
-
-    def obj(self, mapping: dict, key: str, kind: type) -> Any:
-        value = mapping.get(key)
-        if not isinstance(value, kind):
-            raise self.malformed(f"the answer lacks '{key}' ({kind.__name__})")
-        return value
-
-    def lookup(self, table: dict, value: Any, key: str) -> Any:
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and value in table:
-            return table[value]
-        raise self.malformed(f"the answer has an unknown '{key}'")
-
-    def date8(self, value: Any, key: str) -> str:
-        """A ``YYYYMMDD`` date, checked to be a real day."""
-        try:
-            if len(value) == 8:
-                return datetime.strptime(value, "%Y%m%d").strftime("%Y%m%d")
-        except (TypeError, ValueError):
-            pass
-        raise self.malformed(f"the answer's '{key}' is not a YYYYMMDD date")
-
-
-def _seconds(value: Any) -> float | int | None:
-    """A retry hint in seconds, or ``None`` when the city gave none we can read."""
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return value
-    return None
-
-
-def _named_fields(message: Any) -> list[str]:
-    """Our own wire field names that the city's message mentions (never its free text)."""
-    if not isinstance(message, str):
-        return []
-    return [f for f in const.REQUEST_FIELDS if re.search(rf"(?<![A-Za-z0-9_]){f}(?![A-Za-z0-9_])", message)]
 
 
 class SichuanAdapter(CityAdapter):
@@ -120,7 +44,7 @@ class SichuanAdapter(CityAdapter):
 
     # --- operations -------------------------------------------------------------------------
     def read_card(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "read_card")
+        call = CityCall(request["aab301"], "read_card")
         data = self._call(call, const.METHOD_CARD_QUERY,
                           {"sfzh": request["aac002"], "xm": request["aac003"], "xzqh": call.city})
         record = {
@@ -137,7 +61,7 @@ class SichuanAdapter(CityAdapter):
         return self._result(call, "card_record", {k: v for k, v in record.items() if v is not None})
 
     def verify_identity(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "verify_identity")
+        call = CityCall(request["aab301"], "verify_identity")
         factor = request["factor"]
         if factor not in const.FACTORS:
             raise InvalidInput("unsupported second factor", field="factor", **call.ctx)
@@ -148,7 +72,7 @@ class SichuanAdapter(CityAdapter):
                             {"verified": True, "verify_id": call.text(data, "yzid"), "factor": factor})
 
     def activate(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "activate")
+        call = CityCall(request["aab301"], "activate")
         level = request.get("sign_level", 1)
         if level not in const.SIGN_LEVELS:
             raise InvalidInput("sign_level must be 1 or 2", field="sign_level", **call.ctx)
@@ -166,7 +90,7 @@ class SichuanAdapter(CityAdapter):
         return self._result(call, "credential", credential)
 
     def list_services(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "list_services")
+        call = CityCall(request["aab301"], "list_services")
         data = self._call(call, const.METHOD_SERVICE_LIST, {"xzqh": call.city})
         services, seen = [], set()
         for item in call.obj(data, "fwlb", list):
@@ -181,7 +105,7 @@ class SichuanAdapter(CityAdapter):
         return self._result(call, "service_list", {"aab301": call.city, "services": services})
 
     def health(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "health")
+        call = CityCall(request["aab301"], "health")
         started = time.perf_counter()
         data = self._call(call, const.METHOD_HEALTH, {"xzqh": call.city})
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -203,7 +127,7 @@ class SichuanAdapter(CityAdapter):
         return {"appId": self._app_id, "timestamp": timestamp, "encryptData": encrypted,
                 "signData": sm3_hex(self._app_id + timestamp + encrypted + self._secret)}
 
-    def _opened(self, call: _Call, body: dict) -> dict:
+    def _opened(self, call: CityCall, body: dict) -> dict:
         """The decrypted payload of an answer whose signData verified."""
         try:
             payload = json.loads(sm4_decrypt(self._sm4_key, body["encryptData"]).decode("utf-8"))
@@ -213,7 +137,7 @@ class SichuanAdapter(CityAdapter):
             raise call.malformed("the answer's payload is not a JSON object")
         return payload
 
-    def _call(self, call: _Call, method: str, payload: dict, *, idempotent: bool = True) -> dict:
+    def _call(self, call: CityCall, method: str, payload: dict, *, idempotent: bool = True) -> dict:
         """POST one sealed request; return the payload of a code-0 answer, raise the typed error otherwise."""
         resp = self.http.request("POST", const.PATH.format(method=method), city=call.city, operation=call.operation,
                                  idempotent=idempotent, json=self._sealed(payload))
@@ -231,7 +155,7 @@ class SichuanAdapter(CityAdapter):
             return self._opened(call, body)
         raise self._business_error(call, code, body)
 
-    def _business_error(self, call: _Call, code: int, body: dict) -> EsscError:
+    def _business_error(self, call: CityCall, code: int, body: dict) -> EsscError:
         kind = const.ERRORS.get(code)
         if kind is None:
             return call.malformed("the answer has an unknown result code")
@@ -239,7 +163,7 @@ class SichuanAdapter(CityAdapter):
         if kind == "not_opened":
             return CityNotOpened(f"the city answered {code}", **call.ctx)
         if kind == "not_synced":
-            retry_after = _seconds(self._opened(call, body).get(const.RETRY_AFTER_KEY))
+            retry_after = retry_seconds(self._opened(call, body).get(const.RETRY_AFTER_KEY))
             return RecordNotSynced(f"the city answered {code}", retry_after=retry_after, **call.ctx)
         if kind == "card_status":
             wire = self._opened(call, body).get(const.STATUS_KEY)
@@ -249,11 +173,11 @@ class SichuanAdapter(CityAdapter):
             return CardStatusAbnormal(status=status_, **call.ctx)
         if kind == "identity":
             return IdentityMismatch(f"the city answered {code}", **call.ctx)
-        fields = _named_fields(body.get("message"))
+        fields = named_fields(body.get("message"), const.REQUEST_FIELDS)
         named = f"; field(s) named: {', '.join(fields)}" if fields else ""
         return call.rejected(f"the city rejected the request with {code} ({const.REJECTIONS[code]}){named}")
 
-    def _result(self, call: _Call, schema: str, result: dict) -> dict:
+    def _result(self, call: CityCall, schema: str, result: dict) -> dict:
         """The contract answer, or malformed_response when the city's data does not fit the schema."""
         problem = validator(schema).first_problem(result)
         if problem is not None:

@@ -5,96 +5,25 @@ request (``cityCode``), so ONE adapter object serves every city of the plugin.
 """
 from __future__ import annotations
 
-import re
 import time
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from essc.core import CityAdapter
+from essc.core.answers import CityCall, named_fields, retry_seconds
 from essc.core.errors import (
     CardStatusAbnormal,
     CityNotOpened,
-    ContractViolation,
     EsscError,
     IdentityMismatch,
     InvalidInput,
     RecordNotSynced,
-    UpstreamUnavailable,
 )
 from essc.core.http import parse_json
 from essc.core.schemas import validator
 from essc.core.settings import PluginContext
 
 from . import const
-
-
-class _Call:
-    """One operation on one city: the context every error carries, and checked reads of the answer.
-
-    Error texts name wire keys only, never values (they may be personal data)."""
-
-    __slots__ = ("city", "operation")
-
-    def __init__(self, city: str, operation: str) -> None:
-        self.city = city
-        self.operation = operation
-
-    @property
-    def ctx(self) -> dict[str, str]:
-        return {"city": self.city, "operation": self.operation}
-
-    def malformed(self, detail: str) -> UpstreamUnavailable:
-        return UpstreamUnavailable(detail, reason="malformed_response", **self.ctx)
-
-    def rejected(self, detail: str) -> ContractViolation:
-        return ContractViolation(detail, hook=self.operation, rule="city-rejected-request", **self.ctx)
-
-    def text(self, mapping: dict, key: str) -> str:
-        """A required scalar as text (a number is accepted and written out)."""
-        value = mapping.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            raise self.malformed(f"the answer lacks '{key}'")
-        return value
-
-    def optional(self, mapping: dict, key: str) -> Any:
-        """An optional field; ``None`` when absent or empty (empty optional fields are omitted)."""
-        value = mapping.get(key)
-        return None if value in (None, "") else value
-
-    def obj(self, mapping: dict, key: str, kind: type) -> Any:
-        value = mapping.get(key)
-        if not isinstance(value, kind):
-            raise self.malformed(f"the answer lacks '{key}' ({kind.__name__})")
-        return value
-
-    def lookup(self, table: dict, value: Any, key: str) -> Any:
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and value in table:
-            return table[value]
-        raise self.malformed(f"the answer has an unknown '{key}'")
-
-    def date8(self, value: Any, key: str) -> str:
-        """An ISO date or date-time (``YYYY-MM-DD[THH:MM:SS]``) as ``YYYYMMDD``."""
-        try:
-            return datetime.fromisoformat(value).strftime("%Y%m%d")
-        except (TypeError, ValueError):
-            raise self.malformed(f"the answer's '{key}' is not an ISO date") from None
-
-
-def _seconds(value: Any) -> float | int | None:
-    """A retry hint in seconds, or ``None`` when the city gave none we can read."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return value
-    return None
-
-
-def _named_fields(message: Any) -> list[str]:
-    """Our own wire field names that the city's message mentions (never its free text)."""
-    if not isinstance(message, str):
-        return []
-    return [f for f in const.REQUEST_FIELDS if re.search(rf"(?<![A-Za-z0-9_]){f}(?![A-Za-z0-9_])", message)]
 
 
 class ZhejiangAdapter(CityAdapter):
@@ -109,7 +38,7 @@ class ZhejiangAdapter(CityAdapter):
 
     # --- operations -------------------------------------------------------------------------
     def read_card(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "read_card")
+        call = CityCall(request["aab301"], "read_card")
         body = self._call(call, "POST", const.PATH_CARD_QUERY,
                           json={"cityCode": call.city, "idNumber": request["aac002"], "name": request["aac003"]})
         card = call.obj(body, "card", dict)
@@ -127,7 +56,7 @@ class ZhejiangAdapter(CityAdapter):
         return self._result(call, "card_record", {k: v for k, v in record.items() if v is not None})
 
     def verify_identity(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "verify_identity")
+        call = CityCall(request["aab301"], "verify_identity")
         factor = request["factor"]
         if factor not in const.FACTORS:
             raise InvalidInput("unsupported second factor", field="factor", **call.ctx)
@@ -140,7 +69,7 @@ class ZhejiangAdapter(CityAdapter):
                             {"verified": True, "verify_id": call.text(body, "ticket"), "factor": factor})
 
     def activate(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "activate")
+        call = CityCall(request["aab301"], "activate")
         level = request.get("sign_level", 1)
         if level not in const.SIGN_LEVELS:
             raise InvalidInput("sign_level must be 1 or 2", field="sign_level", **call.ctx)
@@ -153,13 +82,13 @@ class ZhejiangAdapter(CityAdapter):
             "signNo": call.text(cred, "signNo"),
             "signSeq": call.text(cred, "signSeq"),
             "signLevel": call.lookup(const.SIGN_LEVELS, cred.get("level"), "level"),
-            "validate": call.date8(cred.get("validUntil"), "validUntil"),
-            "signDate": call.date8(cred.get("signedAt"), "signedAt"),
+            "validate": call.iso_date(cred.get("validUntil"), "validUntil"),
+            "signDate": call.iso_date(cred.get("signedAt"), "signedAt"),
         }
         return self._result(call, "credential", credential)
 
     def list_services(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "list_services")
+        call = CityCall(request["aab301"], "list_services")
         body = self._call(call, "GET", const.PATH_SERVICES.format(city=quote(call.city, safe="")))
         services, seen = [], set()
         for item in call.obj(body, "services", list):
@@ -175,7 +104,7 @@ class ZhejiangAdapter(CityAdapter):
         return self._result(call, "service_list", {"aab301": call.city, "services": services})
 
     def health(self, request: dict) -> dict:
-        call = _Call(request["aab301"], "health")
+        call = CityCall(request["aab301"], "health")
         started = time.perf_counter()
         body = self._call(call, "GET", const.PATH_HEALTH, params={"cityCode": call.city})
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -190,7 +119,7 @@ class ZhejiangAdapter(CityAdapter):
         return self._result(call, "health", result)
 
     # --- wire -------------------------------------------------------------------------------
-    def _call(self, call: _Call, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> dict:
+    def _call(self, call: CityCall, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> dict:
         """Send one request; return the JSON body of a 2xx answer, raise the typed error otherwise."""
         resp = self.http.request(method, path, city=call.city, operation=call.operation, idempotent=idempotent,
                                  headers=self._headers, **kwargs)
@@ -203,7 +132,7 @@ class ZhejiangAdapter(CityAdapter):
             return body
         raise self._business_error(call, resp.status_code, body)
 
-    def _business_error(self, call: _Call, status: int, body: dict) -> EsscError:
+    def _business_error(self, call: CityCall, status: int, body: dict) -> EsscError:
         error = body.get("error")
         code = error.get("code") if isinstance(error, dict) else None
         kind = const.ERRORS.get(code) if isinstance(code, str) else None
@@ -213,8 +142,8 @@ class ZhejiangAdapter(CityAdapter):
         if kind == "not_opened":
             return CityNotOpened(f"the city answered {code}", **call.ctx)
         if kind == "not_synced":
-            return RecordNotSynced(f"the city answered {code}", retry_after=_seconds(error.get(const.RETRY_AFTER_KEY)),
-                                   **call.ctx)
+            retry_after = retry_seconds(error.get(const.RETRY_AFTER_KEY))
+            return RecordNotSynced(f"the city answered {code}", retry_after=retry_after, **call.ctx)
         if kind == "card_status":
             wire = error.get(const.STATUS_KEY)
             status_ = const.CARD_STATUSES.get(wire) if isinstance(wire, str) else None
@@ -223,11 +152,11 @@ class ZhejiangAdapter(CityAdapter):
             return CardStatusAbnormal(status=status_, **call.ctx)
         if kind == "identity":
             return IdentityMismatch(f"the city answered {code}", **call.ctx)
-        fields = _named_fields(error.get("message"))
+        fields = named_fields(error.get("message"), const.REQUEST_FIELDS)
         named = f"; field(s) named: {', '.join(fields)}" if fields else ""
         return call.rejected(f"the city rejected the request with HTTP {status} {code}{named}")
 
-    def _result(self, call: _Call, schema: str, result: dict) -> dict:
+    def _result(self, call: CityCall, schema: str, result: dict) -> dict:
         """The contract answer, or malformed_response when the city's data does not fit the schema."""
         problem = validator(schema).first_problem(result)
         if problem is not None:

@@ -1,0 +1,99 @@
+"""Reading a city's answer safely: the helpers every adapter needs to turn a wire answer
+into contract dicts and typed errors without leaking personal data.
+
+    call = CityCall(request["aab301"], "read_card")
+    card = call.obj(body, "card", dict)
+    number = call.text(card, "cardNo")          # malformed_response if absent
+    raise call.rejected("the city refused our signature")
+
+Error texts name wire keys only, never values (values may be personal data).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from .errors import ContractViolation, UpstreamUnavailable
+
+__all__ = ["CityCall", "retry_seconds", "named_fields"]
+
+
+class CityCall:
+    """One operation on one city: the context every error carries, and checked reads."""
+
+    __slots__ = ("city", "operation")
+
+    def __init__(self, city: str, operation: str) -> None:
+        self.city = city
+        self.operation = operation
+
+    @property
+    def ctx(self) -> dict[str, str]:
+        return {"city": self.city, "operation": self.operation}
+
+    def malformed(self, detail: str) -> UpstreamUnavailable:
+        """The answer cannot be understood (retryable: the next one may be fine)."""
+        return UpstreamUnavailable(detail, reason="malformed_response", **self.ctx)
+
+    def rejected(self, detail: str) -> ContractViolation:
+        """The city refused our request (auth, signature, field): our side must be fixed."""
+        return ContractViolation(detail, hook=self.operation, rule="city-rejected-request", **self.ctx)
+
+    def text(self, mapping: dict, key: str) -> str:
+        """A required scalar as text (a number is accepted and written out)."""
+        value = mapping.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise self.malformed(f"the answer lacks '{key}'")
+        return value
+
+    def optional(self, mapping: dict, key: str) -> Any:
+        """An optional field; ``None`` when absent or empty (empty optional fields are omitted)."""
+        value = mapping.get(key)
+        return None if value in (None, "") else value
+
+    def obj(self, mapping: dict, key: str, kind: type) -> Any:
+        value = mapping.get(key)
+        if not isinstance(value, kind):
+            raise self.malformed(f"the answer lacks '{key}' ({kind.__name__})")
+        return value
+
+    def lookup(self, table: dict, value: Any, key: str) -> Any:
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and value in table:
+            return table[value]
+        raise self.malformed(f"the answer has an unknown '{key}'")
+
+    def date8(self, value: Any, key: str) -> str:
+        """A ``YYYYMMDD`` date, checked to be a real day."""
+        try:
+            if len(value) == 8:
+                return datetime.strptime(value, "%Y%m%d").strftime("%Y%m%d")
+        except (TypeError, ValueError):
+            pass
+        raise self.malformed(f"the answer's '{key}' is not a YYYYMMDD date")
+
+    def iso_date(self, value: Any, key: str) -> str:
+        """An ISO date or date-time (``YYYY-MM-DD[THH:MM:SS]``) as ``YYYYMMDD``."""
+        try:
+            return datetime.fromisoformat(value).strftime("%Y%m%d")
+        except (TypeError, ValueError):
+            raise self.malformed(f"the answer's '{key}' is not an ISO date") from None
+
+
+def retry_seconds(value: Any) -> float | int | None:
+    """A retry hint in seconds (number or digit string), or ``None`` when unreadable."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def named_fields(message: Any, fields: Iterable[str]) -> list[str]:
+    """Which of OUR wire field names the city's message mentions (never its free text)."""
+    if not isinstance(message, str):
+        return []
+    return [f for f in fields if re.search(rf"(?<![A-Za-z0-9_]){re.escape(f)}(?![A-Za-z0-9_])", message)]
