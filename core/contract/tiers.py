@@ -1,0 +1,186 @@
+"""Quality tiers of a city plugin, computed from the contract suite's outcomes.
+
+A tier is earned by evidence: the outcomes of the contract checks over every city of the
+plugin that the run covered.
+
+========  ===================================================================================
+tier      requirements (each one on top of the tier below)
+========  ===================================================================================
+bronze    ``test_manifest_valid``, ``test_capabilities_implemented``, ``test_happy_path``
+silver    every failure mapping: ``test_city_not_opened``, ``test_delayed_sync``,
+          ``test_card_status`` (every abnormal status), ``test_identity_mismatch``
+gold      fault handling: ``test_upstream_fault`` (every fault kind, the hang/timeout one
+          included); ``test_no_personal_data_in_logs``; and ``docs``: the manifest has a
+          non-empty ``description``
+========  ===================================================================================
+
+A plugin that misses a bronze requirement is ``none``; one without a report is ``unrated``.
+
+How an outcome counts for a check requirement (every city x every variant of the check,
+e.g. each card status):
+
+* ``pass`` counts as passed;
+* ``skipped`` (e.g. a city that has not opened the service skips the happy path) counts
+  neither for nor against the plugin - but a requirement needs at least one pass (or valid
+  exemption) over the plugin's cities: a tier is never earned by skips alone;
+* ``exempt`` counts as passed only with a written reason (>= 10 characters) from the
+  manifest's ``exemptions`` (check name -> reason); ``test_manifest_valid`` cannot be
+  exempted (the manifest carrying the exemptions must itself be valid);
+* ``fail`` (or ``error``), and a city/variant with no outcome at all (deselected, or the run
+  stopped early), leave the requirement unmet.
+
+Why ``docs`` = the manifest's ``description`` rather than a README.md in the plugin package:
+the registry reads manifests without importing plugin code, ``essc plugins`` shows them,
+and ``manifest.json`` is the one file every plugin ships as package data - a README.md in
+the package folder is usually not installed with the wheel.
+
+In the contract checks, :func:`exemption` tells whether the city's plugin is exempt from a
+check; the check then skips with the reason ``"exempt: <reason>"`` (:data:`EXEMPT_PREFIX`),
+which the report recorder turns into the outcome ``exempt``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "TIERS", "NONE", "UNRATED", "DOCS", "REQUIREMENTS", "EXEMPT_PREFIX", "MIN_REASON", "NOT_EXEMPTIBLE",
+    "OUTCOMES", "Outcome", "TierResult", "compute_tier", "exemption", "valid_reason", "has_docs",
+    "expected_variants",
+]
+
+TIERS = ("bronze", "silver", "gold")  #: lowest first
+NONE = "none"  #: the plugin misses a bronze requirement
+UNRATED = "unrated"  #: no report covers the plugin
+DOCS = "docs"  #: the one requirement that is no check: the manifest has a description
+
+#: tier -> what it adds to the tier below (check names, or DOCS)
+REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "bronze": ("test_manifest_valid", "test_capabilities_implemented", "test_happy_path"),
+    "silver": ("test_city_not_opened", "test_delayed_sync", "test_card_status", "test_identity_mismatch"),
+    "gold": ("test_upstream_fault", "test_no_personal_data_in_logs", DOCS),
+}
+
+EXEMPT_PREFIX = "exempt: "
+MIN_REASON = 10
+NOT_EXEMPTIBLE = frozenset({"test_manifest_valid"})
+OUTCOMES = ("pass", "fail", "skipped", "exempt")
+
+
+def expected_variants() -> dict[str, tuple[str, ...]]:
+    """Check name -> the variants every city must run (parametrized checks only)."""
+    from .checks import ABNORMAL, FAULTS  # lazy: checks imports this module
+
+    return {"test_card_status": tuple(ABNORMAL), "test_upstream_fault": tuple(FAULTS)}
+
+
+def valid_reason(reason: object) -> bool:
+    """A written reason: a string of at least :data:`MIN_REASON` non-blank-padded characters."""
+    return isinstance(reason, str) and len(reason.strip()) >= MIN_REASON
+
+
+def exemption(manifest: Mapping[str, Any] | None, check: str) -> str | None:
+    """The manifest's written reason for exempting ``check``, or ``None`` (no exemption, a
+    reason too short to count, or a check that cannot be exempted)."""
+    if not manifest or check in NOT_EXEMPTIBLE:
+        return None
+    reason = (manifest.get("exemptions") or {}).get(check)
+    return reason.strip() if valid_reason(reason) else None
+
+
+def has_docs(description: object) -> bool:
+    return isinstance(description, str) and bool(description.strip())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One check's outcome for one city (and variant, for parametrized checks)."""
+
+    city: str
+    check: str
+    variant: str | None
+    outcome: str  #: pass | fail | skipped | exempt (error counts as fail)
+    reason: str | None = None  #: the exemption's reason (exempt only)
+
+    @classmethod
+    def of(cls, value: Outcome | Mapping[str, Any]) -> Outcome:
+        if isinstance(value, Outcome):
+            return value
+        return cls(str(value["city"]), value["check"], value.get("variant"), value["outcome"],
+                   value.get("reason"))
+
+
+@dataclass
+class TierResult:
+    tier: str
+    #: requirement -> None when met, else why not ("failed in 330100 [sealed]", ...)
+    unmet: dict[str, str | None] = field(default_factory=dict)
+
+    def missing_for(self, tier: str) -> list[str]:
+        """The requirements (up to and including ``tier``) that keep the plugin below it."""
+        names = [r for t in TIERS[: TIERS.index(tier) + 1] for r in REQUIREMENTS[t]]
+        return [f"{r}: {self.unmet[r]}" for r in names if self.unmet.get(r)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tier": self.tier, "requirements": dict(self.unmet)}
+
+
+def _label(city: str, variant: str | None) -> str:
+    return f"{city} [{variant}]" if variant else city
+
+
+def _check_requirement(check: str, found: Mapping[tuple[str, str | None], Outcome], cities: list[str],
+                       variants: tuple[str | None, ...]) -> str | None:
+    """None when ``check`` is met over ``cities`` x ``variants``, else the first reason why not."""
+    counted = False
+    for city in cities:
+        for variant in variants:
+            o = found.get((city, variant))
+            if o is None:
+                return f"not run in {_label(city, variant)}"
+            if o.outcome == "pass":
+                counted = True
+            elif o.outcome == "exempt":
+                if check in NOT_EXEMPTIBLE:
+                    return f"cannot be exempted (in {_label(city, variant)})"
+                if not valid_reason(o.reason):
+                    return f"exempt without a written reason (>= {MIN_REASON} characters) in {_label(city, variant)}"
+                counted = True
+            elif o.outcome == "skipped":
+                continue
+            else:
+                return f"failed in {_label(city, variant)}"
+    if not counted:
+        return "skipped in every city: nothing shows it works"
+    return None
+
+
+def compute_tier(outcomes: Iterable[Outcome | Mapping[str, Any]], cities: Iterable[str], *,
+                 description: str | None, variants: Mapping[str, tuple[str, ...]] | None = None) -> TierResult:
+    """The plugin's tier from its ``outcomes`` over ``cities`` (the plugin's cities the run
+    covered). Pure: no I/O. ``variants`` maps parametrized checks to the variants each city
+    must run (default :func:`expected_variants`); other checks have the single variant None."""
+    cities = sorted(set(map(str, cities)))
+    if variants is None:
+        variants = expected_variants()
+    by_check: dict[str, dict[tuple[str, str | None], Outcome]] = {}
+    for value in outcomes:
+        o = Outcome.of(value)
+        by_check.setdefault(o.check, {})[(o.city, o.variant)] = o
+    unmet: dict[str, str | None] = {}
+    for tier in TIERS:
+        for req in REQUIREMENTS[tier]:
+            if req == DOCS:
+                unmet[req] = None if has_docs(description) else "the manifest has no description"
+            elif not cities:
+                unmet[req] = "no city of the plugin was run"
+            else:
+                unmet[req] = _check_requirement(req, by_check.get(req, {}), cities,
+                                                tuple(variants.get(req, ())) or (None,))
+    tier = NONE
+    for name in TIERS:
+        if any(unmet[r] for r in REQUIREMENTS[name]):
+            break
+        tier = name
+    return TierResult(tier, unmet)

@@ -1,0 +1,192 @@
+"""Quality tiers (essc.core.contract.tiers): the computation table and exemptions."""
+from __future__ import annotations
+
+import pytest
+
+from essc.core.contract import checks
+from essc.core.contract.tiers import (
+    DOCS,
+    EXEMPT_PREFIX,
+    REQUIREMENTS,
+    TIERS,
+    compute_tier,
+    exemption,
+    expected_variants,
+    valid_reason,
+)
+from essc.core.errors import InvalidInput
+from essc.core.schemas import validator
+
+VARIANTS = {"test_card_status": ("reported_lost", "sealed", "cancelled", "locked"),
+            "test_upstream_fault": ("http_500", "http_503", "http_429", "malformed", "hang", "drop")}
+CHECKS = [r for t in TIERS for r in REQUIREMENTS[t] if r != DOCS]
+REASON = "the city gateway answers every fault with a fixed 200 page; agreed with QA on 2026-11-01"
+
+
+def all_pass(cities=("100001", "100002")) -> dict[tuple[str, str, str | None], dict]:
+    out = {}
+    for city in cities:
+        for check in CHECKS:
+            for variant in VARIANTS.get(check, (None,)):
+                out[(city, check, variant)] = {"city": city, "check": check, "variant": variant, "outcome": "pass"}
+    return out
+
+
+def tier(outcomes: dict, cities=("100001", "100002"), description="a plugin") -> str:
+    return compute_tier(outcomes.values(), cities, description=description, variants=VARIANTS).tier
+
+
+def set_outcome(outcomes, city, check, variant, outcome, reason=None):
+    outcomes[(city, check, variant)] = {"city": city, "check": check, "variant": variant, "outcome": outcome,
+                                        "reason": reason}
+    return outcomes
+
+
+def drop(outcomes, city, check, variant=None):
+    del outcomes[(city, check, variant)]
+    return outcomes
+
+
+A, B = "100001", "100002"
+
+TABLE = [
+    # (what, outcomes changed from "everything passes in both cities", description, tier)
+    ("everything passes, documented", lambda o: o, "a plugin", "gold"),
+    ("no description (docs)", lambda o: o, "", "silver"),
+    ("blank description (docs)", lambda o: o, "   ", "silver"),
+    ("timeout fault fails in one city", lambda o: set_outcome(o, B, "test_upstream_fault", "hang", "fail"),
+     "x", "silver"),
+    ("timeout fault not run (deselected)", lambda o: drop(o, A, "test_upstream_fault", "hang"), "x", "silver"),
+    ("personal data leaks", lambda o: set_outcome(o, A, "test_no_personal_data_in_logs", None, "fail"),
+     "x", "silver"),
+    ("delayed sync fails", lambda o: set_outcome(o, A, "test_delayed_sync", None, "fail"), "x", "bronze"),
+    ("one card status fails in one city", lambda o: set_outcome(o, B, "test_card_status", "locked", "fail"),
+     "x", "bronze"),
+    ("identity mismatch fails", lambda o: set_outcome(o, A, "test_identity_mismatch", None, "fail"), "x", "bronze"),
+    ("city not opened errors", lambda o: set_outcome(o, A, "test_city_not_opened", None, "error"), "x", "bronze"),
+    ("happy path fails", lambda o: set_outcome(o, A, "test_happy_path", None, "fail"), "x", "none"),
+    ("manifest invalid", lambda o: set_outcome(o, B, "test_manifest_valid", None, "fail"), "x", "none"),
+    ("capabilities missing", lambda o: set_outcome(o, A, "test_capabilities_implemented", None, "fail"),
+     "x", "none"),
+    ("a not-opened city skips the flow checks",
+     lambda o: [set_outcome(o, B, c, v, "skipped") for c in CHECKS[2:] for v in VARIANTS.get(c, (None,))] and o,
+     "x", "gold"),
+    ("happy path skipped in every city: nothing shows it works",
+     lambda o: [set_outcome(o, c, "test_happy_path", None, "skipped") for c in (A, B)] and o, "x", "none"),
+    ("faults exempt with a written reason",
+     lambda o: [set_outcome(o, c, "test_upstream_fault", v, "exempt", REASON)
+                for c in (A, B) for v in VARIANTS["test_upstream_fault"]] and o, "x", "gold"),
+    ("faults exempt, reason too short",
+     lambda o: set_outcome(o, A, "test_upstream_fault", "hang", "exempt", "legacy"), "x", "silver"),
+    ("faults exempt without any reason",
+     lambda o: set_outcome(o, A, "test_upstream_fault", "hang", "exempt", None), "x", "silver"),
+    ("delayed sync exempt with a reason", lambda o: set_outcome(o, A, "test_delayed_sync", None, "exempt", REASON),
+     "x", "gold"),
+    ("the manifest check cannot be exempted",
+     lambda o: set_outcome(o, A, "test_manifest_valid", None, "exempt", REASON), "x", "none"),
+    ("a failure in another plugin's city does not count",
+     lambda o: set_outcome(o, "999999", "test_happy_path", None, "fail"), "x", "gold"),
+    ("a check outside the tiers fails", lambda o: set_outcome(o, A, "test_something_new", None, "fail"), "x", "gold"),
+]
+
+
+@pytest.mark.parametrize("what, change, description, expected", TABLE, ids=[t[0] for t in TABLE])
+def test_tier_table(what, change, description, expected):
+    assert tier(change(all_pass()), description=description) == expected
+
+
+def test_no_city_run_is_no_tier():
+    assert tier({}, cities=()) == "none"
+
+
+def test_unmet_requirements_say_why():
+    outcomes = set_outcome(all_pass(), B, "test_card_status", "sealed", "fail")
+    drop(outcomes, A, "test_upstream_fault", "hang")
+    result = compute_tier(outcomes.values(), (A, B), description=None, variants=VARIANTS)
+    assert result.tier == "bronze"
+    assert result.unmet["test_card_status"] == f"failed in {B} [sealed]"
+    assert result.unmet["test_upstream_fault"] == f"not run in {A} [hang]"
+    assert result.unmet[DOCS] == "the manifest has no description"
+    assert result.unmet["test_happy_path"] is None
+    assert result.missing_for("silver") == [f"test_card_status: failed in {B} [sealed]"]
+    assert result.to_dict()["tier"] == "bronze"
+
+
+def test_outcomes_accept_objects_and_dicts():
+    from essc.core.contract.tiers import Outcome
+
+    outcomes = [Outcome.of(o) for o in all_pass((A,)).values()]
+    assert compute_tier(outcomes, [A], description="d", variants=VARIANTS).tier == "gold"
+
+
+def test_expected_variants_follow_the_suite():
+    variants = expected_variants()
+    assert variants["test_card_status"] == tuple(checks.ABNORMAL)
+    assert variants["test_upstream_fault"] == tuple(checks.FAULTS)
+    assert "hang" in variants["test_upstream_fault"]  # timeouts are part of gold
+
+
+# -- exemptions --------------------------------------------------------------------------
+@pytest.mark.parametrize("manifest, check, expected", [
+    (None, "test_upstream_fault", None),
+    ({}, "test_upstream_fault", None),
+    ({"exemptions": {"test_upstream_fault": REASON}}, "test_upstream_fault", REASON),
+    ({"exemptions": {"test_upstream_fault": "  " + REASON + "  "}}, "test_upstream_fault", REASON),
+    ({"exemptions": {"test_upstream_fault": REASON}}, "test_delayed_sync", None),
+    ({"exemptions": {"test_upstream_fault": "too short"}}, "test_upstream_fault", None),
+    ({"exemptions": {"test_upstream_fault": "         x"}}, "test_upstream_fault", None),
+    ({"exemptions": {"test_manifest_valid": REASON}}, "test_manifest_valid", None),
+])
+def test_exemption_lookup(manifest, check, expected):
+    assert exemption(manifest, check) == expected
+
+
+def test_valid_reason():
+    assert valid_reason("0123456789") and not valid_reason("012345678") and not valid_reason(None)
+
+
+def test_manifest_schema_carries_exemptions():
+    import json
+    from pathlib import Path
+
+    import essc.plugins.zhejiang as zj
+
+    manifest = json.loads((Path(zj.__file__).parent / "manifest.json").read_text(encoding="utf-8"))
+    check = validator("manifest")
+    assert not check.problems({**manifest, "exemptions": {"test_upstream_fault": REASON}})
+    assert check.problems({**manifest, "exemptions": {"test_upstream_fault": "too short"}})
+
+
+class FakeRegistry:
+    def __init__(self, manifest):
+        self.manifest = manifest
+
+    def city(self, code):
+        if code != A:
+            raise InvalidInput(f"no plugin serves city {code}", field="city", rule="unknown-city")
+        return type("Info", (), {"plugin": "p"})()
+
+    def plugin(self, name):
+        return type("Record", (), {"manifest": self.manifest})()
+
+
+def test_checks_skip_an_exempt_check_with_its_reason():
+    registry = FakeRegistry({"exemptions": {"test_upstream_fault": REASON}})
+    with pytest.raises(pytest.skip.Exception) as info:
+        checks.skip_if_exempt(registry, A, "test_upstream_fault")
+    assert info.value.msg == EXEMPT_PREFIX + REASON
+    checks.skip_if_exempt(registry, A, "test_happy_path")  # not exempt: runs on
+    checks.skip_if_exempt(registry, "999999", "test_upstream_fault")  # unknown city: the check reports it
+
+
+def test_checks_ignore_exemptions_without_a_written_reason():
+    checks.skip_if_exempt(FakeRegistry({"exemptions": {"test_upstream_fault": "short"}}), A, "test_upstream_fault")
+    checks.skip_if_exempt(FakeRegistry({"exemptions": {"test_manifest_valid": REASON}}), A, "test_manifest_valid")
+
+
+def test_every_check_consults_its_exemption():
+    import inspect
+
+    for name in CHECKS:
+        source = inspect.getsource(getattr(checks, name))
+        assert f'skip_if_exempt(essc_registry, essc_city, "{name}")' in source, name
