@@ -28,11 +28,11 @@ def resolve_city(registry, text: str) -> str:
     found = CitySearch(registry.cities()).search(text)
     if not found:
         raise InvalidInput(f"no city matches {text!r}", field="city", rule="unknown-city")
-    if len(found) > 1 and not any(f["name"] == text for f in found):
-        names = ", ".join(f"{f['name']} {f['code']}" for f in found[:5])
+    exact = [c for c in found if c.name == text]
+    if len(found) > 1 and not exact:
+        names = ", ".join(f"{c.name} {c.code}" for c in found[:5])
         raise InvalidInput(f"{text!r} matches several cities: {names}", field="city", rule="ambiguous")
-    exact = [f for f in found if f["name"] == text]
-    return (exact or found)[0]["code"]
+    return (exact or found)[0].code
 
 
 def walk(console, runtime, city, id_number, name, face_token, sms_code, password, wait_s):

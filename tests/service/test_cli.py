@@ -1,0 +1,43 @@
+"""`essc demo` and `essc activate` as a person runs them (embedded defaults, in-process mock)."""
+import pytest
+from click.testing import CliRunner
+
+from essc.core.cli import main
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {"ESSC_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "160", "ESSC_CITY_BASE_URL": ""}
+
+
+def run(args, env):
+    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+
+
+def test_demo_runs_its_tour_to_the_summary(env):
+    result = run(["demo"], env)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "summary" in out
+    for status in ("activated", "city_not_opened", "pending_sync", "card_status_abnormal"):
+        assert status in out, f"{status} missing from the demo output"
+    assert "✗" not in out
+
+
+@pytest.mark.parametrize("city", ["杭州", "hangzhou", "330100"])
+def test_activate_by_name_pinyin_or_code(env, city):
+    result = run(["activate", "--city", city], env)
+    assert result.exit_code == 0, result.output
+    assert "e-SSC activated: credential issued" in result.output and "signNo" in result.output
+
+
+def test_activate_names_the_failure(env):
+    result = run(["activate", "--city", "深圳", "--scenario", "sealed"], env)
+    assert result.exit_code == 1 and "卡状态异常" in result.output and "sealed" in result.output
+
+
+def test_activate_refuses_an_ambiguous_or_unknown_city(env):
+    result = CliRunner().invoke(main, ["activate", "--city", "hz"], env=env)
+    assert result.exit_code == 2 and "杭州 330100" in result.output and "湖州 330500" in result.output
+    result = CliRunner().invoke(main, ["activate", "--city", "atlantis"], env=env)
+    assert result.exit_code == 2 and "no city matches" in result.output
