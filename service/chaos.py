@@ -94,6 +94,7 @@ def drill(runtime, admin, n: int, *, seed: int = 7, threads: int = 4, timeout_s:
         seen = first_credential.get((city, p))
         if seen and (row["credential"] or {}).get("signNo") != seen:
             duplicates += 1
+    journal = admin.journal()
     return {
         "activations_submitted": n,
         "distinct_citizen_cities": sum(final.values()) + len(lost),
@@ -105,5 +106,6 @@ def drill(runtime, admin, n: int, *, seed: int = 7, threads: int = 4, timeout_s:
         "final_states": dict(final),
         "submit_seconds": round(submitted_s, 2),
         "settle_seconds": round(settled_s, 2),
-        "mock_requests": len(admin.journal()),
+        "mock_requests": len(journal),
+        "faults_injected": dict(Counter(e["fault"] for e in journal if e.get("fault"))),
     }
