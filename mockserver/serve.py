@@ -43,11 +43,8 @@ class RunningServer:
         self._thread.start()
 
     def _loop(self) -> None:
-        try:
-            while not self._stopping.is_set():
-                wasyncore.loop(timeout=0.5, map=self._map, use_poll=True, count=1)
-        finally:
-            wasyncore.close_all(self._map)
+        while not self._stopping.is_set():
+            wasyncore.loop(timeout=0.5, map=self._map, use_poll=True, count=1)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Release hung requests, let the running ones finish (their answers still go out
@@ -59,8 +56,11 @@ class RunningServer:
             state.release_hangs()
         self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
         self._stopping.set()
-        self._server.pull_trigger()  # wake the poll loop now
+        self._server.pull_trigger()  # wake the poll loop now (the trigger is still open)
         self._thread.join(timeout)
+        # close the sockets only once the loop is gone: closing them from the loop thread
+        # raced with pull_trigger() above (a closed or, worse, reused file descriptor)
+        wasyncore.close_all(self._map)
 
     def __enter__(self) -> RunningServer:
         return self

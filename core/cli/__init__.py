@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from . import bench, contract, mock, plugins, service
+from . import bench, contract, mock, plugins, scaffold, service
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,3 +26,4 @@ main.add_command(service.demo_cmd)
 main.add_command(service.serve_cmd)
 main.add_command(service.worker_cmd)
 main.add_command(service.activate_cmd)
+main.add_command(scaffold.new_plugin_cmd)

@@ -7,6 +7,8 @@ clock for every test), ``essc_registry``, ``essc_city`` (parametrized) and ``ess
 """
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 _REGISTRY_KEY = pytest.StashKey["object"]()
@@ -56,29 +58,121 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("essc_city", [c.code for c in cities], ids=[f"{c.code}-{c.plugin}" for c in cities])
 
 
+class EsscMockWarning(UserWarning):
+    """The mock city systems cannot play a city of the registry (the suite skips that city's checks)."""
+
+
+_MOCK_CITIES_KEY = pytest.StashKey["list"]()  # cities the suite taught the mock (POST /__admin/cities)
+_MOCK_SKIPPED_KEY = pytest.StashKey["dict"]()  # city code -> why the mock cannot play it
+
+
+def _mock_city(info, manifest: dict) -> dict:
+    """The mock's view of a registry city (docs/mock.md, ``POST /__admin/cities``)."""
+    return {"code": info.code, "name": info.name, "province": info.province, "dialect": manifest["dialect"],
+            "mode": "supported" if info.opened else "not_opened"}
+
+
+def _add_mock_city(session, url: str, city: dict) -> str | None:
+    """Add ``city`` to the mock; ``None`` when it plays the city now, else the mock's refusal."""
+    resp = session.post(f"{url}/__admin/cities", json=city, timeout=10)
+    if resp.status_code in (201, 409):  # 409: it knows the city already
+        return None
+    try:
+        reason = resp.json().get("error")
+    except (ValueError, AttributeError):
+        reason = None
+    return f"HTTP {resp.status_code}: {reason or resp.text[:200]}"
+
+
+def _teach_mock(config: pytest.Config, url: str) -> None:
+    """Add every city of the registry that the mock does not know, with its plugin manifest's dialect,
+    name, province and mode; warn about (and later skip) the cities the mock cannot play."""
+    from .mock_client import MockAdmin
+
+    admin = MockAdmin(url)
+    try:
+        known = {c["code"]: c for c in admin.cities()}
+    except Exception as err:  # connection refused, not a mock, ...
+        raise pytest.UsageError(f"the mock city systems at {url} do not answer GET /__admin/cities "
+                                f"({type(err).__name__}: {err})\nhint: start one with `essc mock` or drop "
+                                "--essc-mock-url to start one in-process") from None
+    reg = _manifest_registry(config)
+    added, skipped, notes = [], {}, []
+    for info in reg.cities():
+        manifest = reg.plugin(info.plugin).manifest
+        dialect = manifest["dialect"]
+        if info.code in known:
+            if known[info.code].get("dialect") != dialect:
+                notes.append(f"the mock plays city {info.code} in dialect {known[info.code].get('dialect')} but "
+                             f"plugin {info.plugin!r} declares {dialect}: expect contract failures")
+            continue
+        city = _mock_city(info, manifest)
+        refusal = _add_mock_city(admin.session, url, city)
+        if refusal is None:
+            added.append(city)
+            continue
+        skipped[info.code] = (f"the mock city systems cannot play city {info.code} {info.name} of plugin "
+                              f"{info.plugin!r} (dialect {dialect}): POST /__admin/cities answered {refusal}")
+        notes.append(skipped[info.code] + "; its checks that need the mock are skipped")
+    config.stash[_MOCK_CITIES_KEY] = added
+    config.stash[_MOCK_SKIPPED_KEY] = skipped
+    # A warning, not an error, even under ``-W error``: one city the mock cannot play must not fail
+    # the session fixture (and with it every other city's checks).
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", EsscMockWarning)
+        for note in notes:
+            warnings.warn(EsscMockWarning(note), stacklevel=2)
+
+
 @pytest.fixture(scope="session")
 def essc_mock_url(request: pytest.FixtureRequest):
-    """URL of the mock city systems: ``--essc-mock-url`` or one started in-process."""
+    """URL of the mock city systems: ``--essc-mock-url`` or one started in-process. Either way the
+    mock is taught every city of the registry it does not know (``POST /__admin/cities``)."""
     url = request.config.getoption("essc_mock_url")
     if url:
-        yield url.rstrip("/")
+        url = url.rstrip("/")
+        _teach_mock(request.config, url)
+        yield url
         return
     from essc.mockserver import create_app
     from essc.mockserver.serve import start_in_thread
 
     server = start_in_thread(create_app({"CLOCK_MODE": "frozen"}))
     try:
+        _teach_mock(request.config, server.url)
         yield server.url
     finally:
         server.stop()
 
 
-@pytest.fixture
-def essc_mock(essc_mock_url: str):
-    """Admin client of the mock, reset to its initial state with a frozen clock."""
+def _suite_admin(config: pytest.Config, url: str):
+    """An admin client whose reset keeps the cities the suite added: the mock's own reset goes back
+    to its initial cities (docs/mock.md), so they are added again right after it."""
     from .mock_client import MockAdmin
 
-    admin = MockAdmin(essc_mock_url)
+    extra = list(config.stash.get(_MOCK_CITIES_KEY, []))
+
+    class SuiteMockAdmin(MockAdmin):
+        def reset(self, seed: int | None = None) -> None:
+            super().reset(seed)
+            for city in extra:
+                refusal = _add_mock_city(self.session, self.url, city)
+                if refusal is not None:
+                    raise RuntimeError(f"mock admin POST cities {city['code']} after reset -> {refusal}")
+
+    return SuiteMockAdmin(url)
+
+
+@pytest.fixture
+def essc_mock(request: pytest.FixtureRequest, essc_mock_url: str):
+    """Admin client of the mock, reset to its initial state (plus the cities the suite added) with a
+    frozen clock. A check of a city the mock cannot play is skipped with the reason."""
+    callspec = getattr(request.node, "callspec", None)
+    city = callspec.params.get("essc_city") if callspec is not None else None
+    why = request.config.stash.get(_MOCK_SKIPPED_KEY, {}).get(city)
+    if why:
+        pytest.skip(why)
+    admin = _suite_admin(request.config, essc_mock_url)
     admin.reset()
     admin.freeze()
     yield admin
