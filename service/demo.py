@@ -41,7 +41,7 @@ SCENES = (
 def _outcome(act: dict) -> str:
     if act["status"] == states.ACTIVATED:
         c = act["credential"]
-        return f"signNo {c['signNo']} level {c['signLevel']} valid to {c['validate']}"
+        return f"signNo {c['signNo']}, level {c['signLevel']}, valid to {c['validate']}"
     err = act.get("error") or {}
     return err.get("message_zh", "") + (f" ({act['card_status']})" if act.get("card_status") else "")
 
@@ -85,9 +85,10 @@ def run(console, data_dir: Path | None = None, wait_s: float = 30.0) -> bool:
                 console.print(f"[{colour}]→ {act['status']}[/] {_outcome(act)}")
                 rows.append((str(n), scene.title, f"{names.get(scene.city, '')} {scene.city}", act["status"],
                              _outcome(act), f"{time.monotonic() - started:.1f}s", "✓" if ok else "✗"))
-            table = Table(title="e-SSC activation demo — summary")
-            for col in ("#", "scene", "city", "final status", "outcome", "took", "as expected"):
-                table.add_column(col)
+            table = Table(title="e-SSC activation demo — summary", expand=True)
+            for col, ratio in (("#", None), ("scene", 6), ("city", 4), ("final status", 6), ("outcome", 9),
+                               ("took", None), ("ok", None)):
+                table.add_column(col, ratio=ratio, overflow="fold", no_wrap=ratio is None)
             for row in rows:
                 table.add_row(*row)
             console.print(table)

@@ -15,7 +15,10 @@ def demo_cmd(wait_s: float) -> None:
 
     from essc.service import demo
 
-    ok = demo.run(Console(), wait_s=wait_s)
+    console = Console()
+    if not console.is_terminal:  # piped or logged: rich would assume 80 columns
+        console = Console(width=120)
+    ok = demo.run(console, wait_s=wait_s)
     sys.exit(0 if ok else 1)
 
 
