@@ -16,6 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from .errors import ContractViolation, UpstreamUnavailable
+from .masking import get_logger
+from .schemas import validator
+
+log = get_logger("essc.answers")
 
 __all__ = ["CityCall", "retry_seconds", "named_fields"]
 
@@ -81,6 +85,42 @@ class CityCall:
             return datetime.fromisoformat(value).strftime("%Y%m%d")
         except (TypeError, ValueError):
             raise self.malformed(f"the answer's '{key}' is not an ISO date") from None
+
+
+    def fits(self, schema: str, result: dict) -> dict:
+        """The contract answer, or malformed_response when the city's data does not fit
+        ``schema`` (so bad city data is retried, not reported as our contract violation)."""
+        problem = validator(schema).first_problem(result)
+        if problem is not None:
+            raise self.malformed(f"the city's answer does not fit {schema}: {problem.path} {problem.message}")
+        return result
+
+    def services(self, items: Any, code_key: str, name_key: str, table: dict) -> list[dict]:
+        """``[{"code", "name"}]`` from the city's service list; services the contract does not
+        know (and repeats) are skipped: they are not ours to offer."""
+        if not isinstance(items, list):
+            raise self.malformed("the answer's service list is not a list")
+        out, seen = [], set()
+        for item in items:
+            if not isinstance(item, dict):
+                raise self.malformed("the answer's service list holds a non-object")
+            wire = item.get(code_key)
+            code = table.get(wire) if isinstance(wire, str) else None
+            if code is None or code in seen:
+                log.debug("city=%s: skipped a service '%s' the contract does not know", self.city, code_key)
+                continue
+            seen.add(code)
+            out.append({"code": code, "name": self.text(item, name_key)})
+        return out
+
+    def health(self, state: str, up: str, down: str, latency_ms: float) -> dict:
+        """The ``health`` answer from the city's status word (compared case-insensitively)."""
+        state = state.strip().casefold()
+        if state == up.casefold():
+            return {"status": "up", "latency_ms": latency_ms}
+        if state == down.casefold():
+            return {"status": "down", "latency_ms": latency_ms, "detail": f"the city reports {down}"}
+        return {"status": "degraded", "latency_ms": latency_ms, "detail": f"the city reports a status other than {up}"}
 
 
 def retry_seconds(value: Any) -> float | int | None:

@@ -19,7 +19,6 @@ from essc.core.errors import (
     RecordNotSynced,
 )
 from essc.core.http import parse_json
-from essc.core.schemas import validator
 from essc.core.settings import PluginContext
 from essc.core.signing import hmac_sha256
 
@@ -52,7 +51,7 @@ class FujianAdapter(CityAdapter):
             "aae008": call.optional(data, "aae008"),
             "aac067": call.optional(data, "aac067"),
         }
-        return self._result(call, "card_record", {k: v for k, v in record.items() if v is not None})
+        return call.fits("card_record", {k: v for k, v in record.items() if v is not None})
 
     def verify_identity(self, request: dict) -> dict:
         call = CityCall(request["aab301"], "verify_identity")
@@ -62,7 +61,7 @@ class FujianAdapter(CityAdapter):
         data = self._call(call, const.PATH_IDENTITY_VERIFY, {
             "aac002": request["aac002"], "aab301": call.city, "face_token": request["face_token"],
             "verify_type": const.VERIFY_TYPES[factor], "verify_code": request["code"]})
-        return self._result(call, "verification",
+        return call.fits("verification",
                             {"verified": True, "verify_id": call.text(data, "verify_id"), "factor": factor})
 
     def activate(self, request: dict) -> dict:
@@ -81,37 +80,21 @@ class FujianAdapter(CityAdapter):
             "validate": call.date8(data.get("validate"), "validate"),
             "signDate": call.date8(data.get("signDate"), "signDate"),
         }
-        return self._result(call, "credential", credential)
+        return call.fits("credential", credential)
 
     def list_services(self, request: dict) -> dict:
         call = CityCall(request["aab301"], "list_services")
         data = self._call(call, const.PATH_SERVICE_LIST, {"aab301": call.city})
-        services, seen = [], set()
-        for item in call.obj(data, "list", list):
-            if not isinstance(item, dict):
-                raise call.malformed("the answer's 'list' holds a non-object")
-            code = const.SERVICES.get(item.get("fwbm")) if isinstance(item.get("fwbm"), str) else None
-            if code is None or code in seen:  # a service the contract does not know: not ours to offer
-                self.log.debug("%s city=%s: skipped a fwbm the contract does not know", self.context.name, call.city)
-                continue
-            seen.add(code)
-            services.append({"code": code, "name": call.text(item, "fwmc")})
-        return self._result(call, "service_list", {"aab301": call.city, "services": services})
+        services = call.services(call.obj(data, "list", list), "fwbm", "fwmc", const.SERVICES)
+        return call.fits("service_list", {"aab301": call.city, "services": services})
 
     def health(self, request: dict) -> dict:
         call = CityCall(request["aab301"], "health")
         started = time.perf_counter()
         data = self._call(call, const.PATH_HEALTH, {"aab301": call.city})
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        state = call.text(data, "status").lower()
-        if state == const.HEALTH_UP:
-            result = {"status": "up", "latency_ms": latency_ms}
-        elif state == const.HEALTH_DOWN:
-            result = {"status": "down", "latency_ms": latency_ms, "detail": "the city reports down"}
-        else:
-            result = {"status": "degraded", "latency_ms": latency_ms,
-                      "detail": "the city reports a status other than ok"}
-        return self._result(call, "health", result)
+        state = call.text(data, "status")
+        return call.fits("health", call.health(state, const.HEALTH_UP, const.HEALTH_DOWN, latency_ms))
 
     # --- wire -------------------------------------------------------------------------------
     def _signed_form(self, fields: dict[str, str]) -> dict[str, str]:
@@ -156,9 +139,3 @@ class FujianAdapter(CityAdapter):
         named = f"; field(s) named: {', '.join(fields)}" if fields else ""
         return call.rejected(f"the city rejected the request with {code} ({const.REJECTIONS[code]}){named}")
 
-    def _result(self, call: CityCall, schema: str, result: dict) -> dict:
-        """The contract answer, or malformed_response when the city's data does not fit the schema."""
-        problem = validator(schema).first_problem(result)
-        if problem is not None:
-            raise call.malformed(f"the city's answer does not fit {schema}: {problem.path} {problem.message}")
-        return result

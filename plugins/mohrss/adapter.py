@@ -23,7 +23,6 @@ from essc.core.errors import (
     RecordNotSynced,
 )
 from essc.core.http import parse_xml
-from essc.core.schemas import validator
 from essc.core.settings import PluginContext
 from essc.core.signing import canonical_string, sm3_hex
 
@@ -63,7 +62,7 @@ class MohrssAdapter(CityAdapter):
             "aae008": call.optional(body, "AAE008"),
             "aac067": call.optional(body, "AAC067"),
         }
-        return self._result(call, "card_record", {k: v for k, v in record.items() if v is not None})
+        return call.fits("card_record", {k: v for k, v in record.items() if v is not None})
 
     def verify_identity(self, request: dict) -> dict:
         call = CityCall(request["aab301"], "verify_identity")
@@ -73,7 +72,7 @@ class MohrssAdapter(CityAdapter):
         body = _children(self._call(call, const.MSG_IDENTITY_VERIFY, {
             "AAC002": request["aac002"], "AAB301": call.city, "FACETOKEN": request["face_token"],
             "VERIFYTYPE": const.VERIFY_TYPES[factor], "VERIFYCODE": request["code"]}))
-        return self._result(call, "verification",
+        return call.fits("verification",
                             {"verified": True, "verify_id": call.text(body, "VERIFYID"), "factor": factor})
 
     def activate(self, request: dict) -> dict:
@@ -92,37 +91,22 @@ class MohrssAdapter(CityAdapter):
             "validate": call.date8(body.get("VALIDATE"), "VALIDATE"),
             "signDate": call.date8(body.get("SIGNDATE"), "SIGNDATE"),
         }
-        return self._result(call, "credential", credential)
+        return call.fits("credential", credential)
 
     def list_services(self, request: dict) -> dict:
         call = CityCall(request["aab301"], "list_services")
         body = self._call(call, const.MSG_SERVICE_LIST, {"AAB301": call.city})
-        services, seen = [], set()
-        for element in body.findall(const.SERVICE):
-            item = _children(element)
-            code = const.SERVICES.get(item.get(const.SERVICE_CODE))
-            if code is None or code in seen:  # a service the contract does not know: not ours to offer
-                self.log.debug("%s city=%s: skipped a service CODE the contract does not know", self.context.name,
-                               call.city)
-                continue
-            seen.add(code)
-            services.append({"code": code, "name": call.text(item, const.SERVICE_NAME)})
-        return self._result(call, "service_list", {"aab301": call.city, "services": services})
+        items = [_children(e) for e in body.findall(const.SERVICE)]
+        services = call.services(items, const.SERVICE_CODE, const.SERVICE_NAME, const.SERVICES)
+        return call.fits("service_list", {"aab301": call.city, "services": services})
 
     def health(self, request: dict) -> dict:
         call = CityCall(request["aab301"], "health")
         started = time.perf_counter()
         body = _children(self._call(call, const.MSG_HEALTH, {"AAB301": call.city}))
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        state = call.text(body, "STATUS").upper()
-        if state == const.HEALTH_UP:
-            result = {"status": "up", "latency_ms": latency_ms}
-        elif state == const.HEALTH_DOWN:
-            result = {"status": "down", "latency_ms": latency_ms, "detail": "the gateway reports DOWN"}
-        else:
-            result = {"status": "degraded", "latency_ms": latency_ms,
-                      "detail": "the gateway reports a STATUS other than UP"}
-        return self._result(call, "health", result)
+        state = call.text(body, "STATUS")
+        return call.fits("health", call.health(state, const.HEALTH_UP, const.HEALTH_DOWN, latency_ms))
 
     # --- wire -------------------------------------------------------------------------------
     def _envelope(self, msg_type: str, msg_id: str, fields: dict[str, str]) -> bytes:
@@ -185,9 +169,3 @@ class MohrssAdapter(CityAdapter):
         named = f"; field(s) named: {', '.join(fields)}" if fields else ""
         return call.rejected(f"the gateway rejected the request with {code} ({const.REJECTIONS[code]}){named}")
 
-    def _result(self, call: CityCall, schema: str, result: dict) -> dict:
-        """The contract answer, or malformed_response when the city's data does not fit the schema."""
-        problem = validator(schema).first_problem(result)
-        if problem is not None:
-            raise call.malformed(f"the city's answer does not fit {schema}: {problem.path} {problem.message}")
-        return result

@@ -21,7 +21,6 @@ from essc.core.errors import (
     RecordNotSynced,
 )
 from essc.core.http import parse_json
-from essc.core.schemas import validator
 from essc.core.settings import PluginContext
 from essc.core.signing import sm3_hex, sm4_decrypt, sm4_encrypt
 
@@ -58,7 +57,7 @@ class SichuanAdapter(CityAdapter):
             "aae008": call.optional(data, "yh"),
             "aac067": call.optional(data, "sjh"),
         }
-        return self._result(call, "card_record", {k: v for k, v in record.items() if v is not None})
+        return call.fits("card_record", {k: v for k, v in record.items() if v is not None})
 
     def verify_identity(self, request: dict) -> dict:
         call = CityCall(request["aab301"], "verify_identity")
@@ -68,7 +67,7 @@ class SichuanAdapter(CityAdapter):
         data = self._call(call, const.METHOD_IDENTITY_VERIFY, {
             "sfzh": request["aac002"], "xzqh": call.city, "rlToken": request["face_token"],
             "yzlx": const.FACTORS[factor], "yzm": request["code"]})
-        return self._result(call, "verification",
+        return call.fits("verification",
                             {"verified": True, "verify_id": call.text(data, "yzid"), "factor": factor})
 
     def activate(self, request: dict) -> dict:
@@ -87,37 +86,21 @@ class SichuanAdapter(CityAdapter):
             "validate": call.date8(data.get("yxq"), "yxq"),
             "signDate": call.date8(data.get("qyrq"), "qyrq"),
         }
-        return self._result(call, "credential", credential)
+        return call.fits("credential", credential)
 
     def list_services(self, request: dict) -> dict:
         call = CityCall(request["aab301"], "list_services")
         data = self._call(call, const.METHOD_SERVICE_LIST, {"xzqh": call.city})
-        services, seen = [], set()
-        for item in call.obj(data, "fwlb", list):
-            if not isinstance(item, dict):
-                raise call.malformed("the answer's 'fwlb' holds a non-object")
-            code = const.SERVICES.get(item.get("fwdm")) if isinstance(item.get("fwdm"), str) else None
-            if code is None or code in seen:  # a service the contract does not know: not ours to offer
-                self.log.debug("%s city=%s: skipped a fwdm the contract does not know", self.context.name, call.city)
-                continue
-            seen.add(code)
-            services.append({"code": code, "name": call.text(item, "fwmc")})
-        return self._result(call, "service_list", {"aab301": call.city, "services": services})
+        services = call.services(call.obj(data, "fwlb", list), "fwdm", "fwmc", const.SERVICES)
+        return call.fits("service_list", {"aab301": call.city, "services": services})
 
     def health(self, request: dict) -> dict:
         call = CityCall(request["aab301"], "health")
         started = time.perf_counter()
         data = self._call(call, const.METHOD_HEALTH, {"xzqh": call.city})
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        state = call.text(data, "zt").lower()
-        if state == const.HEALTH_UP:
-            result = {"status": "up", "latency_ms": latency_ms}
-        elif state == const.HEALTH_DOWN:
-            result = {"status": "down", "latency_ms": latency_ms, "detail": "the city reports down"}
-        else:
-            result = {"status": "degraded", "latency_ms": latency_ms,
-                      "detail": "the city reports a status other than up"}
-        return self._result(call, "health", result)
+        state = call.text(data, "zt")
+        return call.fits("health", call.health(state, const.HEALTH_UP, const.HEALTH_DOWN, latency_ms))
 
     # --- wire -------------------------------------------------------------------------------
     def _sealed(self, payload: dict) -> dict[str, str]:
@@ -177,9 +160,3 @@ class SichuanAdapter(CityAdapter):
         named = f"; field(s) named: {', '.join(fields)}" if fields else ""
         return call.rejected(f"the city rejected the request with {code} ({const.REJECTIONS[code]}){named}")
 
-    def _result(self, call: CityCall, schema: str, result: dict) -> dict:
-        """The contract answer, or malformed_response when the city's data does not fit the schema."""
-        problem = validator(schema).first_problem(result)
-        if problem is not None:
-            raise call.malformed(f"the city's answer does not fit {schema}: {problem.path} {problem.message}")
-        return result

@@ -20,7 +20,6 @@ from essc.core.errors import (
     RecordNotSynced,
 )
 from essc.core.http import parse_json
-from essc.core.schemas import validator
 from essc.core.settings import PluginContext
 
 from . import const
@@ -53,7 +52,7 @@ class ZhejiangAdapter(CityAdapter):
             "aae008": call.optional(card, "bank"),
             "aac067": call.optional(card, "mobile"),
         }
-        return self._result(call, "card_record", {k: v for k, v in record.items() if v is not None})
+        return call.fits("card_record", {k: v for k, v in record.items() if v is not None})
 
     def verify_identity(self, request: dict) -> dict:
         call = CityCall(request["aab301"], "verify_identity")
@@ -65,7 +64,7 @@ class ZhejiangAdapter(CityAdapter):
             "factor": const.FACTORS[factor], "code": request["code"]})
         if body.get("verified") is not True:
             raise IdentityMismatch("the city did not confirm the identity", **call.ctx)
-        return self._result(call, "verification",
+        return call.fits("verification",
                             {"verified": True, "verify_id": call.text(body, "ticket"), "factor": factor})
 
     def activate(self, request: dict) -> dict:
@@ -85,38 +84,21 @@ class ZhejiangAdapter(CityAdapter):
             "validate": call.iso_date(cred.get("validUntil"), "validUntil"),
             "signDate": call.iso_date(cred.get("signedAt"), "signedAt"),
         }
-        return self._result(call, "credential", credential)
+        return call.fits("credential", credential)
 
     def list_services(self, request: dict) -> dict:
         call = CityCall(request["aab301"], "list_services")
         body = self._call(call, "GET", const.PATH_SERVICES.format(city=quote(call.city, safe="")))
-        services, seen = [], set()
-        for item in call.obj(body, "services", list):
-            if not isinstance(item, dict):
-                raise call.malformed("the answer's 'services' holds a non-object")
-            code = const.SERVICES.get(item.get("id")) if isinstance(item.get("id"), str) else None
-            if code is None or code in seen:  # a service the contract does not know: not ours to offer
-                self.log.debug("%s city=%s: skipped a service id the contract does not know", self.context.name,
-                               call.city)
-                continue
-            seen.add(code)
-            services.append({"code": code, "name": call.text(item, "title")})
-        return self._result(call, "service_list", {"aab301": call.city, "services": services})
+        services = call.services(call.obj(body, "services", list), "id", "title", const.SERVICES)
+        return call.fits("service_list", {"aab301": call.city, "services": services})
 
     def health(self, request: dict) -> dict:
         call = CityCall(request["aab301"], "health")
         started = time.perf_counter()
         body = self._call(call, "GET", const.PATH_HEALTH, params={"cityCode": call.city})
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        state = call.text(body, "status").upper()
-        if state == const.HEALTH_UP:
-            result = {"status": "up", "latency_ms": latency_ms}
-        elif state == const.HEALTH_DOWN:
-            result = {"status": "down", "latency_ms": latency_ms, "detail": "the city reports DOWN"}
-        else:
-            result = {"status": "degraded", "latency_ms": latency_ms,
-                      "detail": "the city reports a status other than UP"}
-        return self._result(call, "health", result)
+        state = call.text(body, "status")
+        return call.fits("health", call.health(state, const.HEALTH_UP, const.HEALTH_DOWN, latency_ms))
 
     # --- wire -------------------------------------------------------------------------------
     def _call(self, call: CityCall, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> dict:
@@ -156,9 +138,3 @@ class ZhejiangAdapter(CityAdapter):
         named = f"; field(s) named: {', '.join(fields)}" if fields else ""
         return call.rejected(f"the city rejected the request with HTTP {status} {code}{named}")
 
-    def _result(self, call: CityCall, schema: str, result: dict) -> dict:
-        """The contract answer, or malformed_response when the city's data does not fit the schema."""
-        problem = validator(schema).first_problem(result)
-        if problem is not None:
-            raise call.malformed(f"the city's answer does not fit {schema}: {problem.path} {problem.message}")
-        return result

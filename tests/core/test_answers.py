@@ -38,3 +38,24 @@ def test_retry_seconds_and_named_fields():
     assert retry_seconds("soon") is None and retry_seconds(-1) is None and retry_seconds(True) is None
     assert named_fields("aac002 is invalid; see aac0021", ["aac002", "aab301"]) == ["aac002"]
     assert named_fields(None, ["aac002"]) == []
+
+
+def test_services_skip_unknown_and_repeated_codes():
+    table = {"01": "identity_login", "02": "social_security"}
+    items = [{"fwbm": "01", "fwmc": "身份认证"}, {"fwbm": "99", "fwmc": "?"}, {"fwbm": "01", "fwmc": "again"},
+             {"fwbm": "02", "fwmc": "社保"}]
+    assert call.services(items, "fwbm", "fwmc", table) == [
+        {"code": "identity_login", "name": "身份认证"}, {"code": "social_security", "name": "社保"}]
+    with pytest.raises(UpstreamUnavailable):
+        call.services(["01"], "fwbm", "fwmc", table)
+    with pytest.raises(UpstreamUnavailable):
+        call.services({"fwbm": "01"}, "fwbm", "fwmc", table)
+
+
+def test_health_words_and_schema_fit():
+    assert call.health("up", "UP", "DOWN", 1.5) == {"status": "up", "latency_ms": 1.5}
+    assert call.health("DOWN", "up", "down", 1.0)["status"] == "down"
+    assert call.health("maintenance", "UP", "DOWN", 1.0)["status"] == "degraded"
+    assert call.fits("health", {"status": "up", "latency_ms": 1}) == {"status": "up", "latency_ms": 1}
+    with pytest.raises(UpstreamUnavailable, match=r"\$.status"):
+        call.fits("health", {"status": "sleepy", "latency_ms": 1})
