@@ -7,6 +7,7 @@ not a network.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import random
 import statistics
@@ -93,35 +94,49 @@ def _ready_ms(folder: Path, repeats: int = 7) -> tuple[float, float]:
     return times[0], statistics.median(times[1:])
 
 
-def _overhead(folder: Path, calls: int = 20000, seed: int = 7) -> dict:
+def _workload(folder: Path, calls: int, seed: int = 7):
     reg = _registry(folder)
     reg.load_all()
     codes = [c.code for c in reg.cities()]
     rng = random.Random(seed)
-    people = [make_id_number("110101", __import__("datetime").date(1990, 3, 7), rng.randrange(1, 999))
-              for _ in range(64)]
+    people = [make_id_number("110101", datetime.date(1990, 3, 7), rng.randrange(1, 999)) for _ in range(64)]
     work = []
     for _ in range(calls):
         code = rng.choice(codes)
         work.append((code, {"aac002": rng.choice(people), "aac003": "张三", "aab301": code}, reg.adapter(code)))
-    best_fw = best_raw = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for code, req, _ in work:
-            reg.call(code, "read_card", req)
-        best_fw = min(best_fw, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        for _, req, adapter in work:
-            adapter.read_card(req)
-        best_raw = min(best_raw, time.perf_counter() - t0)
-    fw_us, raw_us = best_fw / calls * 1e6, best_raw / calls * 1e6
+    return reg, work
+
+
+def _time_framework(reg, work) -> float:
     t0 = time.perf_counter()
-    load_ms = 0.0
-    reg2 = _registry(folder)
-    reg2.load_all()
-    load_ms = (time.perf_counter() - t0) * 1000
-    return {"call_us": fw_us, "raw_us": raw_us, "overhead_us": fw_us - raw_us, "load_all_ms": load_ms,
-            "cities": len(codes)}
+    for code, req, _ in work:
+        reg.call(code, "read_card", req)
+    return time.perf_counter() - t0
+
+
+def _time_raw(work) -> float:
+    t0 = time.perf_counter()
+    for _, req, adapter in work:
+        adapter.read_card(req)
+    return time.perf_counter() - t0
+
+
+def _overheads(folders: dict[int, Path], calls: int, rounds: int = 7) -> dict[int, dict]:
+    """Framework vs raw per-call time for each registry size. Rounds alternate between
+    the sizes so that warm-up and machine noise hit all of them alike; best round wins."""
+    loads = {n: _workload(folder, calls) for n, folder in folders.items()}
+    best = {n: [float("inf"), float("inf")] for n in folders}
+    for _ in range(rounds):
+        for n, (reg, work) in loads.items():
+            best[n][0] = min(best[n][0], _time_framework(reg, work))
+            best[n][1] = min(best[n][1], _time_raw(work))
+    out = {}
+    for n, (fw, raw) in best.items():
+        t0 = time.perf_counter()
+        _registry(folders[n]).load_all()
+        out[n] = {"call_us": fw / calls * 1e6, "raw_us": raw / calls * 1e6,
+                  "overhead_us": (fw - raw) / calls * 1e6, "load_all_ms": (time.perf_counter() - t0) * 1000}
+    return out
 
 
 def run(calls: int = 20000) -> dict:
@@ -132,8 +147,8 @@ def run(calls: int = 20000) -> dict:
         for n, folder in folders.items():
             make_plugins(folder, n, prefix=f"essc_bench{n}_")
         cold, warm = _ready_ms(folders[400])
-        o10 = _overhead(folders[10], calls)
-        o1000 = _overhead(folders[1000], calls)
+        measured = _overheads({10: folders[10], 1000: folders[1000]}, calls)
+        o10, o1000 = measured[10], measured[1000]
         for folder in folders.values():  # forget the synthetic modules
             sys.path[:] = [p for p in sys.path if p != str(folder)]
         return {

@@ -54,7 +54,7 @@ def test_id_numbers():
     made = make_id_number("371200", dt.date(1985, 2, 28), 17)
     assert validate_id_number(made) == made and made.startswith("371200")
     cases = {"110101199003078031": "checksum", "1101011990030780": "format", "11010119901307803X": "birth-date",
-             12: "type"}
+             12: "type", "١١٠١٠١١٩٩٠٠٣٠٧٨٠٣X": "format"}
     for value, rule in cases.items():
         with pytest.raises(errors.InvalidInput) as err:
             validate_id_number(value)
