@@ -54,7 +54,7 @@ class FaultRule:
         if self.every is not None:
             return attempt % self.every == 0
         if self.rate is not None:
-            return draw(seed, city, operation, attempt) < self.rate
+            return draw(seed, city, operation, attempt, self.id) < self.rate
         return True
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,9 +64,12 @@ class FaultRule:
         return out
 
 
-def draw(seed: int, city: str, operation: str, attempt: int) -> float:
-    """The reproducible random number in [0, 1) that a ``rate`` selector compares with."""
-    return random.Random(derive_seed(seed, "fault-rate", city, operation, attempt)).random()
+def draw(seed: int, city: str, operation: str, attempt: int, rule_id: int) -> float:
+    """The reproducible random number in [0, 1) that a ``rate`` selector compares with.
+
+    Each rule draws its own number, so several ``rate`` rules on the same requests are
+    independent (with one shared draw, only the rule with the highest rate could ever fire)."""
+    return random.Random(derive_seed(seed, "fault-rate", city, operation, attempt, rule_id)).random()
 
 
 def _number(data: Mapping[str, Any], key: str, *, integer: bool = False, minimum: float = 0,

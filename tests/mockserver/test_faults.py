@@ -61,7 +61,8 @@ def test_first_matching_rule_wins(client):
 def rate_pattern(seed: int, n: int = 30) -> list[int]:
     app = create_app({"SEED": seed, "CLOCK_MODE": "frozen"})
     client = app.test_client()
-    add(client, city="330100", operation="health", kind="http_503", rate=0.5)
+    rule = add(client, city="330100", operation="health", kind="http_503", rate=0.5)
+    rate_pattern.rule_id = rule["id"]
     return [health(client).status_code for _ in range(n)]
 
 
@@ -69,9 +70,17 @@ def test_rate_is_reproducible_across_apps_with_the_same_seed():
     first, second = rate_pattern(20261125), rate_pattern(20261125)
     assert first == second
     assert {200, 503} == set(first)
-    expected = [503 if draw(20261125, "330100", "health", attempt) < 0.5 else 200 for attempt in range(1, 31)]
+    rid = rate_pattern.rule_id
+    expected = [503 if draw(20261125, "330100", "health", a, rid) < 0.5 else 200 for a in range(1, 31)]
     assert first == expected
     assert rate_pattern(4242) != first
+
+
+def test_several_rate_rules_each_fire(client):
+    add(client, city="330100", operation="health", kind="http_503", rate=0.3)
+    add(client, city="330100", operation="health", kind="http_500", rate=0.3)
+    seen = {health(client).status_code for _ in range(60)}
+    assert {200, 500, 503} <= seen, seen
 
 
 def test_latency_then_normal_answer(client):
