@@ -63,3 +63,68 @@ def test_kill_9_worker_mid_activation_then_restart(crash_setup, mock, tmp_path):
     # the audit trail shows the crash: someone's lease expired and another run finished the job
     resumed = [r for r in rows if r["runs"] >= 3]
     assert resumed, "no activation was resumed after the crash"
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_kill_9_service_with_requests_in_flight_then_restart(crash_setup, mock, tmp_path):
+    """`essc serve` (API + in-process workers) killed while activations are mid-way."""
+    import threading
+
+    import requests
+
+    from .workers import start_essc
+
+    rt, env = crash_setup
+    people = [("370200", c) for c in mock.citizens("370200", "normal")]
+    mock.fault(city="370200", operation="activate", kind="latency", latency_ms=1500)
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    first = start_essc(env, tmp_path / "serve1.log", "serve", "--port", str(port))
+    assert wait_until(lambda: _up(api), timeout=30), (tmp_path / "serve1.log").read_text()
+
+    def post(c):
+        try:
+            requests.post(f"{api}/v1/activations", timeout=10, headers={"X-Channel": "demo", "X-Api-Key": "demo-key"},
+                          json={"city": "370200", "id_number": c["id_number"], "name": c["name"], "consent": True,
+                                "verification": {"face_token": "live-crash", "sms_code": "123456"}})
+        except requests.RequestException:
+            pass  # the service dies under this request: that is the point
+
+    threads = [threading.Thread(target=post, args=(c,)) for _, c in people]
+    for t in threads:
+        t.start()
+    try:
+        mid = wait_until(lambda: rt.store.counts().get(states.VERIFIED, 0) >= 2, timeout=30, interval=0.02)
+        assert mid, f"no activation reached the sign step: {rt.store.counts()}"
+    finally:
+        kill9(first)
+    for t in threads:
+        t.join(timeout=15)
+    before = rt.store.counts()
+    assert before.get(states.ACTIVATED, 0) < len(people), before
+
+    second = start_essc(env, tmp_path / "serve2.log", "serve", "--port", str(port))
+    try:
+        wait_until(lambda: unsettled(rt.store) == 0, timeout=60, interval=0.2)
+    finally:
+        stop(second)
+    after = rt.store.counts()
+    assert after == {states.ACTIVATED: len(people)}, f"lost or stuck: {after} (before restart: {before})"
+    rows = [rt.store.find(rt.service.sealer.citizen_key(c["id_number"]), city) for city, c in people]
+    assert len({r["credential"]["signNo"] for r in rows}) == len(people)
+
+
+def _up(api):
+    import requests
+
+    try:
+        return requests.get(f"{api}/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
