@@ -24,6 +24,7 @@ from essc.core.masking import get_logger
 from essc.core.schemas import validator
 from essc.core.settings import PluginContext, Timeouts
 from essc.core.signing import hmac_sha256
+from essc.core.testing import assert_no_personal_data, assert_valid
 from essc.plugins.fujian.adapter import FujianAdapter
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -43,8 +44,6 @@ REQUESTS = {
     "list_services": {"aab301": CITY},
     "health": {"aab301": CITY},
 }
-RESPONSE_SCHEMAS = {"read_card": "card_record", "verify_identity": "verification", "activate": "credential",
-                    "list_services": "service_list", "health": "health"}
 PATHS = {
     "read_card": "/pinyin/card/query",
     "verify_identity": "/pinyin/identity/verify",
@@ -89,26 +88,12 @@ def sent_form(rsps: responses.RequestsMock, index: int = 0, *, secret: str = "mo
     return form
 
 
-def assert_valid(result: dict, operation: str) -> None:
-    assert validator(RESPONSE_SCHEMAS[operation]).problems(result) == []
-
-
-def assert_no_personal_data(err: Exception) -> None:
-    texts = (str(err), json.dumps(err.to_dict(), ensure_ascii=False))
-    for value in PERSONAL:
-        for text in texts:
-            assert value not in text
 
 
 @pytest.fixture
 def adapter() -> FujianAdapter:
     return FujianAdapter(context())
 
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock() as mocked:
-        yield mocked
 
 
 # --- manifest and hook --------------------------------------------------------------------------
@@ -279,7 +264,7 @@ def test_upstream_error_is_typed(adapter, rsps, operation, answer, error_type, d
     for key, value in details.items():
         assert err.details[key] == value
     assert validator("error").problems(err.to_dict()) == []
-    assert_no_personal_data(err)
+    assert_no_personal_data(err, PERSONAL)
 
 
 def test_bad_field_names_only_our_field(adapter, rsps):

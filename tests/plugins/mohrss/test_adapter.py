@@ -26,6 +26,7 @@ from essc.core.masking import get_logger
 from essc.core.schemas import validator
 from essc.core.settings import PluginContext, Timeouts
 from essc.core.signing import canonical_string, sm3_hex
+from essc.core.testing import assert_no_personal_data, assert_valid
 from essc.plugins.mohrss.adapter import MohrssAdapter
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -48,8 +49,6 @@ REQUESTS = {
     "list_services": {"aab301": CITY},
     "health": {"aab301": CITY},
 }
-RESPONSE_SCHEMAS = {"read_card": "card_record", "verify_identity": "verification", "activate": "credential",
-                    "list_services": "service_list", "health": "health"}
 MSG_TYPES = {"read_card": "CARD_QUERY", "verify_identity": "IDENTITY_VERIFY", "activate": "CARD_SIGN",
              "list_services": "SERVICE_LIST", "health": "HEALTH"}
 
@@ -93,26 +92,12 @@ def sent_body(rsps: responses.RequestsMock, msg_type: str, index: int = 0, *, se
     return body
 
 
-def assert_valid(result: dict, operation: str) -> None:
-    assert validator(RESPONSE_SCHEMAS[operation]).problems(result) == []
-
-
-def assert_no_personal_data(err: Exception) -> None:
-    texts = (str(err), json.dumps(err.to_dict(), ensure_ascii=False))
-    for value in PERSONAL:
-        for text in texts:
-            assert value not in text
 
 
 @pytest.fixture
 def adapter() -> MohrssAdapter:
     return MohrssAdapter(context())
 
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock() as mocked:
-        yield mocked
 
 
 # --- manifest and hook --------------------------------------------------------------------------
@@ -302,7 +287,7 @@ def test_upstream_error_is_typed(adapter, rsps, operation, answer, error_type, d
     for key, value in details.items():
         assert err.details[key] == value
     assert validator("error").problems(err.to_dict()) == []
-    assert_no_personal_data(err)
+    assert_no_personal_data(err, PERSONAL)
 
 
 def test_not_opened_city(adapter, rsps):

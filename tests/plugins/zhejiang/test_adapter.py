@@ -21,6 +21,7 @@ from essc.core.errors import (
 from essc.core.masking import get_logger
 from essc.core.schemas import validator
 from essc.core.settings import PluginContext, Timeouts
+from essc.core.testing import assert_no_personal_data, assert_valid
 from essc.plugins.zhejiang.adapter import ZhejiangAdapter
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -40,8 +41,6 @@ REQUESTS = {
     "list_services": {"aab301": CITY},
     "health": {"aab301": CITY},
 }
-RESPONSE_SCHEMAS = {"read_card": "card_record", "verify_identity": "verification", "activate": "credential",
-                    "list_services": "service_list", "health": "health"}
 ROUTES = {
     "read_card": ("POST", "/rest/v1/cards/query"),
     "verify_identity": ("POST", "/rest/v1/identity/verify"),
@@ -77,26 +76,12 @@ def sent_json(rsps: responses.RequestsMock, index: int = 0) -> dict:
     return json.loads(rsps.calls[index].request.body)
 
 
-def assert_valid(result: dict, operation: str) -> None:
-    assert validator(RESPONSE_SCHEMAS[operation]).problems(result) == []
-
-
-def assert_no_personal_data(err: Exception) -> None:
-    texts = (str(err), json.dumps(err.to_dict(), ensure_ascii=False))
-    for value in PERSONAL:
-        for text in texts:
-            assert value not in text
 
 
 @pytest.fixture
 def adapter() -> ZhejiangAdapter:
     return ZhejiangAdapter(context())
 
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock() as mocked:
-        yield mocked
 
 
 # --- manifest and hook --------------------------------------------------------------------------
@@ -264,7 +249,7 @@ def test_upstream_error_is_typed(adapter, rsps, operation, answer, error_type, d
     for key, value in details.items():
         assert err.details[key] == value
     assert validator("error").problems(err.to_dict()) == []
-    assert_no_personal_data(err)
+    assert_no_personal_data(err, PERSONAL)
 
 
 def test_bad_request_names_only_our_field(adapter, rsps):
