@@ -10,9 +10,11 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from essc.core.errors import EsscError
+from essc.core.errors import EsscError, RetryableError, ReverifyError
 
 from . import states
+from .cli_flow import settle
+from .errors import ActivationConflict
 
 VERIFY = {"face_token": "live-chaos", "sms_code": "123456"}
 FAULTS = (  # kind, rate, parameters (rates apply per request, drawn reproducibly by the mock)
@@ -28,7 +30,7 @@ EXPECTED = {  # mock scenario -> final state the activation must reach
     "sealed": states.CARD_STATUS_ABNORMAL,
     "cancelled": states.CARD_STATUS_ABNORMAL,
     "locked": states.CARD_STATUS_ABNORMAL,
-    "face_mismatch": states.AWAITING_VERIFICATION,
+    "face_mismatch": states.AWAITING_VERIFICATION,  # or identity_failed once the citizen is locked out
 }
 
 
@@ -54,15 +56,27 @@ def drill(runtime, admin, n: int, *, seed: int = 7, threads: int = 4, timeout_s:
     first_credential: dict = {}
 
     def one(pick):
+        """As a channel does: submit, wait for the card read, verify (again when the city was
+        unavailable), and keep the credential the verification returned."""
         city, p = pick
         try:
             act = runtime.service.submit(city=city, id_number=p["id_number"], name=p["name"], consent=True,
-                                         channel="chaos", **VERIFY)
+                                         channel="chaos")
+            for _ in range(20):
+                act = settle(runtime, act, timeout_s)
+                if act["status"] != states.AWAITING_VERIFICATION:
+                    break
+                try:
+                    act, credential = runtime.service.verify(act["id"], channel="chaos", **VERIFY)
+                except (RetryableError, ActivationConflict):  # city unavailable, a check or resubmission ran
+                    act = runtime.store.get(act["id"])
+                    continue
+                except ReverifyError:
+                    return
+                if credential:
+                    first_credential.setdefault((city, p["id_number"]), credential["signNo"])
         except EsscError as err:  # never expected: the inputs are valid
             submit_errors[err.code] += 1
-            return
-        if act["status"] == states.ACTIVATED:
-            first_credential.setdefault((city, p["id_number"]), act["credential"]["signNo"])
 
     started = time.monotonic()
     with ThreadPoolExecutor(threads) as ex:
@@ -81,14 +95,14 @@ def drill(runtime, admin, n: int, *, seed: int = 7, threads: int = 4, timeout_s:
     final = Counter()
     for city, p in sorted(set((c, p["id_number"]) for c, p in picks)):
         person = next(x for cc, x in pool if cc == city and x["id_number"] == p)
-        row = runtime.store.find(runtime.service.sealer.citizen_key(p), city)
+        row = runtime.store.find(runtime.service.sealer.citizen_key(p), city, "chaos")
         if row is None or row["status"] in states.RUNNABLE:
             lost.append((city, row["status"] if row else None))
             continue
         final[row["status"]] += 1
         expected = {EXPECTED[person["scenario"]] if opened[city] else states.CITY_NOT_OPENED}
         if person["scenario"] == "face_mismatch" and picked[(city, p)] >= runtime.config.max_identity_attempts:
-            expected.add(states.IDENTITY_FAILED)  # concurrent submissions may count as one attempt
+            expected.add(states.IDENTITY_FAILED)
         if row["status"] not in expected:
             wrong.append((city, person["scenario"], row["status"], (row["error"] or {}).get("code")))
         seen = first_credential.get((city, p))

@@ -35,29 +35,50 @@ def resolve_city(registry, text: str) -> str:
     return (exact or found)[0].code
 
 
-def walk(console, runtime, city, id_number, name, face_token, sms_code, password, wait_s):
+def settle(runtime, act: dict, wait_s: float, on_wait=None, poll_s: float = 0.2) -> dict:
+    """Follow an activation until it leaves the queue's hands (card read, final) or ``wait_s``
+    passes; ``on_wait(act)`` is called at every poll while it is pending."""
+    deadline = time.monotonic() + wait_s
+    while act["status"] in states.RUNNABLE and time.monotonic() < deadline:
+        if on_wait is not None:
+            on_wait(act)
+        time.sleep(poll_s)
+        act = runtime.store.get(act["id"])
+    return act
+
+
+def walk(console, runtime, city, id_number, name, face_token, sms_code, password, wait_s, channel="cli"):
     from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from essc.core.errors import EsscError
 
     info = runtime.registry.city(city)
     console.print(f"activating the e-SSC of {mask_id(id_number)} in {info.name} {city} ({info.province})")
-    started = time.monotonic()
+    credential = None
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True) as progress:
         task = progress.add_task("reading the card record from the city system…")
-        act = runtime.service.submit(city=city, id_number=id_number, name=name, consent=True, channel="cli",
-                                     face_token=face_token, sms_code=sms_code, password=password)
-        while act["status"] not in states.FINAL and time.monotonic() - started < wait_s:
-            if act["status"] == states.AWAITING_VERIFICATION:
-                break
+
+        def show(act):
             err = act.get("error") or {}
             progress.update(task, description=f"{act['status']}: {err.get('message_zh', 'working…')}")
-            time.sleep(0.25)
-            act = runtime.store.get(act["id"])
+
+        act = runtime.service.submit(city=city, id_number=id_number, name=name, consent=True, channel=channel)
+        act = settle(runtime, act, wait_s, show)
+        if act["status"] == states.AWAITING_VERIFICATION:
+            progress.update(task, description="face recognition + identity check…")
+            try:
+                act, credential = runtime.service.verify(act["id"], channel=channel, face_token=face_token,
+                                                         sms_code=sms_code, password=password)
+            except EsscError as err:
+                act = runtime.store.get(act["id"])
+                act = {**act, "error": err.to_dict()}
+            act = settle(runtime, act, wait_s, show)
     done = {ev["event"] for ev in runtime.store.audit(act["id"])}
     for event, text in STEPS:
         mark = "[green]✓[/]" if event in done else "[dim]·[/]"
         console.print(f" {mark} {text}")
     if act["status"] == states.ACTIVATED:
-        c = act["credential"]
+        c = credential or act["credential"]
         console.print(f"[bold green]activated[/]: signNo {c['signNo']}, sign level {c['signLevel']}, "
                       f"signed {c['signDate']}, valid until {c['validate']}")
     else:

@@ -26,8 +26,10 @@ class ServiceConfig:
     queue_name: str = "essc"
     secret_key: str | None = None
     channels_file: Path | None = None
-    #: identity checks a citizen may fail before the activation ends as identity_failed
+    #: identity checks a citizen may fail in a city (every channel counted) before being locked
+    #: out of that city's checks for identity_lockout_s; the activation then ends as identity_failed
     max_identity_attempts: int = 3
+    identity_lockout_s: float = 1800.0
     #: retry policy of pending activations: base * 2**n with jitter, at most cap; a city's
     #: retry_after wins when it is given; activations older than max_age end as expired
     retry_base_s: float = 1.0
@@ -86,5 +88,5 @@ class ServiceConfig:
         return self.secret_key
 
 
-_NUMBERS = {"max_identity_attempts": int, "retry_base_s": float, "retry_cap_s": float, "max_age_s": float,
-            "lease_s": float, "sweep_interval_s": float, "workers": int}
+_NUMBERS = {"max_identity_attempts": int, "identity_lockout_s": float, "retry_base_s": float, "retry_cap_s": float,
+            "max_age_s": float, "lease_s": float, "sweep_interval_s": float, "workers": int}

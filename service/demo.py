@@ -1,6 +1,7 @@
 """``essc demo``: a scripted tour of the activation service on embedded defaults.
 
-Four citizens, four outcomes: activated in a supported city; a city that has not opened
+Four citizens, four outcomes, each through the two steps (submit: the card record is read;
+verify: face + SMS code, then the credential): activated in a supported city; a city that has not opened
 the service; a record not synced yet (pending, then activated once the mock's clock
 passes the sync delay); a card reported lost. Ends with a summary table.
 """
@@ -11,10 +12,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from essc.core.contract.mock_client import MockAdmin
 from essc.core.masking import mask_name
+from essc.mockserver.client import MockAdmin
 
 from . import states
+from .cli_flow import settle
 from .config import ServiceConfig
 from .local import local_runtime
 
@@ -46,6 +48,13 @@ def _outcome(act: dict) -> str:
     return err.get("message_zh", "") + (f" ({act['card_status']})" if act.get("card_status") else "")
 
 
+def _show_pending(status, act: dict) -> None:
+    if act["status"] in states.PENDING:
+        why = (act.get("error") or {}).get("message_zh", "")
+        wait = max(0, act["next_attempt_at"] - time.time())
+        status.update(f"[yellow]{act['status']}[/]: {why} — retry at +{wait:.1f}s")
+
+
 def run(console, data_dir: Path | None = None, wait_s: float = 30.0) -> bool:
     """Run every scene; print progress and the summary; return True if all ended as expected."""
     from rich.table import Table
@@ -68,15 +77,13 @@ def run(console, data_dir: Path | None = None, wait_s: float = 30.0) -> bool:
                               "consent given, city chosen; reading the card record…")
                 started = time.monotonic()
                 act = rt.service.submit(city=scene.city, id_number=citizen["id_number"], name=citizen["name"],
-                                        consent=True, channel="demo", **VERIFY)
+                                        consent=True, channel="demo")
                 with console.status(f"status: {act['status']}") as status:
-                    while act["status"] not in states.FINAL and time.monotonic() - started < wait_s:
-                        if act["status"] in states.PENDING:
-                            why = (act.get("error") or {}).get("message_zh", "")
-                            wait = max(0, act["next_attempt_at"] - time.time())
-                            status.update(f"[yellow]{act['status']}[/]: {why} — retry at +{wait:.1f}s")
-                        time.sleep(0.2)
-                        act = rt.store.get(act["id"])
+                    act = settle(rt, act, wait_s, lambda a: _show_pending(status, a))
+                    if act["status"] == states.AWAITING_VERIFICATION:
+                        status.update("card record read; face recognition + identity check…")
+                        act, _ = rt.service.verify(act["id"], channel="demo", **VERIFY)
+                        act = settle(rt, act, wait_s, lambda a: _show_pending(status, a))
                 for ev in rt.store.audit(act["id"]):
                     console.print(f"  [dim]{time.strftime('%H:%M:%S', time.localtime(ev['at']))}[/] "
                                   f"{ev['event']:<20} {ev['detail'] or ''}")

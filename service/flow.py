@@ -1,11 +1,20 @@
 """The activation flow: one citizen's e-SSC activation as a durable state machine.
 
-``submit`` records consent and the chosen city, then runs the flow once in the caller's
-thread; anything that must wait (record not synced, city unavailable) is handed to the
-queue with a delay (exponential backoff with jitter, the city's ``retry_after`` honoured,
-a cap, and a maximum age after which the activation expires). ``run`` is what a queue
-worker calls: it claims the activation (a lease), resumes from the last completed step
-and records every transition with the audit trail.
+The flow follows the citizen (docs/domain.md): choose the city and agree, wait while the
+card record is read, THEN face recognition plus an identity check, then the credential.
+
+* :meth:`ActivationService.submit` records consent and the chosen city and reads the card
+  record (``awaiting_verification`` when it was read); it never returns a credential. Anything
+  that must wait (record not synced, city unavailable) is handed to the queue with a delay
+  (exponential backoff with jitter, the city's ``retry_after`` honoured, a cap, and a maximum
+  age after which the activation expires).
+* :meth:`ActivationService.verify` runs face + second factor at the city and, when they pass,
+  activates: the credential goes to the caller of that request only (and later to the
+  activation's own channel on reading it). The secrets of a check are used once and never
+  stored. Failed checks are counted per citizen + city across channels; at
+  ``max_identity_attempts`` the citizen is locked out for ``identity_lockout_s``.
+* :meth:`ActivationService.run` is what a queue worker calls: it claims the activation (a
+  lease), resumes from the last completed step and records every transition.
 """
 from __future__ import annotations
 
@@ -25,6 +34,7 @@ from essc.core.errors import (
     InvalidInput,
     RecordNotSynced,
     RetryableError,
+    ReverifyError,
 )
 from essc.core.idnumber import validate_id_number
 from essc.core.masking import get_logger, mask_id
@@ -33,6 +43,8 @@ from essc.core.schemas import validator
 
 from . import states
 from .config import ServiceConfig
+from .errors import ActivationConflict, ActivationNotFound, IdentityLocked, VerificationBusy
+from .names import check_name, string_rule
 from .sealing import Sealer
 from .store import Store
 
@@ -54,38 +66,142 @@ class ActivationService:
         self.sealer = Sealer(config.resolved_secret())
         self.enqueue = enqueue
         self._rng = rng or random.Random()
-        self._name_check = validator("card_query")
+        props = validator("identity_check").schema["properties"]
+        self._identity_rules = {name: string_rule(props[name]) for name in ("face_token", "code")}
         self._channel_re = re.compile(validator("activation_request").schema["properties"]["channel"]["pattern"])
 
     # -- entry points --------------------------------------------------------------------
-    def submit(self, *, city: str, id_number: str, name: str, consent: bool, channel: str,
-               face_token: str, sms_code: str | None = None, password: str | None = None) -> dict:
-        """Start (or find) the citizen's activation in ``city`` and run it once."""
+    def submit(self, *, city: str, id_number: str, name: str, consent: bool, channel: str) -> dict:
+        """Start the channel's activation of the citizen in ``city`` (or restart it with this
+        data: see :meth:`Store.create`) and read the card record once now."""
         if consent is not True:
             raise InvalidInput("the citizen must agree to the terms (consent: true)", field="consent", rule="const")
         self.registry.city(city)  # unknown / abolished city -> InvalidInput
+        self._check_channel(channel)
+        id_number = validate_id_number(id_number, field="id_number")
+        name = check_name(name, field="name")
+        sealed = self.sealer.seal({"id_number": id_number, "name": name})
+        owner = worker_id()
+        act, outcome = self.store.create(citizen_key=self.sealer.citizen_key(id_number), city=city,
+                                         channel=channel, id_hint=mask_id(id_number), sealed=sealed,
+                                         owner=owner, lease_s=self.config.lease_s)
+        log.info("activation %s %s for %s in %s via %s", act["id"], outcome, act["id_hint"], city, channel)
+        if outcome == "found":
+            return act
+        return self._run_claimed(act, owner)
+
+    def verify(self, act_id: str, *, channel: str, face_token: str, sms_code: str | None = None,
+               password: str | None = None) -> tuple[dict, dict | None]:
+        """Face liveness + one second factor for the channel's activation ``act_id``; on success
+        the credential is issued. Returns ``(activation, credential issued by this call or None)``.
+
+        Raises :class:`ActivationNotFound` (not this channel's), :class:`IdentityLocked`
+        (``retry_after``), :class:`IdentityMismatch` (``attempts_left``), :class:`VerificationBusy`,
+        :class:`ActivationConflict` (not waiting for a check), :class:`InvalidInput`, or the
+        city's retryable error (nothing recorded: verify again later)."""
+        self._check_channel(channel)
+        factor, code = self._second_factor(face_token, sms_code, password)
+        act = self.store.get(act_id)
+        if act is None or act["channel"] != channel:
+            raise ActivationNotFound("no activation with this id")
+        city, key, now = act["city"], act["citizen_key"], time.time()
+        ident = self.store.identity(key, city)
+        if ident and ident["locked_until"] and ident["locked_until"] > now:
+            raise self._locked(ident["locked_until"] - now)
+        if act["status"] != states.AWAITING_VERIFICATION:
+            why = {states.ACTIVATED: "the activation is already activated (read it with GET)",
+                   states.VERIFIED: "the identity check already passed; the credential is being issued"}
+            raise ActivationConflict(why.get(act["status"], f"no card record waits for a check (status "
+                                                                f"{act['status']}; submit again to re-read it)"),
+                                     status=act["status"])
+        owner = worker_id()
+        act = self.store.claim_verification(act_id, owner, self.config.lease_s)
+        if act is None:
+            raise VerificationBusy("this activation is being verified or re-read right now", retry_after=1.0)
+        try:
+            if self.store.identity_begin(key, city, self.config.lease_s) is None:
+                ident = self.store.identity(key, city) or {}
+                if (ident.get("locked_until") or 0) > time.time():
+                    raise self._locked(ident["locked_until"] - time.time())
+                raise VerificationBusy("another identity check of this citizen in this city is running",
+                                       retry_after=1.0)
+        except EsscError:
+            self.store.release(act_id, owner)
+            raise
+        return self._check_identity(act, owner, factor, face_token, code)
+
+    def _check_identity(self, act: dict, owner: str, factor: str, face_token: str, code: str
+                        ) -> tuple[dict, dict | None]:
+        act_id, city, key = act["id"], act["city"], act["citizen_key"]
+        pii = self.sealer.unseal(act["sealed"])
+        passed: bool | None = None
+        try:
+            verification = self.registry.call(city, "verify_identity", {
+                "aac002": pii["id_number"], "aab301": city, "face_token": face_token, "factor": factor,
+                "code": code})
+            passed = True
+        except IdentityMismatch as err:
+            passed = False
+            return self._mismatch(act, owner, err), None
+        except RetryableError:  # nothing learnt: the citizen verifies again later
+            self.store.release(act_id, owner)
+            raise
+        except EsscError as err:
+            self._failed(act, owner, "verify_identity", err)
+            return self.store.get(act_id), None
+        except BaseException:
+            self.store.release(act_id, owner)
+            raise
+        finally:
+            if passed is not False:  # a mismatch is recorded by _mismatch
+                self.store.identity_end(key, city, passed=passed, max_failures=self.config.max_identity_attempts,
+                                        lockout_s=self.config.identity_lockout_s)
+        if not self.store.transition(act_id, owner, states.VERIFIED, "identity_verified",
+                                     detail=f"face + {verification['factor']}",
+                                     verified=self.sealer.seal({"verify_id": verification["verify_id"]})):
+            raise ActivationConflict("the activation was resubmitted during the identity check; verify again")
+        act = self._run_claimed(self.store.get(act_id), owner)
+        return act, act["credential"] if act["status"] == states.ACTIVATED else None
+
+    def _mismatch(self, act: dict, owner: str, err: IdentityMismatch) -> dict:
+        limit = self.config.max_identity_attempts
+        row = self.store.identity_end(act["citizen_key"], act["city"], passed=False, max_failures=limit,
+                                      lockout_s=self.config.identity_lockout_s)
+        if row["failures"] == 0:  # this failure reached the limit: the count restarts after the lockout
+            locked = self._locked(row["locked_until"] - time.time())
+            self.store.transition(act["id"], owner, states.IDENTITY_FAILED, "identity_locked", release=True,
+                                  error=locked.to_dict(), next_attempt_at=None,
+                                  detail=f"{limit} failed checks: locked for {self.config.identity_lockout_s:g}s")
+            log.warning("activation %s: %s locked out in %s after %d failed identity checks", act["id"],
+                        act["id_hint"], act["city"], limit)
+            raise locked from None
+        left = limit - row["failures"]
+        err.details["attempts_left"] = left
+        self.store.transition(act["id"], owner, states.AWAITING_VERIFICATION, "identity_mismatch", release=True,
+                              error=err.to_dict(), detail=f"failed check {row['failures']} of {limit}")
+        raise err
+
+    def _locked(self, remaining: float) -> IdentityLocked:
+        return IdentityLocked(f"locked for another {remaining:.0f}s", retry_after=round(max(remaining, 1.0), 1))
+
+    def _check_channel(self, channel: str) -> None:
         if not isinstance(channel, str) or not self._channel_re.match(channel):
             raise InvalidInput("a channel name is 2-40 of a-z, 0-9, '_', '.', '-'", field="channel", rule="pattern")
-        id_number = validate_id_number(id_number, field="id_number")
-        if not self._name_check.is_valid({"aac002": id_number, "aac003": name, "aab301": city}):
-            raise InvalidInput("the name must be 1-40 Chinese characters", field="name", rule="pattern")
-        if bool(sms_code) == bool(password):
+
+    def _second_factor(self, face_token: str, sms_code: str | None, password: str | None) -> tuple[str, str]:
+        """``(factor, code)`` after checking them against the contract's identity check."""
+        if (sms_code is None) == (password is None):
             raise InvalidInput("give exactly one second factor: sms_code or password", field="verification",
                                rule="one-of")
-        factor, code = ("sms", sms_code) if sms_code else ("password", password)
-        sealed = self.sealer.seal({"id_number": id_number, "name": name, "face_token": face_token,
-                                   "factor": factor, "code": code})
-        owner = worker_id()
-        act, created = self.store.create(citizen_key=self.sealer.citizen_key(id_number), city=city,
-                                          channel=channel, id_hint=mask_id(id_number), sealed=sealed,
-                                          owner=owner, lease_s=self.config.lease_s)
-        log.info("activation %s %s for %s in %s via %s", act["id"], "created" if created else "found",
-                 act["id_hint"], city, channel)
-        if created:
-            return self._run_claimed(act, owner)
-        if act["status"] in states.RUNNABLE:
-            return self.run(act["id"], owner)
-        return act
+        factor, code, field = ("sms", sms_code, "sms_code") if sms_code is not None else (
+            "password", password, "password")
+        rules = self._identity_rules
+        if not isinstance(face_token, str) or not rules["face_token"](face_token):
+            raise InvalidInput("the face token does not have the contract's form", field="face_token",
+                               rule="identity_check")
+        if not isinstance(code, str) or not rules["code"](code):
+            raise InvalidInput(f"the {field} must be 6 digits", field=field, rule="pattern")
+        return factor, code
 
     def run(self, act_id: str, owner: str | None = None) -> dict:
         """Claim the activation and take it as far as it can go now."""
@@ -108,29 +224,28 @@ class ActivationService:
 
     # -- the steps -------------------------------------------------------------------------
     def _steps(self, act: dict, owner: str) -> None:
+        """The card read (before the identity check) or the credential (after it)."""
         act_id, city = act["id"], act["city"]
         pii = self.sealer.unseal(act["sealed"])
         ident = {"aac002": pii["id_number"], "aab301": city}
         step = "read_card"
         try:
-            if act["card_status"] is None:
+            if act["verified"] is None:
                 record = self.registry.call(city, "read_card", {**ident, "aac003": pii["name"]})
                 status = record["aaz502"]
                 if status != "normal":
                     raise CardStatusAbnormal(status=status, city=city)
-                self.store.transition(act_id, owner, states.CARD_READ, "card_read", detail="card status normal",
-                                      card_status=status)
-            step = "verify_identity"
-            verification = self.registry.call(city, "verify_identity", {
-                **ident, "face_token": pii["face_token"], "factor": pii["factor"], "code": pii["code"]})
-            self.store.transition(act_id, owner, states.VERIFIED, "identity_verified",
-                                  detail=f"face + {verification['factor']}")
+                self.store.transition(act_id, owner, states.AWAITING_VERIFICATION, "card_read", release=True,
+                                      detail="card status normal", card_status=status, next_attempt_at=None,
+                                      error=None)
+                return
             step = "activate"
-            credential = self.registry.call(city, "activate", {**ident, "verify_id": verification["verify_id"],
+            verify_id = self.sealer.unseal(act["verified"])["verify_id"]
+            credential = self.registry.call(city, "activate", {**ident, "verify_id": verify_id,
                                                                 "channel": act["channel"]})
             if not self.store.transition(act_id, owner, states.ACTIVATED, "activated", release=True,
                                          detail=f"sign level {credential['signLevel']}", credential=credential,
-                                         next_attempt_at=None, error=None):
+                                         next_attempt_at=None, error=None, verified=None):
                 log.warning("activation %s: lease lost before the credential was stored", act_id)
         except EsscError as err:
             self._failed(act, owner, step, err)
@@ -150,13 +265,9 @@ class ActivationService:
                                   detail=f"{step}: {err.code}; retry in {delay:.1f}s", error=error)
             self._schedule(act_id, delay)
             return
-        if isinstance(err, IdentityMismatch):
-            failures = act["identity_failures"] + 1
-            final = failures >= self.config.max_identity_attempts
-            self.store.transition(act_id, owner, states.IDENTITY_FAILED if final else states.AWAITING_VERIFICATION,
-                                  "identity_mismatch", release=True, next_attempt_at=None, error=error,
-                                  identity_failures=failures,
-                                  detail=f"attempt {failures} of {self.config.max_identity_attempts}")
+        if isinstance(err, ReverifyError):  # the city no longer accepts the check (e.g. its ticket expired)
+            self.store.transition(act_id, owner, states.AWAITING_VERIFICATION, "reverify", release=True,
+                                  next_attempt_at=None, error=error, verified=None, detail=f"{step}: {err.code}")
             return
         if isinstance(err, CityNotOpened):
             status = states.CITY_NOT_OPENED
@@ -166,7 +277,7 @@ class ActivationService:
             status = states.FAILED
         extra = {"card_status": err.status} if isinstance(err, CardStatusAbnormal) else {}
         self.store.transition(act_id, owner, status, status, release=True, next_attempt_at=None, error=error,
-                              detail=f"{step}: {err.code}", **extra)
+                              verified=None, detail=f"{step}: {err.code}", **extra)
 
     def retry_delay(self, runs: int, retry_after: float | None) -> float:
         """Seconds until the next try: the city's hint if it gave one, else exponential
@@ -185,12 +296,13 @@ class ActivationService:
                 log.exception("activation %s: could not enqueue the retry", act_id)
 
     # -- views ---------------------------------------------------------------------------
-    def view(self, act: dict) -> dict:
-        """The public representation (no personal data but the masked ID hint)."""
+    def view(self, act: dict, *, credential: bool = False) -> dict:
+        """The public representation (no personal data but the masked ID hint). The credential
+        only when asked for: to the channel holding the activation, never on a submission."""
         out = {"id": act["id"], "status": act["status"], "city": act["city"], "channel": act["channel"],
                "id_hint": act["id_hint"], "created_at": act["created_at"], "updated_at": act["updated_at"],
                "final": act["status"] in states.FINAL}
-        if act["status"] == states.ACTIVATED:
+        if credential and act["status"] == states.ACTIVATED:
             out["credential"] = act["credential"]
         if act["status"] in states.PENDING:
             out["next_attempt_at"] = act["next_attempt_at"]
@@ -199,5 +311,4 @@ class ActivationService:
         if act["error"] and act["status"] != states.ACTIVATED:
             out["error"] = act["error"]
         return out
-
 

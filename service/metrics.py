@@ -83,6 +83,8 @@ class ApiMetrics:
         self.registry = CollectorRegistry()
         self.submitted = Counter("essc_api_activations_submitted", "Activations submitted through the API",
                                  ["outcome"], registry=self.registry)
+        self.verified = Counter("essc_api_verifications", "Identity checks (verifications) through the API",
+                                ["outcome"], registry=self.registry)
         self.adapter_seconds = Histogram("essc_adapter_call_seconds", "Latency of adapter calls",
                                          ["city", "operation", "outcome"], buckets=_BUCKETS,
                                          registry=self.registry)
@@ -95,6 +97,9 @@ class ApiMetrics:
 
     def count_submission(self, outcome: str) -> None:
         self.submitted.labels(outcome).inc()
+
+    def count_verification(self, outcome: str) -> None:
+        self.verified.labels(outcome).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,10 +15,11 @@ from sqlalchemy import JSON, bindparam, create_engine, event, func, insert, or_,
 from sqlalchemy.exc import IntegrityError
 
 from . import states
-from .models import Activation, AuditEvent, Base
+from .models import Activation, AuditEvent, Base, CitizenIdentity
 
 A = Activation.__table__
 E = AuditEvent.__table__
+I = CitizenIdentity.__table__  # noqa: E741
 
 # Hot-path statements are built once: building SQLAlchemy statements per call cost more
 # than the SQLite work itself (~0.6 ms each, profiled).
@@ -30,6 +31,12 @@ _CLAIM = text(
     "UPDATE activations SET lease_until = :until, lease_owner = :owner, runs = runs + 1, updated_at = :now "
     f"WHERE id = :act_id AND status IN ({_RUNNABLE_SQL}) "
     "AND (next_attempt_at IS NULL OR next_attempt_at <= :now) AND (lease_until IS NULL OR lease_until < :now)")
+_CLAIM_VERIFY = text(
+    "UPDATE activations SET lease_until = :until, lease_owner = :owner, updated_at = :now "
+    f"WHERE id = :act_id AND status = '{states.AWAITING_VERIFICATION}' AND (lease_until IS NULL OR lease_until < :now)")
+_IDENTITY_BEGIN = text(
+    "UPDATE citizen_identity SET busy_until = :until WHERE citizen_key = :key AND city = :city "
+    "AND (busy_until IS NULL OR busy_until < :now) AND (locked_until IS NULL OR locked_until <= :now)")
 _AUDIT = text("INSERT INTO audit_events (activation_id, at, event, status, detail, actor) "
               "VALUES (:act_id, :at, :event, :status, :detail, :actor)")
 _JSON_FIELDS = ("credential", "error")
@@ -67,53 +74,73 @@ def make_engine(url: str):
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def _check_schema(engine) -> None:
+    """Refuse, clearly, a database made by an older version (one activation per citizen + city,
+    verification secrets stored): its rows cannot be used by the two-step flow."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    if inspector.has_table("activations"):
+        columns = {c["name"] for c in inspector.get_columns("activations")}
+        if "verified" not in columns:
+            url = engine.url.render_as_string(hide_password=True)
+            raise RuntimeError(f"the database {url} was made by an older essc (before the two-step activation "
+                               "flow); drop its tables (or use a new ESSC_DATA_DIR) and start again")
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        _check_schema(self.engine)
         Base.metadata.create_all(self.engine)
 
     # -- creating ----------------------------------------------------------------------
     def create(self, *, citizen_key: str, city: str, channel: str, id_hint: str, sealed: str,
-               now: float | None = None, owner: str | None = None, lease_s: float = 0.0) -> tuple[dict, bool]:
-        """A new activation, or the citizen's existing one for this city (never two).
+               now: float | None = None, owner: str | None = None, lease_s: float = 0.0) -> tuple[dict, str]:
+        """The channel's activation for this citizen + city: new, restarted or as it is.
 
-        Returns ``(activation, created)``. A new activation is created already claimed by
-        ``owner`` when one is given (saves a round trip). An existing activation that ended
-        without a credential, or waits for a new identity check, starts again with the new data."""
+        Returns ``(activation, outcome)``, outcome ``"created"``, ``"restarted"`` or ``"found"``.
+        A created or restarted activation is claimed by ``owner`` (when given) and waits for its
+        card read. An activation restarts - the card is read again with the new data - unless it
+        is activated or its identity check already passed (``verified``); restarting takes the
+        lease from whoever held it, so an older run with the old data cannot write any more."""
         now = time.time() if now is None else now
         act_id = uuid.uuid4().hex
+        lease = dict(lease_until=now + lease_s if owner else None, lease_owner=owner)
         row = dict(id=act_id, citizen_key=citizen_key, city=city, channel=channel, status=states.RECEIVED,
-                   id_hint=id_hint, sealed=sealed, runs=1 if owner else 0, identity_failures=0, next_attempt_at=now,
-                   lease_until=now + lease_s if owner else None, lease_owner=owner, created_at=now, updated_at=now)
+                   id_hint=id_hint, sealed=sealed, runs=1 if owner else 0, next_attempt_at=now,
+                   created_at=now, updated_at=now, **lease)
         try:
             with self.engine.begin() as conn:
                 conn.execute(_INSERT_A, row)  # credential & error stay SQL NULL (JSON None would be 'null')
-                row.update(card_status=None, credential=None, error=None)
+                row.update(card_status=None, credential=None, error=None, verified=None)
                 conn.execute(_INSERT_E, [
                     dict(activation_id=act_id, at=now, event="consent_given", status=states.RECEIVED, detail=None,
                          actor=channel),
                     dict(activation_id=act_id, at=now, event="city_chosen", status=states.RECEIVED,
                          detail=f"city {city}", actor=channel)])
-            return row, True
+            return row, "created"
         except IntegrityError:
             pass
-        existing = self.find(citizen_key, city)
+        existing = self.find(citizen_key, city, channel)
         if existing is None:  # pragma: no cover - deleted in between
             raise RuntimeError("activation vanished during creation")
-        if existing["status"] == states.AWAITING_VERIFICATION or (
-                existing["status"] in states.FINAL and existing["status"] != states.ACTIVATED):
-            restart = states.CARD_READ if existing["status"] == states.AWAITING_VERIFICATION else states.RECEIVED
-            with self.engine.begin() as conn:
-                res = conn.execute(update(A).where(A.c.id == existing["id"], A.c.status == existing["status"])
-                                   .values(status=restart, sealed=sealed, channel=channel, next_attempt_at=now,
-                                           updated_at=now, error=None,
-                                           **({"identity_failures": 0, "created_at": now}
-                                              if restart == states.RECEIVED else {})))
-                if res.rowcount:
-                    conn.execute(insert(E).values(activation_id=existing["id"], at=now, event="resubmitted",
-                                                  status=restart, actor=channel))
-        return self.get(existing["id"]), False
+        if existing["status"] not in states.RESTARTABLE or existing["verified"] is not None:
+            return existing, "found"
+        final = existing["status"] in states.FINAL
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                update(A).where(A.c.id == existing["id"], A.c.status == existing["status"],
+                                A.c.updated_at == existing["updated_at"], A.c.verified.is_(None))
+                .values(status=states.RECEIVED, sealed=sealed, id_hint=id_hint, next_attempt_at=now, updated_at=now,
+                        error=None, card_status=None, runs=A.c.runs + (1 if owner else 0),
+                        **lease, **({"created_at": now} if final else {})))
+            if not res.rowcount:  # changed in between: show it as it is now
+                return self.get(existing["id"]), "found"
+            conn.execute(_AUDIT, {"act_id": existing["id"], "at": now, "event": "resubmitted",
+                                  "status": states.RECEIVED, "detail": f"was {existing['status']}", "actor": channel})
+        return self.get(existing["id"]), "restarted"
 
     # -- reading -----------------------------------------------------------------------
     def get(self, act_id: str) -> dict | None:
@@ -121,9 +148,14 @@ class Store:
             row = conn.execute(_GET, {"act_id": act_id}).mappings().first()
         return dict(row) if row else None
 
-    def find(self, citizen_key: str, city: str) -> dict | None:
+    def find(self, citizen_key: str, city: str, channel: str | None = None) -> dict | None:
+        """The citizen's activation in ``city`` through ``channel`` (the oldest of any channel
+        when ``channel`` is None)."""
+        q = select(A).where(A.c.citizen_key == citizen_key, A.c.city == city)
+        if channel is not None:
+            q = q.where(A.c.channel == channel)
         with self.engine.connect() as conn:
-            row = conn.execute(select(A).where(A.c.citizen_key == citizen_key, A.c.city == city)).mappings().first()
+            row = conn.execute(q.order_by(A.c.created_at)).mappings().first()
         return dict(row) if row else None
 
     def audit(self, act_id: str) -> list[dict]:
@@ -157,6 +189,13 @@ class Store:
             res = conn.execute(_CLAIM, {"act_id": act_id, "until": now + lease_s, "owner": owner, "now": now})
         return self.get(act_id) if res.rowcount == 1 else None
 
+    def claim_verification(self, act_id: str, owner: str, lease_s: float, now: float | None = None) -> dict | None:
+        """Take an activation that waits for its identity check, if no one holds it."""
+        now = time.time() if now is None else now
+        with self.engine.begin() as conn:
+            res = conn.execute(_CLAIM_VERIFY, {"act_id": act_id, "until": now + lease_s, "owner": owner, "now": now})
+        return self.get(act_id) if res.rowcount == 1 else None
+
     def transition(self, act_id: str, owner: str, status: str, event_name: str, *, detail: str | None = None,
                    release: bool = False, **fields: Any) -> bool:
         """Move a claimed activation to ``status`` and record the event, atomically.
@@ -171,6 +210,47 @@ class Store:
             conn.execute(_AUDIT, {"act_id": act_id, "at": now, "event": event_name, "status": status,
                                   "detail": detail, "actor": owner})
         return True
+
+    # -- identity checks of a citizen + city, across channels -------------------------------
+    def identity_begin(self, citizen_key: str, city: str, hold_s: float, now: float | None = None) -> dict | None:
+        """Hold the citizen + city for one identity check. None when it is held (another check
+        runs) or locked out; then :meth:`identity` tells which."""
+        now = time.time() if now is None else now
+        with self.engine.begin() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(I).values(citizen_key=citizen_key, city=city, failures=0,
+                                                  busy_until=now + hold_s))
+                return {"failures": 0, "locked_until": None}
+            except IntegrityError:
+                pass
+            res = conn.execute(_IDENTITY_BEGIN, {"key": citizen_key, "city": city, "now": now,
+                                                 "until": now + hold_s})
+        return self.identity(citizen_key, city) if res.rowcount == 1 else None
+
+    def identity(self, citizen_key: str, city: str) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(I).where(I.c.citizen_key == citizen_key, I.c.city == city)).mappings().first()
+        return dict(row) if row else None
+
+    def identity_end(self, citizen_key: str, city: str, *, passed: bool | None, max_failures: int,
+                     lockout_s: float, now: float | None = None) -> dict:
+        """Record the outcome of the held check (``passed`` None: no outcome, e.g. the city was
+        unavailable) and release the hold. At ``max_failures`` failures the citizen + city is
+        locked for ``lockout_s`` and the count starts again after it. Returns the row."""
+        now = time.time() if now is None else now
+        key = (I.c.citizen_key == citizen_key) & (I.c.city == city)
+        with self.engine.begin() as conn:
+            if passed:
+                conn.execute(update(I).where(key).values(failures=0, busy_until=None, locked_until=None))
+            elif passed is None:
+                conn.execute(update(I).where(key).values(busy_until=None))
+            else:
+                conn.execute(update(I).where(key).values(failures=I.c.failures + 1, busy_until=None))
+                conn.execute(update(I).where(key, I.c.failures >= max_failures)
+                             .values(failures=0, locked_until=now + lockout_s, busy_until=None))
+            row = conn.execute(select(I).where(key)).mappings().first()
+        return dict(row)
 
     def release(self, act_id: str, owner: str) -> None:
         with self.engine.begin() as conn:

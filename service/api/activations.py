@@ -1,14 +1,21 @@
-"""``POST /v1/activations`` and ``GET /v1/activations/<id>``.
+"""The two-step activation: ``POST /v1/activations``, ``POST /v1/activations/<id>/verification``,
+``GET /v1/activations/<id>``.
 
-Status codes (documented in schemas/openapi.json): 201 activated by this request, 202 not
-final yet, 200 final - an activation that already existed and is activated (the same
-credential again) or a final failure of the flow, whose typed error object is under
-``"error"``. A request the service refuses (invalid input...) gets the error's HTTP status.
+Submission (consent + city + who): 201 ``awaiting_verification`` when the card record was
+read, 202 while pending (retried by the queue), 200 with the final status (not opened,
+abnormal card, already activated...). Never a credential.
+
+Verification (face token + SMS code or password): 201 with the credential when the check
+passed and the credential was issued in this request; 202 if the city could not issue it yet
+(the channel reads it later); a typed error otherwise (``IDENTITY_MISMATCH`` with
+``attempts_left``, ``IDENTITY_LOCKED`` with ``retry_after``...).
+
+Reading: only the channel holding the activation sees it (credential included); any other
+channel gets 404, exactly as for an id that does not exist.
 """
 from __future__ import annotations
 
 import re
-import time
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
@@ -25,10 +32,23 @@ _ID = re.compile(r"^[0-9a-f]{32}$")
 _AUDIT_FIELDS = ("at", "event", "status", "detail")  # not "actor": worker host names are internals
 
 
-def _status_code(act: dict, started: float) -> int:
-    if act["status"] == states.ACTIVATED:
-        return 201 if act["updated_at"] >= started else 200  # activated now, or already before
+def _submission_status(act: dict) -> int:
+    if act["status"] == states.AWAITING_VERIFICATION:
+        return 201
     return 200 if act["status"] in states.FINAL else 202
+
+
+def _located(view: dict, status: int):
+    response = jsonify(view)
+    response.status_code = status
+    response.headers["Location"] = url_for("activations.get_activation", act_id=view["id"])
+    return response
+
+
+def _own_activation_id(act_id: str) -> str:
+    if not _ID.match(act_id):
+        raise NotFound("no activation with this id")
+    return act_id
 
 
 @bp.post("/v1/activations")
@@ -38,29 +58,44 @@ def submit_activation():
     try:
         data = json_body(request)
         validate("ActivationRequest", data)
-        verification = data["verification"]
-        started = time.time()
-        act = state.runtime.service.submit(
-            city=data["city"], id_number=data["id_number"], name=data["name"], consent=data["consent"],
-            channel=g.channel, face_token=verification["face_token"], sms_code=verification.get("sms_code"),
-            password=verification.get("password"))
+        act = state.runtime.service.submit(city=data["city"], id_number=data["id_number"], name=data["name"],
+                                           consent=data["consent"], channel=g.channel)
     except EsscError as err:
         state.metrics.count_submission(err.code.lower())
         raise
     state.metrics.count_submission(act["status"])
-    response = jsonify(state.runtime.service.view(act))
-    response.status_code = _status_code(act, started)
-    response.headers["Location"] = url_for("activations.get_activation", act_id=act["id"])
-    return response
+    return _located(state.runtime.service.view(act), _submission_status(act))
+
+
+@bp.post("/v1/activations/<act_id>/verification")
+@require_channel
+def verify_activation(act_id: str):
+    state = current_app.extensions["essc"]
+    service = state.runtime.service
+    data = json_body(request)
+    validate("VerificationRequest", data)
+    try:
+        act, credential = service.verify(_own_activation_id(act_id), channel=g.channel,
+                                         face_token=data["face_token"], sms_code=data.get("sms_code"),
+                                         password=data.get("password"))
+    except EsscError as err:
+        state.metrics.count_verification(err.code.lower())
+        raise
+    state.metrics.count_verification(act["status"])
+    view = service.view(act)
+    if credential is not None:
+        view["credential"] = credential
+        return _located(view, 201)
+    return _located(view, 200 if act["status"] in states.FINAL else 202)
 
 
 @bp.get("/v1/activations/<act_id>")
 @require_channel
 def get_activation(act_id: str):
     runtime = current_app.extensions["essc"].runtime
-    act = runtime.store.get(act_id) if _ID.match(act_id) else None
-    if act is None:
+    act = runtime.store.get(_own_activation_id(act_id))
+    if act is None or act["channel"] != g.channel:
         raise NotFound("no activation with this id")
-    view = runtime.service.view(act)
+    view = runtime.service.view(act, credential=True)
     view["audit"] = [{k: event.get(k) for k in _AUDIT_FIELDS} for event in runtime.store.audit(act_id)]
     return jsonify(view)

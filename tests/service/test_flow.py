@@ -3,48 +3,77 @@ import time
 
 import pytest
 
-from essc.core.errors import InvalidInput
+from essc.core.errors import IdentityMismatch, InvalidInput, RetryableError
 from essc.service import states
+from essc.service.errors import ActivationConflict, ActivationNotFound, IdentityLocked
 
 from .conftest import DEMO, person
 
 
 def submit(rt, city, who, **kw):
-    args = dict(DEMO, channel="test", consent=True)
+    args = dict(channel="test", consent=True)
     args.update(kw)
     return rt.service.submit(city=city, **who, **args)
 
 
-def wait_final(rt, act_id, timeout=15):
+def verify(rt, act, channel="test", **kw):
+    return rt.service.verify(act["id"], channel=channel, **{**DEMO, **kw})
+
+
+def settle(rt, act_id, timeout=15):
+    """Wait (for the event, with a deadline) until the queue no longer holds the activation."""
     deadline = time.monotonic() + timeout
     act = rt.store.get(act_id)
-    while act["status"] not in states.FINAL and time.monotonic() < deadline:
+    while act["status"] in states.RUNNABLE and time.monotonic() < deadline:
         time.sleep(0.05)
         act = rt.store.get(act_id)
     return act
 
 
-def test_activation_in_a_supported_city(runtime, mock):
+def activate(rt, city, who, channel="test"):
+    act = submit(rt, city, who, channel=channel)
+    assert act["status"] == states.AWAITING_VERIFICATION, act
+    return verify(rt, act, channel=channel)
+
+
+def test_activation_follows_the_citizen_card_read_then_identity(runtime, mock):
     act = submit(runtime, "350100", person(mock, "350100"))
+    assert act["status"] == states.AWAITING_VERIFICATION and act["card_status"] == "normal"
+    assert act["credential"] is None
+    assert [e["operation"] for e in mock.journal(city="350100")] == ["read_card"]
+    act, credential = verify(runtime, act)
     assert act["status"] == states.ACTIVATED
-    assert act["credential"]["aab301"] == "350100" and act["credential"]["signNo"]
+    assert credential["aab301"] == "350100" and credential["signNo"] and credential == act["credential"]
     events = [e["event"] for e in runtime.store.audit(act["id"])]
     assert events == ["consent_given", "city_chosen", "card_read", "identity_verified", "activated"]
 
 
-def test_same_citizen_same_city_never_gets_two_credentials(runtime, mock):
+def test_resubmission_after_activation_never_returns_the_credential(runtime, mock):
     who = person(mock, "330100")
-    first = submit(runtime, "330100", who)
-    again = submit(runtime, "330100", who, channel="wechat")
-    assert again["id"] == first["id"] and again["credential"] == first["credential"]
-    assert runtime.store.counts() == {states.ACTIVATED: 1}
+    act, credential = activate(runtime, "330100", who)
+    again = submit(runtime, "330100", {**who, "name": "王五"})
+    assert again["id"] == act["id"] and again["status"] == states.ACTIVATED
+    assert "credential" not in runtime.service.view(again)
+    with pytest.raises(ActivationConflict):
+        verify(runtime, again, face_token="live-forged", sms_code="000000")
+
+
+def test_each_channel_verifies_and_the_city_issues_one_credential(runtime, mock):
+    who = person(mock, "330100")
+    first, cred_a = activate(runtime, "330100", who, channel="alipay")
+    other = submit(runtime, "330100", who, channel="wechat")
+    assert other["id"] != first["id"] and other["status"] == states.AWAITING_VERIFICATION
+    with pytest.raises(ActivationNotFound):  # a channel cannot verify another channel's activation
+        runtime.service.verify(first["id"], channel="wechat", **DEMO)
+    second, cred_b = verify(runtime, other, channel="wechat")
+    assert cred_b["signNo"] == cred_a["signNo"]  # the same credential: issued once per citizen + city
+    assert runtime.store.counts() == {states.ACTIVATED: 2}
 
 
 def test_a_citizen_with_cards_in_two_cities_chooses_each(runtime, mock):
     who = person(mock, "330100")
     a = submit(runtime, "330100", who)
-    mock_cities = {c["code"] for c in mock.cities()}
-    assert "330500" in mock_cities
+    assert "330500" in {c["code"] for c in mock.cities()}
     b = submit(runtime, "330500", who)
     assert a["id"] != b["id"] and a["city"] == "330100" and b["city"] == "330500"
 
@@ -64,24 +93,88 @@ def test_final_failures(runtime, mock, city, scenario, status, extra):
         assert act["card_status"] == extra and act["error"]["details"]["status"] == extra
 
 
-def test_identity_mismatch_allows_bounded_retries(runtime, mock):
-    who = person(mock, "330100", "face_mismatch")
+def test_failed_checks_lock_the_citizen_out_across_channels_and_resubmissions(runtime, mock):
+    runtime.config.max_identity_attempts, runtime.config.identity_lockout_s = 3, 1800
+    who = person(mock, "330100")
     act = submit(runtime, "330100", who)
-    assert act["status"] == states.AWAITING_VERIFICATION and act["identity_failures"] == 1
+    for left in (2, 1):
+        with pytest.raises(IdentityMismatch) as info:
+            verify(runtime, act, sms_code="000000")
+        assert info.value.details["attempts_left"] == left
+        act = submit(runtime, "330100", who)  # a new submission does not reset the count
+        assert act["status"] == states.AWAITING_VERIFICATION
+    with pytest.raises(IdentityLocked) as info:
+        verify(runtime, act, sms_code="000000")
+    assert 1790 <= info.value.retry_after <= 1800
+    assert runtime.store.get(act["id"])["status"] == states.IDENTITY_FAILED
+    checks = len(mock.journal(city="330100", operation="verify_identity"))
+    assert checks == 3
+    other = submit(runtime, "330100", who, channel="wechat")  # another channel, the right code: still locked
+    with pytest.raises(IdentityLocked):
+        verify(runtime, other, channel="wechat")
+    again = submit(runtime, "330100", who)  # resubmitted: the card is read again, the lock stays
+    assert again["status"] == states.AWAITING_VERIFICATION
+    with pytest.raises(IdentityLocked):
+        verify(runtime, again)
+    assert len(mock.journal(city="330100", operation="verify_identity")) == checks  # the city was not asked
+    events = [e["detail"] or "" for e in runtime.store.audit(act["id"])]
+    assert not any(who["id_number"] in e or who["name"] in e for e in events)
+
+
+def test_lockout_ends_and_the_citizen_verifies_again(runtime, mock):
+    runtime.config.max_identity_attempts = 1
+    who = person(mock, "330100")
     act = submit(runtime, "330100", who)
-    assert act["status"] == states.AWAITING_VERIFICATION and act["identity_failures"] == 2
+    runtime.config.identity_lockout_s = -1  # a lockout that has already ended
+    with pytest.raises(IdentityLocked):
+        verify(runtime, act, sms_code="000000")
     act = submit(runtime, "330100", who)
-    assert act["status"] == states.IDENTITY_FAILED
+    act, credential = verify(runtime, act)
+    assert act["status"] == states.ACTIVATED and credential
 
 
 def test_identity_retry_with_the_right_code_succeeds(runtime, mock):
     who = person(mock, "330100")
-    act = submit(runtime, "330100", who, sms_code="000000")
-    assert act["status"] == states.AWAITING_VERIFICATION
     act = submit(runtime, "330100", who)
-    assert act["status"] == states.ACTIVATED
+    with pytest.raises(IdentityMismatch):
+        verify(runtime, act, sms_code="000000")
+    act, credential = verify(runtime, act)
+    assert act["status"] == states.ACTIVATED and credential
     events = [e["event"] for e in runtime.store.audit(act["id"])]
-    assert events.count("card_read") == 1 and "resubmitted" in events
+    assert events.count("card_read") == 1 and "identity_mismatch" in events
+
+
+def test_verification_secrets_must_have_the_contract_form(runtime, mock):
+    act = submit(runtime, "330100", person(mock, "330100"))
+    for bad in (dict(sms_code="1234"), dict(sms_code="12345678"), dict(face_token="x"), dict(password="abc"),
+                dict(sms_code="123456", password="123456"), dict(sms_code="12345\n"), dict(sms_code="١٢٣٤٥٦")):
+        args = {**DEMO, **bad}
+        if "password" in bad and "sms_code" not in bad:
+            args.pop("sms_code")
+        with pytest.raises(InvalidInput):
+            runtime.service.verify(act["id"], channel="test", **args)
+    assert mock.journal(city="330100", operation="verify_identity") == []
+
+
+def test_resubmission_while_pending_reads_the_card_with_the_new_data(runtime, mock):
+    who = person(mock, "330100")
+    act = submit(runtime, "330100", {**who, "name": "王五"})  # a wrong name: no such record (yet)
+    assert act["status"] == states.PENDING_SYNC
+    fixed = submit(runtime, "330100", who)  # corrected while pending: read again at once, with the new name
+    assert fixed["id"] == act["id"] and fixed["status"] == states.AWAITING_VERIFICATION
+    assert len(mock.journal(city="330100", operation="read_card")) == 2
+    events = [e["event"] for e in runtime.store.audit(act["id"])]
+    assert events[-2:] == ["resubmitted", "card_read"]
+
+
+def test_resubmission_after_a_final_failure_reads_the_card_again(runtime, mock):
+    who = person(mock, "330100")
+    runtime.config.max_age_s = 0  # the first failure is final (expired)
+    act = submit(runtime, "330100", {**who, "name": "王五"})
+    assert act["status"] == states.EXPIRED
+    runtime.config.max_age_s = 3600
+    again = submit(runtime, "330100", who)
+    assert again["id"] == act["id"] and again["status"] == states.AWAITING_VERIFICATION
 
 
 def test_delayed_sync_is_retried_by_the_queue(runtime, mock):
@@ -91,17 +184,40 @@ def test_delayed_sync_is_retried_by_the_queue(runtime, mock):
     assert act["status"] == states.PENDING_SYNC and act["error"]["code"] == "RECORD_NOT_SYNCED"
     assert act["next_attempt_at"] > time.time()  # retry_after 30 s, capped at 2 s by the test config
     mock.advance(30)
-    act = wait_final(runtime, act["id"])
+    act = settle(runtime, act["id"])
+    assert act["status"] == states.AWAITING_VERIFICATION
+    act, credential = verify(runtime, act)
     assert act["status"] == states.ACTIVATED
 
 
-def test_upstream_faults_are_retried_until_success(runtime, mock):
+def test_upstream_faults_are_retried_until_the_card_is_read(runtime, mock):
     mock.fault(city="440300", operation="read_card", kind="http_503", attempts=[1, 2, 3, 4])
     runtime.start_workers()
     act = submit(runtime, "440300", person(mock, "440300"))
     assert act["status"] == states.PENDING_UPSTREAM
-    act = wait_final(runtime, act["id"])
-    assert act["status"] == states.ACTIVATED and act["runs"] >= 2
+    act = settle(runtime, act["id"])
+    assert act["status"] == states.AWAITING_VERIFICATION and act["runs"] >= 2
+
+
+def test_city_unavailable_during_the_check_records_nothing(runtime, mock):
+    act = submit(runtime, "440300", person(mock, "440300"))
+    mock.fault(city="440300", operation="verify_identity", kind="http_503", attempts=list(range(1, 10)))
+    with pytest.raises(RetryableError):
+        verify(runtime, act)
+    assert runtime.store.get(act["id"])["status"] == states.AWAITING_VERIFICATION
+    mock.clear_faults()
+    act, credential = verify(runtime, act)  # the channel asks the citizen again
+    assert credential
+
+
+def test_credential_issued_later_when_the_city_fails_after_the_check(runtime, mock):
+    act = submit(runtime, "440300", person(mock, "440300"))
+    mock.fault(city="440300", operation="activate", kind="http_503", attempts=[1, 2, 3, 4])
+    act, credential = verify(runtime, act)
+    assert credential is None and act["status"] == states.PENDING_UPSTREAM
+    runtime.start_workers()
+    act = settle(runtime, act["id"])
+    assert act["status"] == states.ACTIVATED and act["credential"]["signNo"]
 
 
 def test_pending_activation_expires_after_max_age(runtime, mock):
@@ -109,7 +225,7 @@ def test_pending_activation_expires_after_max_age(runtime, mock):
     mock.set_city("110000", mode="delayed", sync_delay_s=3600)
     runtime.start_workers()
     act = submit(runtime, "110000", person(mock, "110000"))
-    act = wait_final(runtime, act["id"])
+    act = settle(runtime, act["id"])
     assert act["status"] == states.EXPIRED and act["error"]["code"] == "RECORD_NOT_SYNCED"
 
 
@@ -133,15 +249,25 @@ def test_bad_input_is_refused_before_anything_is_stored(runtime, mock):
     ]
     for case in cases:
         with pytest.raises(InvalidInput):
-            runtime.service.submit(consent=True, channel="t", **DEMO, **case)
+            runtime.service.submit(consent=True, channel="t", **case)
     with pytest.raises(InvalidInput, match="consent"):
-        runtime.service.submit(city="330100", consent=False, channel="t", **DEMO, **who)
+        runtime.service.submit(city="330100", consent=False, channel="t", **who)
     assert runtime.store.counts() == {}
 
 
 def test_no_personal_data_in_the_database(runtime, mock, tmp_path):
     who = person(mock, "330100")
-    submit(runtime, "330100", who)
+    activate(runtime, "330100", who)
     runtime.store.engine.dispose()
     raw = b"".join(p.read_bytes() for p in (runtime.config.data_dir).glob("essc.sqlite3*"))
     assert who["id_number"].encode() not in raw and who["name"].encode() not in raw
+    assert DEMO["face_token"].encode() not in raw  # the check's secrets are used once, never stored
+
+
+def test_names_of_minorities_and_cjk_extensions(runtime, mock):
+    for name in ("阿依古丽·买买提", "𠀾明"):
+        act = submit(runtime, "330100", {"id_number": person(mock, "330100")["id_number"], "name": name})
+        assert act["status"] in states.ALL
+    for name in ("·", "张·", "·张", "张三\n", "Zhang"):
+        with pytest.raises(InvalidInput, match="name"):
+            submit(runtime, "330100", {"id_number": person(mock, "330100")["id_number"], "name": name})
