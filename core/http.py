@@ -18,9 +18,9 @@ from requests.adapters import HTTPAdapter
 
 from .errors import UpstreamUnavailable
 from .masking import get_logger
-from .settings import Timeouts
+from .timeouts import Timeouts
 
-__all__ = ["CityHttpClient", "parse_json", "parse_xml", "parse_retry_after"]
+__all__ = ["CityHttpClient", "Timeouts", "parse_json", "parse_xml", "parse_retry_after"]
 
 log = get_logger("essc.http")
 

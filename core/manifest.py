@@ -20,6 +20,8 @@ from .schemas import validator
 from .settings import Settings
 
 MANIFEST = "manifest.json"
+#: the package holding the in-repo reference plugins (one sub-folder each)
+BUILTIN_PACKAGE = "essc.plugins"
 
 
 @dataclass
@@ -74,10 +76,11 @@ def discover(settings: Settings) -> list[PluginSource]:
     """Every plugin source, deduplicated by module name, in precedence order."""
     sources: list[PluginSource] = []
     if settings.builtin_plugins:
-        import essc.plugins as builtin
-
-        for folder in builtin.__path__:
-            sources += _scan_folder(Path(folder), "builtin", "essc.plugins.", None)
+        # the package's folders, found without executing it: the runtime imports no plugin code
+        # until a city is called (the registry then imports the plugin module by name)
+        spec = importlib.util.find_spec(BUILTIN_PACKAGE)
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            sources += _scan_folder(Path(folder), "builtin", BUILTIN_PACKAGE + ".", None)
     for folder in settings.plugin_dirs:
         sources += _scan_folder(Path(folder), f"dir:{folder}", "", str(folder))
     if settings.entry_points:

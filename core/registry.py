@@ -172,6 +172,28 @@ class Registry:
                 self._load(record)
         return self.plugins
 
+    def plugin_rows(self) -> list[dict[str, Any]]:
+        """One JSON-able dict per plugin, after loading all of them (``essc plugins --json``,
+        ``GET /v1/adapters``): name, version, cities, status, reason, dialect,
+        contract_version, module, origin and the hooks it implements."""
+        rows: list[dict[str, Any]] = []
+        for rec in self.load_all():
+            m = rec.manifest or {}
+            callers = self.pm.get_hookcallers(rec.module) if rec.module is not None else None
+            rows.append({
+                "name": rec.name,
+                "version": rec.version,
+                "cities": list(rec.cities),
+                "status": rec.status,
+                "reason": rec.reason,
+                "dialect": m.get("dialect"),
+                "contract_version": m.get("contract_version"),
+                "module": rec.source.module,
+                "origin": rec.source.origin,
+                "hooks": sorted(h.name for h in callers or []),
+            })
+        return rows
+
     def _resolve(self, city: str) -> _Bound:
         self.setup()
         info = self._cities.get(city)

@@ -23,9 +23,15 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .masking import get_logger
+from .timeouts import Timeouts
+
+if TYPE_CHECKING:
+    from .http import CityHttpClient
+
+__all__ = ["Settings", "PluginContext", "Timeouts", "DEFAULT_BASE_URL"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8765"
 
@@ -93,16 +99,6 @@ class Settings:
         return self.endpoints.get(plugin, self.base_url).rstrip("/")
 
 
-@dataclass(frozen=True)
-class Timeouts:
-    """A plugin's time budget (from its manifest)."""
-
-    connect_s: float = 2.0
-    read_s: float = 5.0
-    total_s: float = 8.0
-    retries: int = 1
-
-
 @dataclass
 class PluginContext:
     """Handed to ``essc_register_adapters``: everything one plugin needs to build adapters."""
@@ -122,9 +118,9 @@ class PluginContext:
             raise KeyError(f"plugin {self.name!r} needs credential {key!r}: set [credentials.{self.name}] {key}")
         return value
 
-    def http_client(self, **kwargs: Any):
+    def http_client(self, **kwargs: Any) -> CityHttpClient:
         """A :class:`~essc.core.http.CityHttpClient` for this plugin's endpoint and timeouts."""
-        from .http import CityHttpClient
+        from .http import CityHttpClient  # lazy: requests is imported only by a plugin that calls HTTP
 
         return CityHttpClient(self.base_url, timeouts=self.timeouts, plugin=self.name, **kwargs)
 

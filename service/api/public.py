@@ -8,7 +8,6 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import text
 
-from essc.core.cli.plugins import plugin_rows
 from essc.core.masking import get_logger
 
 from ..metrics import CONTENT_TYPE_LATEST
@@ -34,7 +33,7 @@ def search_cities():
 @bp.get("/v1/adapters")
 @require_channel
 def list_adapters():
-    return jsonify(plugin_rows(current_app.extensions["essc"].runtime.registry))
+    return jsonify(current_app.extensions["essc"].runtime.registry.plugin_rows())
 
 
 @bp.get("/v1/openapi.json")

@@ -2,7 +2,7 @@
 
 - every property of every contract schema (and every definition of common.schema.json) has a
   description - its own, or that of the common definition it ``$ref``s;
-- docs/schemas.md is what ``python -m essc.core.docs --schemas`` prints;
+- docs/schemas.md is what ``python -m essc.tooling.docs --schemas`` prints;
 - docs/plugin-guide.md mentions every hook, operation, error code and breaking-change kind,
   and its relative links resolve.
 """
@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from essc import schemas
-from essc.core import OPERATIONS, compat, docs
-from essc.core.docs import hooks, iter_properties, schema_reference
+from essc.core import OPERATIONS
+from essc.tooling import compat, docs
+from essc.tooling.docs import hooks, iter_properties, schema_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS_MD = ROOT / "docs" / "schemas.md"
@@ -62,7 +63,7 @@ def test_every_property_is_in_the_schema_reference():
 # -- generated reference ----------------------------------------------------------------------
 def test_docs_schemas_md_is_generated_from_the_schemas():
     assert SCHEMAS_MD.read_text(encoding="utf-8") == schema_reference(), \
-        "docs/schemas.md is stale: run `python -m essc.core.docs --schemas > docs/schemas.md`"
+        "docs/schemas.md is stale: run `python -m essc.tooling.docs --schemas > docs/schemas.md`"
 
 
 def test_docs_command_prints_both_references(capsys):

@@ -14,10 +14,10 @@ from xml.etree import ElementTree as ET
 import pytest
 from click.testing import CliRunner
 
-from essc.core.cli.contract import contract_cmd
-from essc.core.cli.plugins import plugins_cmd
-from essc.core.contract import report
-from essc.core.contract.recorder import Recorder
+from essc.cli.contract import contract_cmd
+from essc.cli.plugins import plugins_cmd
+from essc.conformance import report
+from essc.conformance.recorder import Recorder
 from essc.core.idnumber import make_id_number
 from essc.core.masking import mask_id, mask_name
 
@@ -284,7 +284,7 @@ def test_recorder_maps_outcomes_and_masks_messages(tmp_path):
     (tmp_path / "test_synthetic.py").write_text(SYNTHETIC_SUITE, encoding="utf-8")
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:essc", "-p", "no:cacheprovider",
-                           "-p", "essc.core.contract.recorder", f"--essc-report={out}", "-q", "test_synthetic.py"],
+                           "-p", "essc.conformance.recorder", f"--essc-report={out}", "-q", "test_synthetic.py"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "essc report:" in proc.stdout
@@ -329,7 +329,7 @@ def test_contract_report_option_loads_the_recorder(monkeypatch, tmp_path):
                                                "--report", str(tmp_path / "r"), "-x"])
     assert result.exit_code == 0, result.output
     args = seen["args"]
-    assert args[args.index("essc.core.contract.recorder") - 1] == "-p"
+    assert args[args.index("essc.conformance.recorder") - 1] == "-p"
     assert f"--essc-report={tmp_path / 'r'}" in args and f"--junitxml={tmp_path / 'j.xml'}" in args
     assert "--essc-city=330100" in args and args[-1] == "-x"
 
@@ -370,7 +370,7 @@ def test_contract_report_end_to_end(tmp_path):
     out = tmp_path / "report"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ESSC_", "PYTEST_"))}
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from essc.core.cli import main; sys.exit(main())",
+        [sys.executable, "-c", "import sys; from essc.cli import main; sys.exit(main())",
          "contract", "--city", "330100", "--report", str(out), "-k", "not hang"],
         cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

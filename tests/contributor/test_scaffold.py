@@ -25,17 +25,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from essc.cli import main
+from essc.cli.scaffold import DIALECTS, Reference, builtin_references, default_plugin_name, render_plugin
 from essc.core import CONTRACT_VERSION
-from essc.core.cli import main
-from essc.core.cli.scaffold import DIALECTS, Reference, builtin_references, default_plugin_name, render_plugin
-from essc.core.contract.mock_client import MockAdmin
 from essc.core.registry import Registry
 from essc.core.schemas import validator
 from essc.core.settings import Settings
+from essc.mockserver.client import MockAdmin
 
 CITY, NAME, PROVINCE, PLUGIN, PACKAGE = "320500", "苏州", "江苏", "suzhou", "essc_suzhou"
 REFERENCES = {"rest-json": "zhejiang", "pinyin-form": "fujian", "xml-envelope": "mohrss", "gm-json": "sichuan"}
-ESSC = "import sys; from essc.core.cli import main; sys.exit(main())"  # `essc ...` with a given interpreter
+ESSC = "import sys; from essc.cli import main; sys.exit(main())"  # `essc ...` with a given interpreter
 E2E_DIALECTS = [d.strip() for d in os.environ.get("ESSC_SCAFFOLD_DIALECTS", ",".join(DIALECTS)).split(",")
                 if d.strip()]
 
@@ -235,7 +235,7 @@ def test_the_adapter_is_derived_at_generation_time(tmp_path, quiet_registry):
     shutil.copytree(original.directory, copy, ignore=shutil.ignore_patterns("__pycache__"))
     with open(copy / "const.py", "a", encoding="utf-8") as fh:
         fh.write('\n#: added to the reference after this test was written\nNEW_WIRE_FIELD = "x"\n')
-    from essc.core.cli.scaffold import PluginSpec
+    from essc.cli.scaffold import PluginSpec
 
     spec = PluginSpec(city=CITY, city_name=NAME, province=PROVINCE, dialect="rest-json", plugin=PLUGIN,
                       maintainer_email="t@example.org", maintainer_name="t")
@@ -294,7 +294,7 @@ def test_a_city_of_a_dialect_the_mock_does_not_speak_is_skipped_with_a_warning(t
     package = tmp_path / "p_other"
     package.mkdir()
     (package / "__init__.py").write_text(
-        "from essc.core import hookimpl\nfrom essc.core.bench import SyntheticAdapter\n\n\n@hookimpl\n"
+        "from essc.core import hookimpl\nfrom essc.tooling.bench import SyntheticAdapter\n\n\n@hookimpl\n"
         "def essc_register_adapters(register, context):\n    for city in context.cities:\n"
         "        register(city, SyntheticAdapter())\n", encoding="utf-8")
     (package / "manifest.json").write_text(json.dumps({

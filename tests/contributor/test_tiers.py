@@ -1,10 +1,10 @@
-"""Quality tiers (essc.core.contract.tiers): the computation table and exemptions."""
+"""Quality tiers (essc.conformance.tiers): the computation table and exemptions."""
 from __future__ import annotations
 
 import pytest
 
-from essc.core.contract import checks
-from essc.core.contract.tiers import (
+from essc.conformance import checks
+from essc.conformance.tiers import (
     DOCS,
     EXEMPT_PREFIX,
     REQUIREMENTS,
@@ -113,7 +113,7 @@ def test_unmet_requirements_say_why():
 
 
 def test_outcomes_accept_objects_and_dicts():
-    from essc.core.contract.tiers import Outcome
+    from essc.conformance.tiers import Outcome
 
     outcomes = [Outcome.of(o) for o in all_pass((A,)).values()]
     assert compute_tier(outcomes, [A], description="d", variants=VARIANTS).tier == "gold"

@@ -6,7 +6,7 @@ guard unless the contract's major (essc.core.CONTRACT_VERSION) is above the rele
 CHANGELOG.md has an entry for that major that explains the migration.
 
 Below the guard: a proof that it catches a deliberately breaking edit of a copy of
-schemas/, and unit tests of core/compat.py with synthetic schema pairs for every breaking
+schemas/, and unit tests of tooling/compat/ with synthetic schema pairs for every breaking
 kind and every allowed change. (Plugin-side versioning - a plugin targeting major 2.0 is
 quarantined, a newer minor is refused - is tested in tests/core/test_registry.py.)
 """
@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 
 from essc import schemas
-from essc.core import CONTRACT_VERSION, compat
-from essc.core.compat import KINDS, Change, compare, compare_hooks, compare_operations, release_problem
+from essc.core import CONTRACT_VERSION
+from essc.tooling import compat
+from essc.tooling.compat import KINDS, Change, compare, compare_hooks, compare_operations, release_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANGELOG = ROOT / "CHANGELOG.md"
@@ -38,7 +39,7 @@ def found(changes: list[Change]) -> set[tuple[str, str, str]]:
 # -- the guard over the real contract ----------------------------------------------------------
 def test_there_is_a_released_contract():
     versions = compat.released_versions()
-    assert versions, f"no released contract in {compat.RELEASED_DIR}: run `python -m essc.core.compat --freeze`"
+    assert versions, f"no released contract in {compat.RELEASED_DIR}: run `python -m essc.tooling.compat --freeze`"
     assert all(re.fullmatch(r"\d+\.\d+", v) for v in versions)
 
 
@@ -159,7 +160,7 @@ def test_guard_allows_the_breaking_edit_only_with_a_new_major_and_migration_note
 
 def test_compat_command_reports_the_breaking_edit(schema_copy):
     edit(schema_copy, "card_record", lambda d: d["properties"].pop("aac067"))
-    cmd = [sys.executable, "-m", "essc.core.compat", "--new", str(schema_copy)]
+    cmd = [sys.executable, "-m", "essc.tooling.compat", "--new", str(schema_copy)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "card_record#/properties/aac067: property-removed" in run.stdout
@@ -170,12 +171,12 @@ def test_compat_command_reports_the_breaking_edit(schema_copy):
 
 
 def test_compat_command_passes_on_the_current_contract():
-    run = subprocess.run([sys.executable, "-m", "essc.core.compat"], capture_output=True, text=True, timeout=60)
+    run = subprocess.run([sys.executable, "-m", "essc.tooling.compat"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "0 breaking change(s)" in run.stdout
 
 
-# -- core/compat.py on synthetic schema pairs ---------------------------------------------------
+# -- tooling/compat/ on synthetic schema pairs ---------------------------------------------------
 def obj(**props) -> dict:
     return {"type": "object", "required": ["a"], "properties": {"a": {"type": "string"}, **props}}
 

@@ -8,7 +8,7 @@ from essc.core.registry import Registry
 from essc.core.settings import Settings
 
 GOOD_INIT = '''from essc.core import hookimpl
-from essc.core.bench import SyntheticAdapter
+from essc.tooling.bench import SyntheticAdapter
 
 
 @hookimpl

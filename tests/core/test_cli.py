@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from essc.core.cli import main
+from essc.cli import main
 from essc.core.registry import Registry
 from essc.core.settings import Settings
 
@@ -80,5 +80,5 @@ def test_setup_cfg_ships_every_plugin_and_the_schemas():
             assert f"essc.plugins.{folder.name}" in packages, f"add essc.plugins.{folder.name} to setup.cfg"
             assert "manifest.json" in data.get(f"essc.plugins.{folder.name}", ""), folder.name
     assert "*.json" in data["essc.schemas"]
-    assert "pytest11" in cfg["options.entry_points"] and "essc.core.contract.pytest_plugin" in \
+    assert "pytest11" in cfg["options.entry_points"] and "essc.conformance.pytest_plugin" in \
         cfg["options.entry_points"]["pytest11"]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from essc.core import hookimpl
-from essc.core.docs import hook_reference, hooks, signature
+from essc.tooling.docs import hook_reference, hooks, signature
 
 from .conftest import GOOD_INIT
 
@@ -26,7 +26,7 @@ def test_hook_is_documented_with_every_parameter(hook):
 
 def test_docs_hooks_md_is_generated_from_hookspecs():
     assert DOCS.read_text(encoding="utf-8") == hook_reference(), \
-        "docs/hooks.md is stale: run `python -m essc.core.docs > docs/hooks.md`"
+        "docs/hooks.md is stale: run `python -m essc.tooling.docs > docs/hooks.md`"
 
 
 def test_every_hook_has_a_test():

@@ -6,8 +6,7 @@ import requests
 import responses
 
 from essc.core.errors import UpstreamUnavailable
-from essc.core.http import CityHttpClient, parse_json, parse_retry_after, parse_xml
-from essc.core.settings import Timeouts
+from essc.core.http import CityHttpClient, Timeouts, parse_json, parse_retry_after, parse_xml
 
 URL = "http://city.test"
 

@@ -2,9 +2,9 @@
 Runtime (registry + SQLite store + SQLite huey queue) in a temporary folder."""
 import pytest
 
-from essc.core.contract.mock_client import MockAdmin
 from essc.core.registry import Registry
 from essc.core.settings import Settings
+from essc.mockserver.client import MockAdmin
 from essc.service.config import ServiceConfig
 from essc.service.runtime import Runtime
 

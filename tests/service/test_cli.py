@@ -2,7 +2,7 @@
 import pytest
 from click.testing import CliRunner
 
-from essc.core.cli import main
+from essc.cli import main
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def worker_env(tmp_path, mock_url, **extra):
 def start_essc(env, log_path, *args):
     """`essc <args>` in its own process group (so kill -9 takes all of it)."""
     log = open(log_path, "ab")  # noqa: SIM115 - closed by the process owner via stop()
-    proc = subprocess.Popen([sys.executable, "-c", "from essc.core.cli import main; main()", *args], env=env,
+    proc = subprocess.Popen([sys.executable, "-c", "from essc.cli import main; main()", *args], env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     proc._essc_log = log  # type: ignore[attr-defined]
     return proc

@@ -12,6 +12,7 @@ import pytest
 import responses
 
 import essc.plugins.fujian as plugin
+from essc.conformance.testing import assert_no_personal_data, assert_valid
 from essc.core.errors import (
     CardStatusAbnormal,
     CityNotOpened,
@@ -24,7 +25,6 @@ from essc.core.masking import get_logger
 from essc.core.schemas import validator
 from essc.core.settings import PluginContext, Timeouts
 from essc.core.signing import hmac_sha256
-from essc.core.testing import assert_no_personal_data, assert_valid
 from essc.plugins.fujian.adapter import FujianAdapter
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -14,6 +14,7 @@ import responses
 from defusedxml import ElementTree
 
 import essc.plugins.mohrss as plugin
+from essc.conformance.testing import assert_no_personal_data, assert_valid
 from essc.core.errors import (
     CardStatusAbnormal,
     CityNotOpened,
@@ -26,7 +27,6 @@ from essc.core.masking import get_logger
 from essc.core.schemas import validator
 from essc.core.settings import PluginContext, Timeouts
 from essc.core.signing import canonical_string, sm3_hex
-from essc.core.testing import assert_no_personal_data, assert_valid
 from essc.plugins.mohrss.adapter import MohrssAdapter
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -14,6 +14,7 @@ import pytest
 import responses
 
 import essc.plugins.sichuan as plugin
+from essc.conformance.testing import assert_no_personal_data, assert_valid
 from essc.core.errors import (
     CardStatusAbnormal,
     CityNotOpened,
@@ -26,7 +27,6 @@ from essc.core.masking import get_logger
 from essc.core.schemas import validator
 from essc.core.settings import PluginContext, Timeouts
 from essc.core.signing import sm3_hex, sm4_decrypt, sm4_encrypt
-from essc.core.testing import assert_no_personal_data, assert_valid
 from essc.plugins.sichuan.adapter import SichuanAdapter
 
 FIXTURES = Path(__file__).parent / "fixtures"

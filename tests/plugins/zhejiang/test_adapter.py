@@ -10,6 +10,7 @@ import pytest
 import responses
 
 import essc.plugins.zhejiang as plugin
+from essc.conformance.testing import assert_no_personal_data, assert_valid
 from essc.core.errors import (
     CardStatusAbnormal,
     CityNotOpened,
@@ -21,7 +22,6 @@ from essc.core.errors import (
 from essc.core.masking import get_logger
 from essc.core.schemas import validator
 from essc.core.settings import PluginContext, Timeouts
-from essc.core.testing import assert_no_personal_data, assert_valid
 from essc.plugins.zhejiang.adapter import ZhejiangAdapter
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -1,8 +1,8 @@
 """pytest plugin recording the contract suite's outcomes for the QA report.
 
-Loaded on demand (``essc contract --report DIR`` passes ``-p essc.core.contract.recorder
+Loaded on demand (``essc contract --report DIR`` passes ``-p essc.conformance.recorder
 --essc-report DIR``); in a plugin's own repository:
-``pytest --pyargs essc.core.contract.test_suite -p essc.core.contract.recorder --essc-report DIR``.
+``pytest --pyargs essc.conformance.test_suite -p essc.conformance.recorder --essc-report DIR``.
 
 A ``pytest_runtest_makereport`` wrapper (it sees the item with its callspec and fixtures,
 the exception and the phase's report) records per test item the city (``essc_city`` of the
@@ -158,7 +158,7 @@ class Recorder:
             return []
         if city not in self._citizens:
             try:
-                from .mock_client import MockAdmin
+                from essc.mockserver.client import MockAdmin
 
                 found = MockAdmin(self.mock_url).citizens(city)
                 self._citizens[city] = found if isinstance(found, list) else []
@@ -179,7 +179,7 @@ class Recorder:
             return None, None
 
     def metadata(self, session: pytest.Session, exitstatus: int) -> dict[str, Any]:
-        from essc.core.contract import report
+        from essc.conformance import report
 
         config = self.config
         seed, source = self.seed, self.seed_source

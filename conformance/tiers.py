@@ -47,7 +47,7 @@ from typing import Any
 __all__ = [
     "TIERS", "NONE", "UNRATED", "DOCS", "REQUIREMENTS", "EXEMPT_PREFIX", "MIN_REASON", "NOT_EXEMPTIBLE",
     "OUTCOMES", "Outcome", "TierResult", "compute_tier", "exemption", "valid_reason", "has_docs",
-    "expected_variants",
+    "expected_variants", "ABNORMAL", "FAULTS",
 ]
 
 TIERS = ("bronze", "silver", "gold")  #: lowest first
@@ -67,11 +67,21 @@ MIN_REASON = 10
 NOT_EXEMPTIBLE = frozenset({"test_manifest_valid"})
 OUTCOMES = ("pass", "fail", "skipped", "exempt")
 
+#: the abnormal card statuses ``test_card_status`` runs (docs/domain.md)
+ABNORMAL = ("reported_lost", "sealed", "cancelled", "locked")
+#: mock fault kind -> the ``UpstreamUnavailable.reason`` the plugin must raise (``test_upstream_fault``)
+FAULTS = {
+    "http_500": "http_5xx",
+    "http_503": "http_5xx",
+    "http_429": "rate_limited",
+    "malformed": "malformed_response",
+    "hang": "timeout",
+    "drop": "connection",
+}
+
 
 def expected_variants() -> dict[str, tuple[str, ...]]:
     """Check name -> the variants every city must run (parametrized checks only)."""
-    from .checks import ABNORMAL, FAULTS  # lazy: checks imports this module
-
     return {"test_card_status": tuple(ABNORMAL), "test_upstream_fault": tuple(FAULTS)}
 
 

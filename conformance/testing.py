@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from .adapter import OPERATIONS
-from .errors import EsscError
-from .schemas import validator
+from essc.core.adapter import OPERATIONS
+from essc.core.errors import EsscError
+from essc.core.schemas import validator
 
 
 def assert_valid(result: dict, operation: str) -> None:

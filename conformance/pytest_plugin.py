@@ -87,7 +87,7 @@ def _add_mock_city(session, url: str, city: dict) -> str | None:
 def _teach_mock(config: pytest.Config, url: str) -> None:
     """Add every city of the registry that the mock does not know, with its plugin manifest's dialect,
     name, province and mode; warn about (and later skip) the cities the mock cannot play."""
-    from .mock_client import MockAdmin
+    from essc.mockserver.client import MockAdmin
 
     admin = MockAdmin(url)
     try:
@@ -148,7 +148,7 @@ def essc_mock_url(request: pytest.FixtureRequest):
 def _suite_admin(config: pytest.Config, url: str):
     """An admin client whose reset keeps the cities the suite added: the mock's own reset goes back
     to its initial cities (docs/mock.md), so they are added again right after it."""
-    from .mock_client import MockAdmin
+    from essc.mockserver.client import MockAdmin
 
     extra = list(config.stash.get(_MOCK_CITIES_KEY, []))
 

@@ -43,9 +43,9 @@ def _version_key(version: str) -> tuple[int, ...]:
 
 def hookspecs_document(version: str | None = None) -> dict[str, Any]:
     """What ``released/<version>/hookspecs.json`` holds for the current code."""
-    from .. import CONTRACT_VERSION
-    from ..adapter import OPERATIONS
-    from ..docs import hooks, parameters
+    from essc.core import CONTRACT_VERSION
+    from essc.core.adapter import OPERATIONS
+    from essc.tooling.docs import hooks, parameters
 
     return {
         "contract_version": version or CONTRACT_VERSION,
@@ -85,7 +85,7 @@ def load_contract(directory: Path | str, *, default_hooks: Contract | None = Non
 
 def freeze(target: Path | str, version: str | None = None) -> Path:
     """Write the released copy of the current contract into ``target``: byte-exact copies of
-    the contract schemas and a ``hookspecs.json``. ``python -m essc.core.compat --freeze``
+    the contract schemas and a ``hookspecs.json``. ``python -m essc.tooling.compat --freeze``
     writes ``schemas/released/<CONTRACT_VERSION>/``."""
     import shutil
 

@@ -5,28 +5,6 @@ import json
 
 import click
 
-
-def plugin_rows(registry) -> list[dict]:
-    """One JSON-able dict per plugin (after loading all of them)."""
-    rows = []
-    for rec in registry.load_all():
-        m = rec.manifest or {}
-        hooks = sorted(h.name for h in registry.pm.get_hookcallers(rec.module) or []) if rec.module else []
-        rows.append({
-            "name": rec.name,
-            "version": rec.version,
-            "cities": list(rec.cities),
-            "status": rec.status,
-            "reason": rec.reason,
-            "dialect": m.get("dialect"),
-            "contract_version": m.get("contract_version"),
-            "module": rec.source.module,
-            "origin": rec.source.origin,
-            "hooks": hooks,
-        })
-    return rows
-
-
 TIER_COLOUR = {"gold": "bold yellow", "silver": "bold white", "bronze": "bold dark_orange3", "none": "red",
                "unrated": "dim"}
 
@@ -34,7 +12,7 @@ TIER_COLOUR = {"gold": "bold yellow", "silver": "bold white", "bronze": "bold da
 def add_tiers(rows: list[dict], report_dir: str | None) -> dict | None:
     """Set every row's ``tier`` from the report in ``report_dir`` (``unrated`` without one,
     or when the report rated another version of the plugin). Never runs the suite."""
-    from ..contract.report import load, tier_of
+    from essc.conformance.report import load, tier_of
 
     data = load(report_dir) if report_dir else None
     if report_dir and data is None:
@@ -52,10 +30,10 @@ def add_tiers(rows: list[dict], report_dir: str | None) -> dict | None:
                    "env ESSC_REPORT_DIR. Without one every tier is 'unrated'.")
 def plugins_cmd(as_json: bool, report_dir: str | None) -> None:
     """Load every plugin and show name, version, cities, status, tier and reason."""
-    from ..registry import Registry
+    from essc.core.registry import Registry
 
     registry = Registry()
-    rows = plugin_rows(registry)
+    rows = registry.plugin_rows()
     report = add_tiers(rows, report_dir)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))

@@ -1,6 +1,6 @@
 """Schema and hook comparison: what changed between two contract versions, and is it breaking.
 
-See :mod:`essc.core.compat` for the rules."""
+See :mod:`essc.tooling.compat` for the rules."""
 from __future__ import annotations
 
 import json

@@ -48,13 +48,13 @@ __all__ = ["FORMAT", "FILES", "assemble", "scrubbed", "write", "render_html", "r
 def git_commit() -> str | None:
     """``git rev-parse HEAD`` of the framework's own checkout, or None (an installed wheel,
     no git, or a checkout that is not essc-adapters')."""
-    core = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parent  # conformance/ in a checkout
     try:
-        top = subprocess.run(["git", "-C", str(core), "rev-parse", "--show-toplevel", "HEAD"],
+        top = subprocess.run(["git", "-C", str(here), "rev-parse", "--show-toplevel", "HEAD"],
                              capture_output=True, text=True, timeout=5, check=True).stdout.split()
     except (OSError, subprocess.SubprocessError):
         return None
-    if len(top) != 2 or Path(top[0]).resolve() / "core" != core:
+    if len(top) != 2 or Path(top[0]).resolve() / "conformance" != here:
         return None
     return top[1]
 
@@ -224,7 +224,7 @@ def render_html(data: Mapping[str, Any]) -> str:
 
     data = scrubbed(data)
 
-    source = files("essc.core.contract").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
+    source = files("essc.conformance").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True,
                              lstrip_blocks=True)
     groups: list[dict[str, Any]] = []

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .adapter import CityAdapter
-from .idnumber import make_id_number
+from essc.core.adapter import CityAdapter
+from essc.core.idnumber import make_id_number
 
 RECORD = {"aaz500": "K13822465", "aaz501": "0123456789abcdef0123456789abcdef", "aaz502": "normal",
           "aaz508": "3", "aae008": "中国银行", "aac067": "13812345678"}
@@ -41,7 +41,7 @@ class SyntheticAdapter(CityAdapter):
 
 
 _INIT = '''from essc.core import hookimpl
-from essc.core.bench import SyntheticAdapter
+from essc.tooling.bench import SyntheticAdapter
 
 
 @hookimpl
@@ -78,8 +78,8 @@ def make_plugins(folder: Path, count: int, prefix: str = "essc_bench_") -> list[
 
 
 def _registry(folder: Path):
-    from .registry import Registry
-    from .settings import Settings
+    from essc.core.registry import Registry
+    from essc.core.settings import Settings
 
     return Registry(Settings(builtin_plugins=False, entry_points=False, plugin_dirs=(folder,)))
 

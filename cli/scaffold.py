@@ -3,7 +3,7 @@
     essc new-plugin --city 320500 --name 苏州 --province 江苏 --dialect rest-json ./essc-suzhou
 
 The package (``essc_<plugin>``, its own setup.cfg with the ``essc.plugins`` entry point, manifest,
-tests, tox.ini, README) is rendered from the Jinja2 templates in ``essc/core/templates/scaffold/``.
+tests, tox.ini, README) is rendered from the Jinja2 templates in ``essc/cli/templates/scaffold/``.
 The adapter is NOT a template: ``adapter.py`` and ``const.py`` are copied, at generation time, from
 the installed reference plugin of the chosen dialect (``essc.plugins.<reference>``) with new module
 docstrings and the adapter class renamed, so a new plugin always starts from the code the framework's
@@ -27,7 +27,7 @@ __all__ = ["DIALECTS", "PluginSpec", "ScaffoldError", "new_plugin_cmd", "render_
 DIALECTS = ("rest-json", "pinyin-form", "xml-envelope", "gm-json")
 CITY_CODE = re.compile(r"^[0-9]{6}$")
 PLUGIN_VERSION = "0.1.0"
-TEMPLATE_PACKAGE = "essc.core.templates"
+TEMPLATE_PACKAGE = "essc.cli.templates"
 TEMPLATE_FOLDER = "scaffold"
 
 
@@ -91,8 +91,8 @@ def default_plugin_name(city_name: str) -> str:
 
 def builtin_references() -> dict[str, Reference]:
     """dialect -> the in-repo reference plugin of that dialect (the first by name if several)."""
-    from ..manifest import discover
-    from ..settings import Settings
+    from essc.core.manifest import discover
+    from essc.core.settings import Settings
 
     found: dict[str, Reference] = {}
     for source in discover(Settings(builtin_plugins=True, entry_points=False, plugin_dirs=())):
@@ -112,7 +112,7 @@ def builtin_references() -> dict[str, Reference]:
 def installed_claims(registry=None) -> tuple[dict[str, str], dict[str, str]]:
     """``({city code: plugin}, {plugin name: origin})`` over every plugin the registry discovers,
     whatever its state (a disabled or quarantined plugin still holds its city and name)."""
-    from ..registry import Registry
+    from essc.core.registry import Registry
 
     registry = registry or Registry()
     cities: dict[str, str] = {}
@@ -142,7 +142,7 @@ def check_spec(spec: PluginSpec, registry=None) -> None:
     if spec.plugin in names:
         raise click.BadParameter(f"a plugin named {spec.plugin!r} is already installed ({names[spec.plugin]}); "
                                  "choose another --plugin-name", param_hint="'--plugin-name'")
-    from ..schemas import validator
+    from essc.core.schemas import validator
 
     problem = validator("manifest").first_problem(build_manifest(spec, _reference_manifest_stub()))
     if problem is not None:
@@ -167,7 +167,7 @@ def check_directory(directory: Path) -> None:
 
 # -- rendering -----------------------------------------------------------------------------------------
 def build_manifest(spec: PluginSpec, reference_manifest: dict[str, Any]) -> dict[str, Any]:
-    from .. import CONTRACT_VERSION
+    from essc.core import CONTRACT_VERSION
 
     return {
         "name": spec.plugin,
@@ -270,7 +270,7 @@ def render_plugin(spec: PluginSpec, references: dict[str, Reference] | None = No
     """Every file of the new plugin: ``{relative path: text}`` (nothing written)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from .. import CONTRACT_VERSION
+    from essc.core import CONTRACT_VERSION
 
     references = builtin_references() if references is None else references
     reference = references.get(spec.dialect)
@@ -322,7 +322,7 @@ def render_plugin(spec: PluginSpec, references: dict[str, Reference] | None = No
         "tests/test_adapter.py": env.get_template(f"test_adapter_{spec.dialect}.py.j2").render(values),
         "tests/test_contract.py": env.get_template("test_contract.py.j2").render(values),
     }
-    from ..schemas import validator
+    from essc.core.schemas import validator
 
     problem = validator("manifest").first_problem(manifest)
     if problem is not None:  # check_spec catches this earlier; keep the promise of a valid manifest

@@ -1,8 +1,8 @@
-"""Entry module of the contract suite: ``pytest --pyargs essc.core.contract.test_suite``.
+"""Entry module of the contract suite: ``pytest --pyargs essc.conformance.test_suite``.
 
-The checks live in :mod:`essc.core.contract.checks`; importing them here lets pytest
+The checks live in :mod:`essc.conformance.checks`; importing them here lets pytest
 collect them under any rootdir and import mode."""
-from essc.core.contract.checks import (  # noqa: F401
+from essc.conformance.checks import (  # noqa: F401
     test_capabilities_implemented,
     test_card_status,
     test_city_not_opened,

@@ -18,12 +18,12 @@ def contract_cmd(cities, plugins, junit, report_dir, mock_url, pytest_args) -> N
     """Run the contract suite (extra arguments go to pytest, e.g. -x or -k)."""
     import pytest
 
-    args = ["--pyargs", "essc.core.contract.test_suite", "-p", "no:cacheprovider", "-q", "-rfEs"]
+    args = ["--pyargs", "essc.conformance.test_suite", "-p", "no:cacheprovider", "-q", "-rfEs"]
     args += [f"--essc-city={c}" for c in cities] + [f"--essc-plugin={p}" for p in plugins]
     if junit:
         args.append(f"--junitxml={junit}")
     if report_dir:
-        args += ["-p", "essc.core.contract.recorder", f"--essc-report={report_dir}"]
+        args += ["-p", "essc.conformance.recorder", f"--essc-report={report_dir}"]
     if mock_url:
         args.append(f"--essc-mock-url={mock_url}")
     args += list(pytest_args)

@@ -12,7 +12,6 @@ import time
 import pytest
 
 from essc.core.adapter import OPERATIONS, implemented_operations
-from essc.core.contract.tiers import EXEMPT_PREFIX, exemption
 from essc.core.errors import (
     CardStatusAbnormal,
     CityNotOpened,
@@ -23,19 +22,12 @@ from essc.core.errors import (
 )
 from essc.core.schemas import validator
 
+from .tiers import ABNORMAL, EXEMPT_PREFIX, FAULTS, exemption
+
 # The mock's identity checks (docs/dialects.md): face tokens start with "live-",
 # the SMS code is 123456 and the e-SSC password 147258.
 FACE_TOKEN = "live-contract-suite"
 CODES = {"sms": "123456", "password": "147258"}
-ABNORMAL = ("reported_lost", "sealed", "cancelled", "locked")
-FAULTS = {  # mock fault kind -> UpstreamUnavailable.reason the plugin must raise
-    "http_500": "http_5xx",
-    "http_503": "http_5xx",
-    "http_429": "rate_limited",
-    "malformed": "malformed_response",
-    "hang": "timeout",
-    "drop": "connection",
-}
 
 
 def where(city: str, hook: str) -> str:

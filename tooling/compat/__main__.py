@@ -1,4 +1,4 @@
-"""``python -m essc.core.compat``: print the contract changes since the last release."""
+"""``python -m essc.tooling.compat``: print the contract changes since the last release."""
 from __future__ import annotations
 
 import json
@@ -23,7 +23,7 @@ from .releases import (
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m essc.core.compat",
+    parser = argparse.ArgumentParser(prog="python -m essc.tooling.compat",
                                      description="Breaking changes of the plugin contract against a release.")
     old = parser.add_mutually_exclusive_group()
     old.add_argument("--against", metavar="VERSION", help="a release in schemas/released/ (default: the newest)")
@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.freeze:
-        from .. import CONTRACT_VERSION
+        from essc.core import CONTRACT_VERSION
 
         target = RELEASED_DIR / CONTRACT_VERSION
         if target.exists():

@@ -85,7 +85,7 @@ def activate_cmd(city, id_number, name, scenario, sms_code, password, face_token
         if not id_number:
             if not mock_url:
                 raise click.UsageError("--id-number and --name are required with real city endpoints")
-            from essc.core.contract.mock_client import MockAdmin
+            from essc.mockserver.client import MockAdmin
 
             citizen = MockAdmin(mock_url).citizen(code, scenario)
             id_number, name = citizen["id_number"], citizen["name"]

@@ -1,7 +1,7 @@
 """Generate the reference docs from the contract itself.
 
-    python -m essc.core.docs > docs/hooks.md                 # from core/hookspecs.py
-    python -m essc.core.docs --schemas > docs/schemas.md     # from schemas/*.schema.json
+    python -m essc.tooling.docs > docs/hooks.md                 # from core/hookspecs.py
+    python -m essc.tooling.docs --schemas > docs/schemas.md     # from schemas/*.schema.json
 
 Tests fail when a committed file differs from what this prints (tests/core/test_hooks.py,
 tests/contributor/test_docs.py), so the references can never drift from the contract.
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import hookspecs
+from essc.core import hookspecs
 
 
 def hooks() -> list:
@@ -34,7 +34,7 @@ def signature(func) -> str:
 
 def hook_reference() -> str:
     lines = ["# Hook reference", "",
-             "Generated from `core/hookspecs.py` by `python -m essc.core.docs`; do not edit by hand.", "",
+             "Generated from `core/hookspecs.py` by `python -m essc.tooling.docs`; do not edit by hand.", "",
              "Implement hooks in your plugin package's `__init__.py` with the `essc.core.hookimpl` marker.", ""]
     for func in hooks():
         lines += [f"## {signature(func)}", "", inspect.cleandoc(func.__doc__ or "UNDOCUMENTED"), ""]
@@ -225,9 +225,8 @@ def schema_reference() -> str:
     """``docs/schemas.md``: every property of every contract schema with its type, rules
     (pattern, enum, bounds) and description."""
     from essc import schemas
-
-    from . import CONTRACT_VERSION
-    from .adapter import OPERATIONS
+    from essc.core import CONTRACT_VERSION
+    from essc.core.adapter import OPERATIONS
 
     used: dict[str, tuple[str, str]] = {}
     for op in OPERATIONS.values():
@@ -238,7 +237,7 @@ def schema_reference() -> str:
     names = schemas.names()
     lines = [
         "# Schema reference", "",
-        "Generated from `schemas/*.schema.json` by `python -m essc.core.docs --schemas`; do not edit by hand.", "",
+        "Generated from `schemas/*.schema.json` by `python -m essc.tooling.docs --schemas`; do not edit by hand.", "",
         f"Contract version {CONTRACT_VERSION} (`essc.core.CONTRACT_VERSION`). Every schema is JSON Schema draft "
         "2020-12 with the `$id` `https://essc-adapters.dev/schemas/<name>.schema.json`; shared definitions live in "
         "[common](#common) and a linked type names one of them (its rules apply). Paths are dotted, `[]` stands "
@@ -258,7 +257,7 @@ def schema_reference() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args not in ([], ["--schemas"]):
-        print("usage: python -m essc.core.docs [--schemas]", file=sys.stderr)
+        print("usage: python -m essc.tooling.docs [--schemas]", file=sys.stderr)
         return 2
     print(schema_reference() if args else hook_reference(), end="")
     return 0

@@ -11,7 +11,7 @@ import click
 @click.option("--calls", default=20000, show_default=True, help="Adapter calls per measurement.")
 def bench_cmd(as_json: bool, calls: int) -> None:
     """Measure registry start-up (400 plugins) and per-call framework overhead (10 vs 1000 cities)."""
-    from ..bench import run
+    from essc.tooling.bench import run
 
     figures = run(calls)
     if as_json:

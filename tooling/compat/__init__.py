@@ -43,11 +43,11 @@ References (``$ref``) are followed within the schema set (``common.schema.json#/
 ``#/...``) only when a ``$ref`` changed; an unchanged ``$ref`` needs no following because
 its target is compared where it lives (``common`` is compared as a schema of its own).
 
-    python -m essc.core.compat                 # current contract vs the newest release
-    python -m essc.core.compat --against 1.0   # ... vs a given release
-    python -m essc.core.compat --old DIR --new DIR [--json]
-    python -m essc.core.compat --freeze        # at release: write schemas/released/<CONTRACT_VERSION>/
-    python -m essc.core.compat --freeze --force  # re-copy a release whose schemas only gained annotations
+    python -m essc.tooling.compat                 # current contract vs the newest release
+    python -m essc.tooling.compat --against 1.0   # ... vs a given release
+    python -m essc.tooling.compat --old DIR --new DIR [--json]
+    python -m essc.tooling.compat --freeze        # at release: write schemas/released/<CONTRACT_VERSION>/
+    python -m essc.tooling.compat --freeze --force  # re-copy a release whose schemas only gained annotations
 
 It prints the breaking changes and exits 1 when they are not allowed: a breaking change
 needs a new contract major (``essc.core.CONTRACT_VERSION``) and a ``CHANGELOG.md`` entry
