@@ -7,6 +7,7 @@ from sqlalchemy import create_engine
 
 from essc.service.api import create_app
 from essc.service.api.validation import component_validator, openapi_document
+from essc.service.channels import Channel, Channels
 
 from .conftest import DEMO, person
 
@@ -14,9 +15,13 @@ AUTH = {"X-Channel": "demo", "X-Api-Key": "demo-key"}
 NOBODY = {"id_number": "11010119900307803X", "name": "张三"}  # valid, unknown to every city
 
 
+CHANNELS = Channels({"demo": Channel("demo", api_key="demo-key"), "bank": Channel("bank", api_key="bank-key")})
+BANK = {"X-Channel": "bank", "X-Api-Key": "bank-key"}
+
+
 @pytest.fixture
 def app(runtime):
-    return create_app(runtime, {"TESTING": True})
+    return create_app(runtime, {"TESTING": True, "CHANNELS": CHANNELS})
 
 
 @pytest.fixture
@@ -24,12 +29,17 @@ def client(app):
     return app.test_client()
 
 
-def body(city, who, **verification):
-    return {"city": city, **who, "consent": True, "verification": {**DEMO, **verification}}
+def body(city, who):
+    return {"city": city, **who, "consent": True}
 
 
-def post(client, payload, **kwargs):
-    return client.post("/v1/activations", json=payload, headers=AUTH, **kwargs)
+def post(client, payload, headers=AUTH, **kwargs):
+    return client.post("/v1/activations", json=payload, headers=headers, **kwargs)
+
+
+def verify(client, view_or_location, headers=AUTH, **check):
+    location = view_or_location if isinstance(view_or_location, str) else f"/v1/activations/{view_or_location['id']}"
+    return client.post(location + "/verification", json={**DEMO, **check}, headers=headers)
 
 
 def conforms(component, data):
@@ -38,25 +48,76 @@ def conforms(component, data):
 
 
 # -- activations ---------------------------------------------------------------------------
-def test_happy_activation_then_same_credential_again(client, mock):
+def test_submit_reads_the_card_then_verification_issues_the_credential(client, mock):
     who = person(mock, "330100")
     first = post(client, body("330100", who))
     assert first.status_code == 201, first.get_json()
     view = first.get_json()
     conforms("ActivationView", view)
-    assert view["status"] == "activated" and view["final"] and view["channel"] == "demo"
-    assert view["credential"]["aab301"] == "330100" and view["credential"]["signNo"]
+    assert view["status"] == "awaiting_verification" and not view["final"] and "credential" not in view
     assert first.headers["Location"] == f"/v1/activations/{view['id']}"
 
-    again = post(client, body("330100", who))
-    assert again.status_code == 200
-    assert again.get_json()["id"] == view["id"]
-    assert again.get_json()["credential"] == view["credential"]
+    verified = verify(client, first.headers["Location"])
+    assert verified.status_code == 201, verified.get_json()
+    done = verified.get_json()
+    conforms("ActivationView", done)
+    assert done["status"] == "activated" and done["final"]
+    assert done["credential"]["aab301"] == "330100" and done["credential"]["signNo"]
+
+    again = post(client, body("330100", who))  # the same channel submits again: no credential, ever
+    assert again.status_code == 200 and again.get_json()["id"] == view["id"]
+    assert again.get_json()["status"] == "activated" and "credential" not in again.get_json()
+    assert verify(client, view).status_code == 409  # nothing to verify any more
+
+
+def test_resubmission_with_wrong_data_and_forged_check_gets_no_credential(client, mock):
+    """The attack of issue 7: an ID number is all the attacker knows."""
+    who = person(mock, "330100")
+    location = post(client, body("330100", who)).headers["Location"]
+    assert verify(client, location).status_code == 201
+    forged = post(client, body("330100", {**who, "name": "王五"}))
+    assert "credential" not in forged.get_json() and "signNo" not in forged.get_data(as_text=True)
+    attacker = post(client, body("330100", {**who, "name": "王五"}), headers=BANK)  # another channel
+    assert attacker.status_code in (201, 202) and "signNo" not in attacker.get_data(as_text=True)
+    refused = verify(client, attacker.get_json(), headers=BANK, face_token="made-up", sms_code="000000")
+    assert refused.status_code in (403, 409), refused.get_json()
+    assert "signNo" not in refused.get_data(as_text=True)
+
+
+def test_a_channel_never_sees_another_channels_activation(client, mock):
+    who = person(mock, "330100")
+    created = post(client, body("330100", who), headers=BANK)
+    location = created.headers["Location"]
+    assert verify(client, location, headers=BANK).status_code == 201
+    assert client.get(location, headers=BANK).get_json()["credential"]["signNo"]
+    for response in (client.get(location, headers=AUTH), verify(client, location)):
+        assert response.status_code == 404  # as for an id that does not exist
+        assert response.get_json()["error"]["code"] == "NOT_FOUND"
+        assert "signNo" not in response.get_data(as_text=True)
+
+
+def test_failed_checks_give_attempts_left_then_a_lockout_for_every_channel(client, mock, runtime):
+    runtime.config.max_identity_attempts = 2
+    who = person(mock, "330100")
+    view = post(client, body("330100", who)).get_json()
+    first = verify(client, view, sms_code="000000")
+    assert first.status_code == 403
+    error = first.get_json()["error"]
+    assert error["code"] == "IDENTITY_MISMATCH" and error["details"]["attempts_left"] == 1
+    locked = verify(client, view, sms_code="000000")
+    assert locked.status_code == 423 and locked.get_json()["error"]["code"] == "IDENTITY_LOCKED"
+    assert locked.get_json()["error"]["details"]["retry_after"] > 0
+    conforms("ErrorResponse", locked.get_json())
+    other = post(client, body("330100", who), headers=BANK).get_json()
+    assert verify(client, other, headers=BANK).status_code == 423  # the right code: still locked
 
 
 def test_password_factor_in_another_dialect(client, mock):
-    response = post(client, {**body("350100", person(mock, "350100")),
-                             "verification": {"face_token": "live-x", "password": "147258"}})
+    view = post(client, body("350100", person(mock, "350100"))).get_json()
+    response = verify(client, view, face_token="live-x", password="147258", sms_code=None)
+    assert response.status_code == 400  # sms_code: null is not a string
+    response = client.post(f"/v1/activations/{view['id']}/verification", headers=AUTH,
+                           json={"face_token": "live-x", "password": "147258"})
     assert response.status_code == 201, response.get_json()
 
 
@@ -85,10 +146,12 @@ def test_delayed_city_is_accepted_and_pending(client, mock):
     conforms("ActivationView", view)
     assert view["status"] == "pending_sync" and not view["final"] and view["next_attempt_at"]
     assert view["error"]["code"] == "RECORD_NOT_SYNCED"
+    assert verify(client, view).status_code == 409  # no card record to verify against yet
 
 
 def test_get_by_id_with_audit_trail(client, mock):
     created = post(client, body("330100", person(mock, "330100"))).get_json()
+    verify(client, created)
     response = client.get(f"/v1/activations/{created['id']}", headers=AUTH)
     assert response.status_code == 200
     detail = response.get_json()
@@ -100,10 +163,11 @@ def test_get_by_id_with_audit_trail(client, mock):
 
 @pytest.mark.parametrize("act_id", ["0" * 32, "not-an-id", "11010119900307803X"])
 def test_unknown_activation_is_404(client, act_id):
-    response = client.get(f"/v1/activations/{act_id}", headers=AUTH)
-    assert response.status_code == 404
-    assert response.get_json()["error"]["code"] == "NOT_FOUND"
-    assert act_id not in response.get_data(as_text=True)
+    location = f"/v1/activations/{act_id}"
+    for response in (client.get(location, headers=AUTH), verify(client, location)):
+        assert response.status_code == 404
+        assert response.get_json()["error"]["code"] == "NOT_FOUND"
+        assert act_id not in response.get_data(as_text=True)
 
 
 # -- public and operational endpoints -------------------------------------------------------
@@ -139,13 +203,14 @@ def test_healthz(client, runtime, monkeypatch):
 
 
 def test_metrics_after_a_call(client, mock):
-    post(client, body("330100", person(mock, "330100")))
+    verify(client, post(client, body("330100", person(mock, "330100"))).get_json())
     post(client, {"city": "330100"})
     response = client.get("/metrics")
     assert response.status_code == 200 and response.mimetype == "text/plain"
     text = response.get_data(as_text=True)
     assert 'essc_activations{status="activated"} 1.0' in text
-    assert 'essc_api_activations_submitted_total{outcome="activated"} 1.0' in text
+    assert 'essc_api_activations_submitted_total{outcome="awaiting_verification"} 1.0' in text
+    assert 'essc_api_verifications_total{outcome="activated"} 1.0' in text
     assert 'essc_api_activations_submitted_total{outcome="invalid_input"} 1.0' in text
     assert 'essc_adapter_call_seconds_count{city="330100",operation="read_card",outcome="ok"} 1.0' in text
     assert "essc_queue_depth 0.0" in text
@@ -156,7 +221,8 @@ def test_metrics_observer_registered_once_per_plugin_manager(runtime, mock):
     pm = runtime.registry.pm
     observers = [p for p in pm.get_plugins() if type(p).__name__ == "AdapterCallObserver"]
     assert len(observers) == 1
-    post(apps[0].test_client(), body("330100", person(mock, "330100")))
+    client = apps[0].test_client()
+    verify(client, post(client, body("330100", person(mock, "330100"))).get_json())
     for app in apps:  # every app counts the calls in its own registry
         text = app.test_client().get("/metrics").get_data(as_text=True)
         assert 'essc_adapter_call_seconds_count{city="330100",operation="activate",outcome="ok"} 1.0' in text
@@ -164,12 +230,12 @@ def test_metrics_observer_registered_once_per_plugin_manager(runtime, mock):
 
 def test_openapi_document_covers_every_route(app, client):
     doc = client.get("/v1/openapi.json").get_json()
-    assert doc == openapi_document() and doc["openapi"].startswith("3.1")
+    assert doc["paths"] == openapi_document()["paths"] and doc["openapi"].startswith("3.1")
     routes = {r.rule.replace("<act_id>", "{id}") for r in app.url_map.iter_rules() if r.endpoint != "static"}
     assert routes == set(doc["paths"])
-    assert {"ApiKey", "Timestamp", "Signature", "Channel"} <= set(doc["components"]["securitySchemes"])
-    for name in doc["components"]["schemas"]:
-        component_validator(name).check_schema(doc["components"]["schemas"][name])
+    assert {"ApiKey", "Timestamp", "Nonce", "Signature", "Channel"} <= set(doc["components"]["securitySchemes"])
+    for name in openapi_document()["components"]["schemas"]:
+        component_validator(name).check_schema(openapi_document()["components"]["schemas"][name])
 
 
 # -- bad requests: always a 4xx JSON error, never a 5xx ------------------------------------
@@ -186,10 +252,7 @@ BAD = [
     ("consent false", dict(json={**GOOD, "consent": False}), 400, "$.consent"),
     ("consent missing", dict(json={k: v for k, v in GOOD.items() if k != "consent"}), 400, "$"),
     ("unknown field", dict(json={**GOOD, "mobile": "13812345678"}), 400, "$"),
-    ("unknown verification field", dict(json={**GOOD, "verification": {**DEMO, "pin": "1"}}), 400, "$.verification"),
-    ("both factors", dict(json=body("330100", NOBODY, password="147258")), 400, "$.verification"),
-    ("no factor", dict(json={**GOOD, "verification": {"face_token": "live-x"}}), 400, "$.verification"),
-    ("bad sms code", dict(json=body("330100", NOBODY, sms_code="12ab")), 400, "$.verification.sms_code"),
+    ("a verification with the submission", dict(json={**GOOD, "verification": DEMO}), 400, "$"),
     ("id format", dict(json={**GOOD, "id_number": "1101011990030780"}), 400, "$.id_number"),
     ("id checksum", dict(json={**GOOD, "id_number": "110101199003078031"}), 400, "id_number"),
     ("latin name", dict(json={**GOOD, "name": "Zhang San"}), 400, "$.name"),
@@ -211,6 +274,26 @@ def test_bad_activation_requests(client, case, kwargs, status, field):
     text = response.get_data(as_text=True)
     for secret in (NOBODY["id_number"], NOBODY["name"], "110101199003078031", "live-test", "123456", "13812345678"):
         assert secret not in text
+
+
+VERIFY_BAD = [
+    ("unknown field", {**DEMO, "pin": "1"}, "$"),
+    ("both factors", {**DEMO, "password": "147258"}, "$"),
+    ("no factor", {"face_token": "live-x"}, "$"),
+    ("short sms code", {**DEMO, "sms_code": "1234"}, "$.sms_code"),
+    ("long sms code", {**DEMO, "sms_code": "12345678"}, "$.sms_code"),
+    ("letters in the code", {**DEMO, "sms_code": "12ab56"}, "$.sms_code"),
+    ("one-character face token", {**DEMO, "face_token": "x"}, "$.face_token"),
+]
+
+
+@pytest.mark.parametrize("case, payload, field", VERIFY_BAD, ids=[b[0] for b in VERIFY_BAD])
+def test_bad_verifications_are_refused_before_the_city(client, mock, case, payload, field):
+    view = post(client, body("330100", person(mock, "330100"))).get_json()
+    response = client.post(f"/v1/activations/{view['id']}/verification", json=payload, headers=AUTH)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"]["details"]["field"] == field
+    assert mock.journal(city="330100", operation="verify_identity") == []
 
 
 @pytest.mark.parametrize("method, path, status", [
@@ -245,6 +328,7 @@ def test_no_personal_data_in_responses_or_logs(client, mock, caplog):
     for city, who in zip(("330100", "330100", "110000"), people, strict=True):
         response = post(client, body(city, who))
         texts.append(response.get_data(as_text=True))
+        texts.append(verify(client, response.headers["Location"]).get_data(as_text=True))
         texts.append(client.get(response.headers["Location"], headers=AUTH).get_data(as_text=True))
     texts.append(post(client, {**body("330100", people[0]), "extra": people[0]["id_number"]}).get_data(as_text=True))
     texts.append(client.post("/v1/activations", json=body("330100", people[0]),
