@@ -5,9 +5,19 @@ ONE TOML file (``ServiceConfig.channels_file`` / ``ESSC_CHANNELS_FILE``; the pac
 ``channels.default.toml`` holds a demo channel only). Every request names its channel in
 ``X-Channel`` and proves it with either
 
-* ``X-Api-Key: <key>``, or
-* ``X-Timestamp: <unix seconds>`` + ``X-Signature: <hex HMAC-SHA256(secret, timestamp + "\\n" + raw body)>``,
-  the timestamp within :data:`MAX_SKEW_S` seconds of the server clock.
+* ``X-Api-Key: <key>`` (development; a static key can be replayed by whoever sees it), or
+* a signature that cannot be replayed (docs/signing.md is the reference)::
+
+    X-Timestamp: <unix seconds, ASCII digits, within MAX_SKEW_S of the server clock>
+    X-Nonce:     <16-64 characters of A-Z a-z 0-9 _ ->
+    X-Signature: hex(HMAC-SHA256(secret, METHOD + "\\n" + PATH_WITH_QUERY + "\\n" + X-Timestamp
+                                         + "\\n" + X-Nonce + "\\n" + hex(SHA256(body))))
+
+  PATH_WITH_QUERY is the request target exactly as sent on the request line: the raw path
+  (percent-encoding untouched), then ``?`` and the raw query string when the query string is
+  not empty (``/v1/adapters?`` is signed as ``/v1/adapters``); never a scheme, host or fragment.
+  A nonce is accepted once per channel while its timestamp is inside the window
+  (essc.service.nonces); a replay is refused with ``rule: "replay"``.
 
 Secrets are compared with :func:`hmac.compare_digest`; an unknown channel is checked
 against a dummy secret so that timing does not tell which channel names exist.
@@ -22,17 +32,21 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 from essc.core.masking import get_logger
 
-__all__ = ["Channel", "Channels", "AuthFailure", "DEFAULT_FILE", "MAX_SKEW_S", "sign"]
+__all__ = ["Channel", "Channels", "AuthFailure", "DEFAULT_FILE", "MAX_SKEW_S", "NONCE", "sign",
+           "string_to_sign", "request_target"]
 
 log = get_logger("essc.service.channels")
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "channels.default.toml"
 MAX_SKEW_S = 300
 NAME = re.compile(r"^[a-z0-9_.-]{2,40}$")  # the contract's channel pattern (activation_request)
+NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")  # used with fullmatch
 _DUMMY = "essc-no-such-channel"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class AuthFailure(Exception):
@@ -53,17 +67,68 @@ class Channel:
     demo: bool = False
 
 
-def sign(secret: str, timestamp: str | int, body: bytes) -> str:
-    """The X-Signature of a request: hex HMAC-SHA256(secret, timestamp + "\\n" + body)."""
-    return hmac.new(secret.encode(), str(timestamp).encode() + b"\n" + body, hashlib.sha256).hexdigest()
+def _bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8")
+
+
+def string_to_sign(method: str, path_with_query: str | bytes, timestamp: str | int, nonce: str,
+                   body: bytes | str = b"") -> bytes:
+    """METHOD \\n PATH_WITH_QUERY \\n X-Timestamp \\n X-Nonce \\n hex(SHA256(body)), as bytes.
+
+    A ``str`` path is encoded as UTF-8 (send it percent-encoded, i.e. ASCII, and it does not
+    matter); ``bytes`` are used as they are."""
+    return b"\n".join([_bytes(method.upper()), _bytes(path_with_query), _bytes(str(timestamp)), _bytes(nonce),
+                       hashlib.sha256(_bytes(body)).hexdigest().encode("ascii")])
+
+
+def sign(secret: str, method: str, path_with_query: str | bytes, timestamp: str | int, nonce: str,
+         body: bytes | str = b"") -> str:
+    """The X-Signature of a request (lower-case hex; see the module doc and docs/signing.md).
+
+    ``sign(secret, "GET", "/v1/activations/act_1?x=1", 1800000000, "n0nce-0123456789", b"")``"""
+    return hmac.new(_bytes(secret), string_to_sign(method, path_with_query, timestamp, nonce, body),
+                    hashlib.sha256).hexdigest()
+
+
+# RFC 3986 pchar minus "%" (PATH_INFO is already decoded: a "%" in it is a literal one)
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def request_target(environ: Mapping[str, str]) -> bytes:
+    """PATH_WITH_QUERY of a WSGI request, as the bytes the client sent.
+
+    The raw request target comes from ``RAW_URI`` (gunicorn, werkzeug) or ``REQUEST_URI``
+    (waitress, werkzeug, mod_wsgi, uWSGI): the fragment is dropped, an absolute-form target
+    (``http://host/path``) keeps only its path and query, and a ``?`` with an empty query is
+    dropped. A server giving neither gets SCRIPT_NAME + PATH_INFO percent-encoded again (RFC
+    3986, upper-case hex) plus ``?`` + QUERY_STRING: clients that encode differently must then
+    sign that normal form. (Werkzeug's ``request.full_path`` is NOT used: it always adds ``?``
+    and re-encodes the path.)"""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw:
+        target = raw.split("#", 1)[0]
+        if not target.startswith("/"):  # absolute-form (or "*"): keep path + query only
+            parts = urlsplit(target)
+            target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        path, _, query = target.partition("?")
+    else:
+        decoded = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
+        path, query = quote(decoded, safe=_PATH_SAFE) or "/", environ.get("QUERY_STRING", "")
+    # WSGI strings carry the request's bytes as latin-1 code points
+    return (path + ("?" + query if query else "")).encode("latin-1")
 
 
 class Channels:
     def __init__(self, channels: Mapping[str, Channel], source: str = "<memory>",
-                 max_skew_s: float = MAX_SKEW_S) -> None:
+                 max_skew_s: float = MAX_SKEW_S, nonces=None, clock=time.time) -> None:
+        from .nonces import MemoryNonceStore
+
         self.channels = dict(channels)
         self.source = source
         self.max_skew_s = max_skew_s
+        #: where used nonces are kept when ``authenticate`` is given no store (this process only)
+        self.nonces = nonces if nonces is not None else MemoryNonceStore()
+        self.clock = clock  #: the server clock of the timestamp window (injectable for tests)
 
     @classmethod
     def load(cls, path: str | Path | None = None, max_skew_s: float = MAX_SKEW_S) -> Channels:
@@ -83,33 +148,48 @@ class Channels:
             log.warning("channels file %s holds DEMO-ONLY credentials; configure ESSC_CHANNELS_FILE", path)
         return cls(channels, str(path), max_skew_s)
 
-    def authenticate(self, headers: Mapping[str, str], body: bytes, now: float | None = None) -> Channel:
-        """The calling channel, or :class:`AuthFailure`."""
+    def authenticate(self, headers: Mapping[str, str], body: bytes, now: float | None = None, *,
+                     method: str, target: str | bytes, nonces=None) -> Channel:
+        """The calling channel, or :class:`AuthFailure`.
+
+        ``method`` and ``target`` (PATH_WITH_QUERY, see :func:`request_target`) are what a
+        signature covers besides the body; ``nonces`` (default ``self.nonces``) remembers the
+        nonces of accepted signatures."""
         name = (headers.get("X-Channel") or "").strip()
         if not name:
             raise AuthFailure("missing X-Channel header")
         channel = self.channels.get(name)
-        if headers.get("X-Signature") is not None or headers.get("X-Timestamp") is not None:
-            self._check_signature(channel, headers, body, time.time() if now is None else now)
+        if any(headers.get(h) is not None for h in ("X-Signature", "X-Timestamp", "X-Nonce")):
+            self._check_signature(channel, headers, method, target, body, self.clock() if now is None else now,
+                                  self.nonces if nonces is None else nonces)
         elif headers.get("X-Api-Key") is not None:
             expected = channel.api_key if channel and channel.api_key else _DUMMY
             if not hmac.compare_digest(headers["X-Api-Key"].encode(), expected.encode()) or expected is _DUMMY:
                 raise AuthFailure("invalid channel credentials")
         else:
-            raise AuthFailure("missing credentials: send X-Api-Key, or X-Timestamp and X-Signature")
+            raise AuthFailure("missing credentials: send X-Api-Key, or X-Timestamp, X-Nonce and X-Signature")
         return channel
 
-    def _check_signature(self, channel: Channel | None, headers: Mapping[str, str], body: bytes,
-                         now: float) -> None:
-        stamp, signature = headers.get("X-Timestamp") or "", (headers.get("X-Signature") or "").strip().lower()
-        if not stamp or not signature:
-            raise AuthFailure("a signed request needs both X-Timestamp and X-Signature")
+    def _check_signature(self, channel: Channel | None, headers: Mapping[str, str], method: str,
+                         target: str | bytes, body: bytes, now: float, nonces) -> None:
+        stamp, nonce = headers.get("X-Timestamp") or "", headers.get("X-Nonce") or ""
+        signature = (headers.get("X-Signature") or "").strip().lower()
+        if not stamp or not nonce or not signature:
+            raise AuthFailure("a signed request needs X-Timestamp, X-Nonce and X-Signature", rule="signature-headers")
         if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
-            raise AuthFailure("X-Timestamp must be Unix seconds")
+            raise AuthFailure("X-Timestamp must be Unix seconds (ASCII digits)", rule="timestamp-format")
         if abs(now - int(stamp)) > self.max_skew_s:
             raise AuthFailure(f"X-Timestamp is more than {self.max_skew_s:g} s away from the server clock",
                               rule="timestamp-window")
+        if not NONCE.fullmatch(nonce):
+            raise AuthFailure("X-Nonce must be 16-64 characters of A-Z a-z 0-9 _ -", rule="nonce-format")
         secret = channel.hmac_secret if channel and channel.hmac_secret else _DUMMY
-        expected = sign(secret, stamp, body)
-        if not hmac.compare_digest(signature.encode(), expected.encode()) or secret is _DUMMY:
+        expected = sign(secret, method, target, stamp, nonce, body)
+        valid = _HEX64.fullmatch(signature) is not None
+        if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected.encode()) or not valid \
+                or secret is _DUMMY:
             raise AuthFailure("invalid channel credentials")
+        # Only a valid signature spends its nonce. It must be remembered for as long as its
+        # timestamp is inside the window: until stamp + max_skew_s (+1 s for fractions).
+        if not nonces.claim(channel.name, nonce, expires_at=int(stamp) + self.max_skew_s + 1, now=now):
+            raise AuthFailure("X-Nonce was already used by this channel: the request is a replay", rule="replay")

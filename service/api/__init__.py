@@ -15,6 +15,11 @@ Routes (schemas/openapi.json is the reference): ``POST /v1/activations``,
 * ``CHANNELS_FILE`` - path of the channels TOML file; default ``runtime.config.channels_file``,
   else the packaged demo-only ``service/channels.default.toml``;
 * ``AUTH_MAX_SKEW_S`` - allowed clock skew of signed requests, seconds (default 300);
+* ``NONCE_STORE`` / ``NONCE_URL`` - a ready nonce store / a Redis URL for the nonces of signed
+  requests (default: the Redis ``queue_url``, else the service database; essc.service.nonces);
+* ``AUTH_THROTTLE`` / ``AUTH_FAILURE_LIMIT`` / ``AUTH_FAILURE_WINDOW_S`` - a ready throttle
+  (False: none) / failed authentications per channel name or address (default 10, 0: off) /
+  per window in seconds (default 60) before 429 (essc.service.throttle);
 * ``MAX_CONTENT_LENGTH`` - largest request body in bytes (default 64 KiB; larger gets 413);
 * any other Flask setting (``TESTING``...).
 """
@@ -39,13 +44,17 @@ class ApiState:
     channels: Any  # essc.service.channels.Channels
     search: Any  # essc.service.search.CitySearch
     metrics: Any  # essc.service.metrics.ApiMetrics
+    nonces: Any = None  # essc.service.nonces store: nonces of accepted signatures
+    throttle: Any = None  # essc.service.throttle.FailureThrottle, None when disabled
 
 
 def create_app(runtime, config: dict | None = None) -> Flask:
     """Build the API application around ``runtime`` (an essc.service.runtime.Runtime)."""
     from ..channels import MAX_SKEW_S, Channels
     from ..metrics import ApiMetrics
+    from ..nonces import build_nonce_store
     from ..search import CitySearch
+    from ..throttle import build_throttle
     from . import activations, public
     from .errors import register_error_handlers
     from .validation import component_validator
@@ -61,7 +70,9 @@ def create_app(runtime, config: dict | None = None) -> Flask:
         app.config["CHANNELS_FILE"] or runtime.config.channels_file, max_skew_s=app.config["AUTH_MAX_SKEW_S"])
     component_validator("ActivationRequest")  # a broken OpenAPI document fails at start-up, not per request
     app.extensions["essc"] = ApiState(runtime=runtime, channels=channels,
-                                      search=CitySearch(runtime.registry.cities()), metrics=ApiMetrics(runtime))
+                                      search=CitySearch(runtime.registry.cities()), metrics=ApiMetrics(runtime),
+                                      nonces=build_nonce_store(runtime, app.config),
+                                      throttle=build_throttle(runtime, app.config))
 
     app.register_blueprint(activations.bp)
     app.register_blueprint(public.bp)

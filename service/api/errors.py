@@ -2,6 +2,7 @@
 (schemas/error.schema.json, plus the API's own codes), never an HTML page or a traceback."""
 from __future__ import annotations
 
+import math
 import traceback
 
 from flask import Flask, jsonify, request
@@ -24,6 +25,19 @@ class Unauthorized(ApiError):
     http_status = 401
     message_zh = "渠道身份验证失败"
     message_en = "the channel is not authenticated"
+
+
+class TooManyRequests(ApiError):
+    """429: too many failed authentications; ``retry_after`` (seconds) becomes ``Retry-After``."""
+
+    code = "TOO_MANY_REQUESTS"
+    http_status = 429
+    recovery = "retry"
+    message_zh = "身份验证失败次数过多，请稍后再试"
+    message_en = "too many failed authentications"
+
+    def __init__(self, detail: str | None = None, *, retry_after: float, **details) -> None:
+        super().__init__(detail, retry_after=max(1, math.ceil(retry_after)), **details)
 
 
 class NotFound(ApiError):
@@ -49,8 +63,14 @@ class BadRequest(InvalidInput):
 
 
 def error_response(err: EsscError, headers: dict | None = None):
+    """The JSON error response; a 429 or 503 whose error carries a finite ``retry_after``
+    also gets ``Retry-After`` (whole seconds, at least 1). ``headers`` win."""
     response = jsonify({"error": err.to_dict()})
     response.status_code = err.http_status
+    retry_after = err.details.get("retry_after")
+    if err.http_status in (429, 503) and isinstance(retry_after, int | float) and not isinstance(retry_after, bool) \
+            and math.isfinite(retry_after):
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
