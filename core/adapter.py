@@ -7,8 +7,12 @@ response dict; failures are raised as the typed errors of :mod:`essc.core.errors
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
-__all__ = ["CityAdapter", "Operation", "OPERATIONS", "implemented_operations"]
+__all__ = ["CityAdapter", "Operation", "OPERATIONS", "Payload", "implemented_operations"]
+
+#: A request or a response of the contract: a JSON object valid against its schema in ``schemas/``.
+Payload: TypeAlias = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -46,30 +50,30 @@ class CityAdapter:
     Any other exception is reported as a contract violation.
     """
 
-    def read_card(self, request: dict) -> dict:
+    def read_card(self, request: Payload) -> Payload:
         """``card_query`` -> ``card_record``."""
         raise NotImplementedError
 
-    def verify_identity(self, request: dict) -> dict:
+    def verify_identity(self, request: Payload) -> Payload:
         """``identity_check`` -> ``verification``; a failed check raises IdentityMismatch."""
         raise NotImplementedError
 
-    def activate(self, request: dict) -> dict:
+    def activate(self, request: Payload) -> Payload:
         """``activation_request`` -> ``credential``; an abnormal card raises CardStatusAbnormal."""
         raise NotImplementedError
 
-    def list_services(self, request: dict) -> dict:
+    def list_services(self, request: Payload) -> Payload:
         """``service_query`` -> ``service_list``."""
         raise NotImplementedError
 
-    def health(self, request: dict) -> dict:
+    def health(self, request: Payload) -> Payload:
         """``health_query`` -> ``health``."""
         raise NotImplementedError
 
 
-def implemented_operations(adapter: object) -> set[str]:
+def implemented_operations(adapter: CityAdapter) -> set[str]:
     """Operations the adapter really implements (not the base class's placeholders)."""
-    found = set()
+    found: set[str] = set()
     for name in OPERATIONS:
         method = getattr(adapter, name, None)
         if not callable(method):

@@ -11,10 +11,11 @@ Error texts name wire keys only, never values (values may be personal data).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from .adapter import Payload
 from .errors import ContractViolation, UpstreamUnavailable
 from .masking import get_logger
 from .schemas import validator
@@ -45,7 +46,7 @@ class CityCall:
         """The city refused our request (auth, signature, field): our side must be fixed."""
         return ContractViolation(detail, hook=self.operation, rule="city-rejected-request", **self.ctx)
 
-    def text(self, mapping: dict, key: str) -> str:
+    def text(self, mapping: Mapping[str, Any], key: str) -> str:
         """A required scalar as text (a number is accepted and written out)."""
         value = mapping.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
@@ -54,18 +55,18 @@ class CityCall:
             raise self.malformed(f"the answer lacks '{key}'")
         return value
 
-    def optional(self, mapping: dict, key: str) -> Any:
+    def optional(self, mapping: Mapping[str, Any], key: str) -> Any:
         """An optional field; ``None`` when absent or empty (empty optional fields are omitted)."""
         value = mapping.get(key)
         return None if value in (None, "") else value
 
-    def obj(self, mapping: dict, key: str, kind: type) -> Any:
+    def obj(self, mapping: Mapping[str, Any], key: str, kind: type) -> Any:
         value = mapping.get(key)
         if not isinstance(value, kind):
             raise self.malformed(f"the answer lacks '{key}' ({kind.__name__})")
         return value
 
-    def lookup(self, table: dict, value: Any, key: str) -> Any:
+    def lookup(self, table: Mapping[Any, Any], value: Any, key: str) -> Any:
         if isinstance(value, (str, int)) and not isinstance(value, bool) and value in table:
             return table[value]
         raise self.malformed(f"the answer has an unknown '{key}'")
@@ -87,7 +88,7 @@ class CityCall:
             raise self.malformed(f"the answer's '{key}' is not an ISO date") from None
 
 
-    def fits(self, schema: str, result: dict) -> dict:
+    def fits(self, schema: str, result: Payload) -> Payload:
         """The contract answer, or malformed_response when the city's data does not fit
         ``schema`` (so bad city data is retried, not reported as our contract violation)."""
         problem = validator(schema).first_problem(result)
@@ -95,12 +96,13 @@ class CityCall:
             raise self.malformed(f"the city's answer does not fit {schema}: {problem.path} {problem.message}")
         return result
 
-    def services(self, items: Any, code_key: str, name_key: str, table: dict) -> list[dict]:
+    def services(self, items: Any, code_key: str, name_key: str, table: Mapping[str, str]) -> list[dict[str, str]]:
         """``[{"code", "name"}]`` from the city's service list; services the contract does not
         know (and repeats) are skipped: they are not ours to offer."""
         if not isinstance(items, list):
             raise self.malformed("the answer's service list is not a list")
-        out, seen = [], set()
+        out: list[dict[str, str]] = []
+        seen: set[str] = set()
         for item in items:
             if not isinstance(item, dict):
                 raise self.malformed("the answer's service list holds a non-object")
@@ -113,7 +115,7 @@ class CityCall:
             out.append({"code": code, "name": self.text(item, name_key)})
         return out
 
-    def health(self, state: str, up: str, down: str, latency_ms: float) -> dict:
+    def health(self, state: str, up: str, down: str, latency_ms: float) -> Payload:
         """The ``health`` answer from the city's status word (compared case-insensitively)."""
         state = state.strip().casefold()
         if state == up.casefold():

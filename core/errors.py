@@ -145,7 +145,7 @@ class CardStatusAbnormal(PermanentError):
 
     @property
     def status(self) -> str:
-        return self.details["status"]
+        return str(self.details["status"])
 
 
 class IdentityMismatch(ReverifyError):
@@ -171,7 +171,7 @@ class UpstreamUnavailable(RetryableError):
 
     @property
     def reason(self) -> str:
-        return self.details["reason"]
+        return str(self.details["reason"])
 
 
 class ContractViolation(PermanentError):

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
 
 from .errors import UpstreamUnavailable
 from .masking import get_logger
@@ -65,6 +68,7 @@ class CityHttpClient:
         deadline = time.monotonic() + t.total_s
         ctx = {"city": city, "operation": operation, "plugin": self.plugin}
         attempt = 0
+        cause: BaseException | None  # the transport exception behind a failed attempt, if any
         while True:
             attempt += 1
             remaining = deadline - time.monotonic()
@@ -77,7 +81,7 @@ class CityHttpClient:
                 resp = self.session.request(method, url, timeout=timeout, **kwargs)
             except requests.Timeout as exc:
                 err = UpstreamUnavailable(f"no answer within {timeout[1]:g}s", reason="timeout", **ctx)
-                cause: BaseException = exc
+                cause = exc
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
                     requests.exceptions.ContentDecodingError) as exc:
                 err = UpstreamUnavailable(f"connection failed ({type(exc).__name__})", reason="connection", **ctx)
@@ -118,7 +122,7 @@ def parse_json(resp: requests.Response, *, city: str | None = None, operation: s
                                   reason="malformed_response", city=city, operation=operation) from exc
 
 
-def parse_xml(resp: requests.Response, *, city: str | None = None, operation: str | None = None):
+def parse_xml(resp: requests.Response, *, city: str | None = None, operation: str | None = None) -> Element:
     """The XML body as an ElementTree element (parsed with defusedxml), or
     :class:`UpstreamUnavailable` (``malformed_response``)."""
     from xml.etree.ElementTree import ParseError

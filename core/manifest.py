@@ -61,7 +61,7 @@ class PluginRecord:
 
 
 def _scan_folder(folder: Path, origin: str, module_prefix: str, sys_path: str | None) -> list[PluginSource]:
-    out = []
+    out: list[PluginSource] = []
     try:
         entries = sorted(folder.iterdir())
     except OSError:
@@ -81,8 +81,8 @@ def discover(settings: Settings) -> list[PluginSource]:
         spec = importlib.util.find_spec(BUILTIN_PACKAGE)
         for folder in (spec.submodule_search_locations or []) if spec else []:
             sources += _scan_folder(Path(folder), "builtin", BUILTIN_PACKAGE + ".", None)
-    for folder in settings.plugin_dirs:
-        sources += _scan_folder(Path(folder), f"dir:{folder}", "", str(folder))
+    for extra in settings.plugin_dirs:
+        sources += _scan_folder(Path(extra), f"dir:{extra}", "", str(extra))
     if settings.entry_points:
         sources += _entry_point_sources()
     seen, unique = set(), []
@@ -133,9 +133,9 @@ def read_manifest(record: PluginRecord) -> None:
         return
     record.manifest = data
     record.cities = tuple(c["code"] for c in data["cities"])
-    problem = contract_problem(data["contract_version"])
-    if problem:
-        record.quarantine(problem)
+    incompatible = contract_problem(data["contract_version"])
+    if incompatible:
+        record.quarantine(incompatible)
 
 
 def contract_problem(version: str, current: str = CONTRACT_VERSION) -> str | None:

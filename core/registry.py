@@ -22,7 +22,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .adapter import OPERATIONS, implemented_operations
+from .adapter import OPERATIONS, CityAdapter, Payload, implemented_operations
 from .divisions import abolished_hint
 from .errors import CityNotOpened, ContractViolation, EsscError, InvalidInput, PluginUnavailable
 from .idnumber import validate_id_number
@@ -56,7 +56,7 @@ class _Bound:
 
     __slots__ = ("adapter", "plugin", "methods", "opened")
 
-    def __init__(self, adapter: object, plugin: str, ops: Iterable[str], opened: bool) -> None:
+    def __init__(self, adapter: CityAdapter, plugin: str, ops: Iterable[str], opened: bool) -> None:
         self.adapter = adapter
         self.plugin = plugin
         self.methods = {op: getattr(adapter, op) for op in ops}
@@ -121,7 +121,7 @@ class Registry:
             code, owner = taken[0]
             record.quarantine(f"claims city {code} already claimed by plugin {owner!r}")
             return
-        for c in record.manifest["cities"]:
+        for c in record.manifest["cities"] if record.manifest else ():
             self._cities[c["code"]] = CityInfo(c["code"], c["name"], c["province"], c["opened"], record.name)
 
     # -- introspection -----------------------------------------------------------------
@@ -159,7 +159,7 @@ class Registry:
         return InvalidInput(f"no plugin serves city {code}", field="city", rule="unknown-city", city=code)
 
     # -- loading -----------------------------------------------------------------------
-    def adapter(self, city: str) -> object:
+    def adapter(self, city: str) -> CityAdapter:
         """The adapter serving ``city`` (loading its plugin on first use)."""
         bound = self._table.get(city) or self._resolve(city)
         return bound.adapter
@@ -228,6 +228,8 @@ class Registry:
 
     def _import_and_register(self, record: PluginRecord) -> dict[str, _Bound]:
         src, manifest = record.source, record.manifest
+        if manifest is None:  # pragma: no cover - only plugins with a valid manifest are loaded
+            raise _Quarantine("no valid manifest")
         if src.sys_path and src.sys_path not in sys.path:
             sys.path.append(src.sys_path)
         try:
@@ -249,7 +251,7 @@ class Registry:
         opened = {c["code"]: c["opened"] for c in manifest["cities"]}
         staged: dict[str, _Bound] = {}
 
-        def register(city: str, adapter: object) -> None:
+        def register(city: str, adapter: CityAdapter) -> None:
             if city not in opened:
                 raise _Quarantine(f"registers city {city!r} that its manifest does not list")
             if city in staged:
@@ -289,7 +291,7 @@ class Registry:
         self.pm.hook.essc_plugin_quarantined(name=record.name, reason=record.reason or "")
 
     # -- dispatch ----------------------------------------------------------------------
-    def call(self, city: str, operation: str, request: dict) -> dict:
+    def call(self, city: str, operation: str, request: Payload) -> Payload:
         """Run one contract operation for ``city``: validate the request, call the
         adapter, validate its response. Raises only typed :class:`EsscError`."""
         bound = self._table.get(city) or self._resolve(city)
@@ -300,7 +302,8 @@ class Registry:
         req_v, resp_v = pair
         if not req_v.is_valid(request):
             p = req_v.first_problem(request)
-            raise InvalidInput(f"request {p}", field=p.path, rule=p.rule, city=city, operation=operation)
+            raise InvalidInput(f"request {p}", field=p.path if p else "$", rule=p.rule if p else "?", city=city,
+                               operation=operation)
         if request["aab301"] != city:
             raise InvalidInput("aab301 in the request differs from the city called", field="$.aab301",
                                rule="same-city", city=city, operation=operation)
@@ -315,7 +318,7 @@ class Registry:
         started = time.perf_counter()
         error: EsscError | None = None
         try:
-            response = method(request)
+            response: Payload = method(request)
         except EsscError as err:
             error = err.with_context(city=city, operation=operation, plugin=bound.plugin)
             raise

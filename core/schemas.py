@@ -10,9 +10,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from essc import schemas as _schemas
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator, ValidationError
+    from referencing import Registry
 
 __all__ = ["SchemaProblem", "Validator", "validator"]
 
@@ -30,7 +34,7 @@ class SchemaProblem:
         return f"{self.path}: {self.message} (schema {self.schema}, rule '{self.rule}')"
 
 
-def _local_ref(uri: str) -> dict:
+def _local_ref(uri: str) -> dict[str, Any]:
     if not uri.startswith(_schemas.BASE_URI):
         raise LookupError(f"refusing to fetch non-local schema {uri}")
     return _schemas.load(uri[len(_schemas.BASE_URI):].split("#")[0][: -len(".schema.json")])
@@ -58,13 +62,13 @@ def _inline_refs(node: Any, depth: int = 0) -> Any:
     return node
 
 
-_registry = None
+_registry: Registry[Any] | None = None
 
 
-def _referencing_registry():
+def _referencing_registry() -> Registry[Any]:
     global _registry
     if _registry is None:
-        from referencing import Registry, Resource
+        from referencing import Registry, Resource  # noqa: F811 - lazy import
 
         _registry = Registry().with_resources(
             (_schemas.BASE_URI + f"{n}.schema.json", Resource.from_contents(_schemas.load(n)))
@@ -84,7 +88,7 @@ class Validator:
         self._fast: Callable[[Any], Any] = fastjsonschema.compile(
             _inline_refs(self.schema), handlers={"https": _local_ref}, use_default=False
         )
-        self._precise = None
+        self._precise: Draft202012Validator | None = None
         self._exc = fastjsonschema.JsonSchemaException
 
     def is_valid(self, data: Any) -> bool:
@@ -96,13 +100,14 @@ class Validator:
 
     def problems(self, data: Any) -> list[SchemaProblem]:
         """Every violation, most relevant first (empty when valid)."""
-        if self._precise is None:
+        precise = self._precise
+        if precise is None:
             import jsonschema
 
-            self._precise = jsonschema.Draft202012Validator(
+            precise = self._precise = jsonschema.Draft202012Validator(
                 self.schema, registry=_referencing_registry(), format_checker=jsonschema.FormatChecker()
             )
-        errors = sorted(self._precise.iter_errors(data), key=lambda e: (-len(e.absolute_path), e.json_path))
+        errors = sorted(precise.iter_errors(data), key=lambda e: (-len(e.absolute_path), e.json_path))
         out = [SchemaProblem(self.name, e.json_path, str(e.validator), _describe(e)) for e in errors]
         if not out and not self.is_valid(data):  # the two engines disagree: report, never pass silently
             out.append(SchemaProblem(self.name, "$", "fast-validator", "rejected by the compiled validator"))
@@ -115,7 +120,7 @@ class Validator:
         return problems[0] if problems else None
 
 
-def _describe(error) -> str:
+def _describe(error: ValidationError) -> str:
     """jsonschema's message, without echoing the offending value (it may be personal data)."""
     v = error.validator
     if v == "required":
@@ -128,8 +133,8 @@ def _describe(error) -> str:
     return f"value breaks '{v}'"
 
 
-def _rule_text(error) -> str:
-    v, rv = error.validator, error.validator_value
+def _rule_text(error: ValidationError) -> str:
+    v, rv = error.validator, cast(Any, error.validator_value)  # set on every error jsonschema reports
     if v == "pattern":
         return f"must match {rv}"
     if v == "enum":

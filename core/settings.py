@@ -63,7 +63,7 @@ class Settings:
     trace: bool = False
 
     @classmethod
-    def from_env(cls, config_file: str | os.PathLike | None = None, env: Mapping[str, str] | None = None,
+    def from_env(cls, config_file: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None,
                  **overrides: Any) -> Settings:
         env = os.environ if env is None else env
         data: dict[str, Any] = {}

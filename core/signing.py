@@ -11,7 +11,10 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 __all__ = ["canonical_string", "hmac_sha256", "verify_hmac_sha256", "sm3_hex", "sm4_encrypt", "sm4_decrypt"]
 
@@ -42,8 +45,8 @@ def sm3_hex(data: bytes | str) -> str:
     return digest.finalize().hex()
 
 
-def _sm4(key: bytes):
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+def _sm4(key: bytes) -> Cipher[modes.ECB]:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: F811 - lazy import
 
     if len(key) != 16:
         raise ValueError("an SM4 key is 16 bytes")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 BASE_URI = "https://essc-adapters.dev/schemas/"
@@ -22,6 +23,7 @@ def schema_path(name: str) -> Path:
 
 
 @cache
-def load(name: str) -> dict:
+def load(name: str) -> dict[str, Any]:
     with schema_path(name).open(encoding="utf-8") as fh:
-        return json.load(fh)
+        schema: dict[str, Any] = json.load(fh)
+    return schema

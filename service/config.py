@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -46,7 +47,7 @@ class ServiceConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServiceConfig:
         env = os.environ if env is None else env
-        data = {}
+        data: dict[str, Any] = {}
         if env.get("ESSC_DATA_DIR"):
             data["data_dir"] = Path(env["ESSC_DATA_DIR"])
         for key, name in (("database_url", "ESSC_DATABASE_URL"), ("queue_url", "ESSC_QUEUE_URL"),

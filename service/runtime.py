@@ -78,10 +78,10 @@ class Runtime:
         """Start huey worker threads and the sweeper in this process (non-blocking)."""
         if self._consumer is not None:
             return
-        self._consumer = self.huey.create_consumer(
+        consumer = self._consumer = self.huey.create_consumer(
             workers=workers or self.config.workers, worker_type="thread", periodic=False,
             initial_delay=0.05, backoff=1.15, max_delay=0.25, scheduler_interval=1, check_worker_health=True)
-        self._consumer.start()
+        consumer.start()
         self._stop.clear()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="essc-sweeper", daemon=True)
         self._sweeper.start()

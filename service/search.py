@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from pypinyin import Style, lazy_pinyin, pinyin
 
+from essc.core.registry import CityInfo
+
 #: Authoritative readings of place names pypinyin gets wrong or that are polyphonic.
 READINGS: dict[str, tuple[str, ...]] = {
     "重庆": ("chong", "qing"),
@@ -42,7 +44,7 @@ _SUFFIXES = ("市", "地区", "自治州", "盟")  # 杭州市 finds 杭州; 白
 
 @dataclass(frozen=True)
 class _Entry:
-    city: object  # a CityInfo (or anything with .code and .name)
+    city: CityInfo
     name: str
     primary: tuple[str, ...]  # full pinyin and initials of the primary reading
     secondary: tuple[str, ...]  # other readings (heteronyms, ü written u or v)
@@ -83,7 +85,7 @@ def _normalise(text: str) -> str:
 class CitySearch:
     """Search over a fixed list of cities (``Registry.cities()``)."""
 
-    def __init__(self, cities: Iterable) -> None:
+    def __init__(self, cities: Iterable[CityInfo]) -> None:
         self._entries: list[_Entry] = []
         for city in sorted(cities, key=lambda c: c.code):
             primary, alternates = _readings(city.name)
@@ -94,7 +96,7 @@ class CitySearch:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def search(self, query: str | None, limit: int | None = None) -> list:
+    def search(self, query: str | None, limit: int | None = None) -> list[CityInfo]:
         """Cities matching ``query``, best first (all cities, by code, for an empty query)."""
         q = _normalise(query or "")
         if not q:

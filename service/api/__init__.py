@@ -64,7 +64,7 @@ def create_app(runtime, config: dict | None = None) -> Flask:
     app = Flask(__name__, root_path=str(here), instance_path=str(here / "instance"))
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, AUTH_MAX_SKEW_S=MAX_SKEW_S, CHANNELS=None, CHANNELS_FILE=None)
     app.config.update(config or {})
-    app.json.ensure_ascii = False  # city names stay readable: 杭州, not \u676d\u5dde
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # DefaultJSONProvider's; 杭州, not \u676d\u5dde
 
     channels = app.config["CHANNELS"] or Channels.load(
         app.config["CHANNELS_FILE"] or runtime.config.channels_file, max_skew_s=app.config["AUTH_MAX_SKEW_S"])
