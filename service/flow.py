@@ -156,7 +156,8 @@ class ActivationService:
             if passed is not False:  # a mismatch is recorded by _mismatch
                 self.store.identity_end(key, city, passed=passed, max_failures=self.config.max_identity_attempts,
                                         lockout_s=self.config.identity_lockout_s)
-        if not self.store.transition(act_id, owner, states.VERIFIED, "identity_verified",
+        # runnable from now on: if this process dies, the sweeper finds it once the lease ends
+        if not self.store.transition(act_id, owner, states.VERIFIED, "identity_verified", next_attempt_at=time.time(),
                                      detail=f"face + {verification['factor']}",
                                      verified=self.sealer.seal({"verify_id": verification["verify_id"]})):
             raise ActivationConflict("the activation was resubmitted during the identity check; verify again")

@@ -63,12 +63,12 @@ class BadRequest(InvalidInput):
 
 
 def error_response(err: EsscError, headers: dict | None = None):
-    """The JSON error response; a 429 or 503 whose error carries a finite ``retry_after``
+    """The JSON error response; a 409, 423, 429 or 503 whose error carries a finite ``retry_after``
     also gets ``Retry-After`` (whole seconds, at least 1). ``headers`` win."""
     response = jsonify({"error": err.to_dict()})
     response.status_code = err.http_status
     retry_after = err.details.get("retry_after")
-    if err.http_status in (429, 503) and isinstance(retry_after, int | float) and not isinstance(retry_after, bool) \
+    if err.http_status in (409, 423, 429, 503) and isinstance(retry_after, int | float) and not isinstance(retry_after, bool) \
             and math.isfinite(retry_after):
         response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     for key, value in (headers or {}).items():

@@ -58,11 +58,10 @@ def test_postgres_redis_two_worker_processes(tmp_path, mock, mock_server, pg_url
     people = []
     for city in cities:
         mock.set_city(city, mode="delayed", sync_delay_s=300)
-        mock.fault(city=city, operation="activate", kind="latency", latency_ms=150)
+        mock.fault(city=city, operation="read_card", kind="latency", latency_ms=150)
         people += [(city, c) for c in mock.citizens(city, "normal")]
     for city, c in people:
-        act = rt.service.submit(city=city, id_number=c["id_number"], name=c["name"], consent=True, channel="test",
-                                **DEMO)
+        act = rt.service.submit(city=city, id_number=c["id_number"], name=c["name"], consent=True, channel="test")
         assert act["status"] == states.PENDING_SYNC
     mock.advance(300)
     workers = [start_worker(env, tmp_path / f"w{i}.log") for i in (1, 2)]
@@ -72,11 +71,14 @@ def test_postgres_redis_two_worker_processes(tmp_path, mock, mock_server, pg_url
         for w in workers:
             stop(w)
     try:
-        assert rt.store.counts() == {states.ACTIVATED: len(people)}
+        assert rt.store.counts() == {states.AWAITING_VERIFICATION: len(people)}
         actors = set()
         for city, c in people:
             row = rt.store.find(rt.service.sealer.citizen_key(c["id_number"]), city)
-            actors |= {e["actor"].split(":")[1] for e in rt.store.audit(row["id"]) if e["event"] == "activated"}
-        assert len(actors) == 2, f"both worker processes should have activated citizens, saw pids {actors}"
+            actors |= {e["actor"].split(":")[1] for e in rt.store.audit(row["id"]) if e["event"] == "card_read"}
+            act, credential = rt.service.verify(row["id"], channel="test", **DEMO)
+            assert credential and act["status"] == states.ACTIVATED
+        assert len(actors) == 2, f"both worker processes should have read cards, saw pids {actors}"
+        assert rt.store.counts() == {states.ACTIVATED: len(people)}
     finally:
         rt.store.engine.dispose()
