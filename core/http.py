@@ -60,9 +60,12 @@ class CityHttpClient:
         self.session = session
 
     def request(self, method: str, path: str, *, city: str | None = None, operation: str | None = None,
-                idempotent: bool = True, **kwargs: Any) -> requests.Response:
+                idempotent: bool = True, readable_statuses: frozenset[int] | set[int] = frozenset(),
+                **kwargs: Any) -> requests.Response:
         """Send one request; return any response below 500 except 429 (business errors
-        are the adapter's to read). Raise :class:`UpstreamUnavailable` otherwise."""
+        are the adapter's to read), and any status of ``readable_statuses`` - answers whose
+        body the dialect reads (a SOAP 1.1 fault comes with HTTP 500). Raise
+        :class:`UpstreamUnavailable` otherwise."""
         url = self.base_url + path
         t = self.timeouts
         deadline = time.monotonic() + t.total_s
@@ -90,6 +93,8 @@ class CityHttpClient:
                 ms = (time.perf_counter() - started) * 1000
                 log.debug("%s %s %s city=%s op=%s -> %s in %.1fms (attempt %d)", self.plugin, method, path, city,
                           operation, resp.status_code, ms, attempt)
+                if resp.status_code in readable_statuses:
+                    return resp
                 if resp.status_code == 429:
                     raise UpstreamUnavailable("the city is rate limiting (HTTP 429)", reason="rate_limited",
                                               retry_after=parse_retry_after(resp.headers.get("Retry-After")),

@@ -15,14 +15,16 @@ import importlib
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
 from .adapter import OPERATIONS, CityAdapter, Payload, implemented_operations
+from .answers import problem_path
 from .divisions import abolished_hint
 from .errors import CityNotOpened, ContractViolation, EsscError, InvalidInput, PluginUnavailable
 from .idnumber import validate_id_number
@@ -31,9 +33,33 @@ from .masking import get_logger
 from .schemas import validator
 from .settings import PluginContext, Settings
 
-__all__ = ["Registry", "CityInfo"]
+__all__ = ["Registry", "CityInfo", "raised_at"]
 
 log = get_logger("essc.registry")
+
+
+def raised_at(err: BaseException, directory: Path | None) -> dict[str, Any] | None:
+    """Where inside a plugin's package ``err`` was raised: the innermost frame of its traceback whose
+    file lies in ``directory``, as ``{"file": path relative to the package, "line", "function"}``; ``None``
+    when no frame is inside. Code locations only: never a value (values may be personal data)."""
+    if directory is None:
+        return None
+    try:
+        root = directory.resolve()
+    except OSError:
+        return None
+    found: dict[str, Any] | None = None
+    tb = err.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        try:
+            rel = Path(code.co_filename).resolve().relative_to(root)
+        except (OSError, ValueError):
+            rel = None
+        if rel is not None:
+            found = {"file": rel.as_posix(), "line": tb.tb_lineno, "function": code.co_name}
+        tb = tb.tb_next
+    return found
 
 
 @dataclass(frozen=True)
@@ -226,10 +252,58 @@ class Registry:
             self._table.update(staged)
             record.status, record.reason = "loaded", None
 
+    def _default_adapter(self, record: PluginRecord, declared: Mapping[str, str]) -> CityAdapter:
+        """The adapter a manifest's ``adapter`` names: derived from a dialect spec, or a class."""
+        manifest = record.manifest or {}
+        context = PluginContext.for_manifest(manifest, self.settings)
+        if "spec" in declared:
+            from .dialects import SpecError, dialect, load_spec
+
+            name = declared["spec"]
+            if name.endswith((".yaml", ".yml", ".json")):
+                if record.source.directory is None:
+                    raise _Quarantine(f"adapter spec {name!r}: the plugin has no folder to read it from")
+                try:
+                    spec = load_spec(record.source.directory / name)
+                except SpecError as err:
+                    raise _Quarantine(f"adapter spec: {err}") from None
+            else:
+                entry = dialect(name)
+                if entry is None or entry.spec is None:
+                    raise _Quarantine(f"adapter spec {name!r} is not an installed dialect spec (see essc dialects)")
+                spec = entry.spec
+            if spec.name != manifest.get("dialect"):
+                raise _Quarantine(f"manifest dialect {manifest.get('dialect')!r} but its adapter spec is {spec.name!r}")
+            from .dialects import SpecAdapter
+
+            return SpecAdapter(context, spec)
+        module_name, _, cls_name = declared["class"].partition(":")
+        src = record.source
+        if src.sys_path and src.sys_path not in sys.path:
+            sys.path.append(src.sys_path)
+        try:
+            cls = getattr(importlib.import_module(module_name), cls_name)
+            adapter = cls(context)
+        except Exception as err:
+            raise _Quarantine(f"adapter class {declared['class']}: {type(err).__name__}: {err}") from None
+        if not isinstance(adapter, CityAdapter):
+            raise _Quarantine(f"adapter class {declared['class']} is not a CityAdapter")
+        return adapter  # type: ignore[no-any-return]
+
     def _import_and_register(self, record: PluginRecord) -> dict[str, _Bound]:
         src, manifest = record.source, record.manifest
         if manifest is None:  # pragma: no cover - only plugins with a valid manifest are loaded
             raise _Quarantine("no valid manifest")
+        if "adapter" in manifest:  # default registration: no code of the plugin's own is needed
+            declared_ops = set(manifest["capabilities"]["operations"])
+            adapter = self._default_adapter(record, manifest["adapter"])
+            missing = declared_ops - implemented_operations(adapter)
+            if missing:
+                raise _Quarantine(f"manifest declares {', '.join(sorted(missing))} but the "
+                                  f"{'spec' if 'spec' in manifest['adapter'] else 'adapter'} does not carry it")
+            if self.settings.trace:
+                log.info("hook trace: %s registered by default (%s)", record.name, manifest["adapter"])
+            return {c["code"]: _Bound(adapter, record.name, declared_ops, c["opened"]) for c in manifest["cities"]}
         if src.sys_path and src.sys_path not in sys.path:
             sys.path.append(src.sys_path)
         try:
@@ -323,14 +397,17 @@ class Registry:
             error = err.with_context(city=city, operation=operation, plugin=bound.plugin)
             raise
         except Exception as err:
-            error = ContractViolation(f"adapter raised {type(err).__name__} instead of a typed error", city=city,
-                                      hook=operation, path="$", rule="typed-errors", plugin=bound.plugin)
+            at = raised_at(err, self._records[bound.plugin].source.directory)
+            error = ContractViolation(f"adapter raised {type(err).__name__} instead of a typed error"
+                                      + (f" at {at['file']}:{at['line']} in {at['function']}" if at else ""),
+                                      city=city, hook=operation, path="$", rule="typed-errors", plugin=bound.plugin,
+                                      **(at or {}))
             raise error from err
         else:
             if not resp_v.is_valid(response):
                 p = resp_v.first_problem(response)
                 error = ContractViolation(f"response {p}", city=city, hook=operation,
-                                          path=p.path if p else "$", rule=p.rule if p else "?",
+                                          path=problem_path(p) if p else "$", rule=p.rule if p else "?",
                                           plugin=bound.plugin, schema=resp_v.name)
                 raise error
             return response

@@ -2,16 +2,28 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any
 
-__all__ = ["MODES", "DIALECTS", "City", "city_changes", "city_from_dict", "load_cities"]
+from .clock import MAX_VIRTUAL_S
+
+__all__ = ["MODES", "DIALECTS", "known_dialects", "City", "city_changes", "city_from_dict", "load_cities"]
 
 MODES = ("supported", "delayed", "not_opened")
+#: the dialects whose city side is hand-written in mockserver/dialects/
 DIALECTS = ("rest-json", "pinyin-form", "xml-envelope", "gm-json")
+
+
+def known_dialects() -> tuple[str, ...]:
+    """Every dialect the mock plays: the hand-written ones and every installed dialect with a
+    city side (a spec, or code registered through the essc.dialects entry points)."""
+    from essc.core.dialects import dialects
+
+    return DIALECTS + tuple(n for n, e in dialects().items() if n not in DIALECTS and e.city != "none")
 CITY_CODE = re.compile(r"^[1-9][0-9]{5}$")
 
 
@@ -46,8 +58,10 @@ def city_changes(data: Mapping[str, Any]) -> dict[str, Any]:
         out["mode"] = data["mode"]
     if "sync_delay_s" in data:
         delay = data["sync_delay_s"]
-        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
-            raise ValueError("'sync_delay_s' must be a number >= 0")
+        if (isinstance(delay, bool) or not isinstance(delay, (int, float)) or not math.isfinite(delay)
+                or not 0 <= delay <= MAX_VIRTUAL_S):
+            raise ValueError(f"'sync_delay_s' must be a finite number of seconds between 0 and {MAX_VIRTUAL_S}"
+                             " (not NaN or Infinity)")
         out["sync_delay_s"] = delay
     if "sync_after_attempts" in data:
         out["sync_after_attempts"] = _positive_int_or_none(data["sync_after_attempts"], "sync_after_attempts")
@@ -67,8 +81,8 @@ def city_from_dict(data: Any) -> City:
             raise ValueError(f"{key!r} is required (a non-empty string)")
     if not CITY_CODE.match(data["code"]):
         raise ValueError("'code' must be a 6-digit division code")
-    if data["dialect"] not in DIALECTS:
-        raise ValueError(f"'dialect' must be one of {', '.join(DIALECTS)}")
+    if data["dialect"] not in known_dialects():
+        raise ValueError(f"'dialect' must be one of {', '.join(known_dialects())}")
     changes = city_changes(data)
     return City(code=data["code"], name=data["name"].strip(), province=data["province"].strip(),
                 dialect=data["dialect"], **changes)

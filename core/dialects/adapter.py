@@ -1,0 +1,224 @@
+"""The platform side of a spec dialect: :class:`SpecAdapter` translates contract requests
+into the spec's wire requests and the city's answers back into contract answers or the
+typed errors of :mod:`essc.core.outcomes` - with no code of the plugin's own."""
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+from urllib.parse import quote
+
+from ..adapter import CityAdapter, Payload
+from ..answers import CityCall, retry_seconds
+from ..errors import EsscError, InvalidInput, UpstreamUnavailable
+from ..outcomes import outcome_error
+from ..settings import PluginContext
+from . import auth
+from .spec import INTEGER_FIELDS, DialectSpec, OperationSpec
+from .wire import CONTENT_TYPES, WireError, decode, encode, get_path, set_path
+
+__all__ = ["SpecAdapter", "generate", "credentials_for"]
+
+
+def generate(kind: str) -> str:
+    """A fresh value of a generated field (message ids, sequence numbers, times)."""
+    if kind == "uuid":
+        return uuid.uuid4().hex
+    now = time.time()
+    if kind == "unix_s":
+        return str(int(now))
+    if kind == "unix_ms":
+        return str(int(now * 1000))
+    return dt.datetime.fromtimestamp(now).strftime("%Y%m%d%H%M%S")  # datetime14
+
+
+def credentials_for(spec: DialectSpec, configured: Mapping[str, str]) -> dict[str, str]:
+    """The spec's credentials: configured values over the spec's (mock) defaults."""
+    return {name: configured.get(name, c["default"]) for name, c in spec.credentials.items()}
+
+
+class SpecAdapter(CityAdapter):
+    """An adapter derived from a :class:`DialectSpec`; one object serves every city of the plugin."""
+
+    def __init__(self, context: PluginContext, spec: DialectSpec) -> None:
+        self.context = context
+        self.spec = spec
+        self.http = context.http_client()
+        self.credentials = credentials_for(spec, context.credentials)
+        for name in spec.operations:  # the operations the spec carries, and only those
+            setattr(self, name, partial(self._run, name))
+
+    # -- request ------------------------------------------------------------------------------
+    def _value(self, rule: Any, request: Payload, op: OperationSpec) -> Any:
+        if isinstance(rule, str):
+            return request.get(rule)
+        if "const" in rule:
+            value: Any = rule["const"]
+        elif "credential" in rule:
+            value = self.credentials[rule["credential"]]
+        elif "generate" in rule:
+            value = generate(rule["generate"])
+        elif rule.get("operation_code"):
+            value = op.code
+        else:
+            value = request.get(rule["field"], rule.get("default"))
+        if value is None:
+            return None
+        if rule.get("table"):
+            table = self.spec.tables[rule["table"]]
+            if value not in table:
+                raise InvalidInput(f"{rule.get('field', '?')} has a value the city does not take",
+                                   field=rule.get("field"), rule="table", city=request.get("aab301"),
+                                   operation=op.name)
+            value = table[value]
+        if rule.get("type") == "int":
+            value = int(value)
+        elif rule.get("type") == "string":
+            value = str(value)
+        return value
+
+    def build(self, op: OperationSpec, request: Payload) -> tuple[str, dict[str, Any], dict[str, str], dict[str, str]]:
+        """``(path, body tree, query, headers)`` of the wire request, authenticated."""
+        tree: dict[str, Any] = {}
+        query: dict[str, str] = {}
+        headers: dict[str, str] = {}
+        for wire, rule in op.request.items():
+            value = self._value(rule, request, op)
+            if value is None:
+                continue
+            if wire.startswith("query."):
+                query[wire[len("query."):]] = str(value)
+            elif wire.startswith("header."):
+                headers[wire[len("header."):]] = str(value)
+            else:
+                set_path(tree, wire, value)
+        auth.sign(self.spec.auth, tree, headers, self.credentials)
+        path = op.path.format_map({k: quote(str(v), safe="") for k, v in request.items()}) if "{" in op.path \
+            else op.path
+        return path, tree, query, headers
+
+    # -- one exchange ----------------------------------------------------------------------------
+    def _run(self, operation: str, request: Payload) -> Payload:
+        spec, op = self.spec, self.spec.operations[operation]
+        call = CityCall(str(request.get("aab301")), operation)
+        path, tree, query, headers = self.build(op, request)
+        transport = spec.transport
+        kwargs: dict[str, Any] = {"params": query or None}
+        if op.method != "GET":
+            headers["Content-Type"] = f"{CONTENT_TYPES[spec.encoding]}; charset={transport.get('charset', 'utf-8')}"
+            kwargs["data"] = encode(tree, spec.encoding, transport)
+            if spec.encoding == "soap11" and transport.get("soap_action"):
+                headers["SOAPAction"] = '"' + str(transport["soap_action"]).replace("{code}", op.code or "") + '"'
+        started = time.perf_counter()
+        resp = self.http.request(op.method, path, city=call.city, operation=operation,
+                                 idempotent=operation != "activate", headers=headers,
+                                 readable_statuses=spec.body_statuses, **kwargs)
+        latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        status = resp.status_code
+        if not 200 <= status < 300 and status not in spec.body_statuses:
+            raise call.rejected(f"the city refused the request with HTTP {status}")
+        try:
+            answer = decode(resp.content, spec.response_encoding, transport)
+        except WireError as err:
+            if status >= 500:  # a declared body status without a readable body: an outage
+                raise UpstreamUnavailable(f"the city answered HTTP {status}", reason="http_5xx", http_status=status,
+                                          **call.ctx) from None
+            raise call.malformed(f"{err} (HTTP {status})") from None
+        code = self._first(answer, spec.response["code"])
+        if 200 <= status < 300 and code in spec.response["success"]:
+            return self.answer(op, answer, request, call, latency_ms)
+        raise self.error(answer, code, status, call)
+
+    @staticmethod
+    def _first(tree: Mapping[str, Any], paths: list[str]) -> str | None:
+        for path in paths:
+            value = get_path(tree, path)
+            if value not in (None, "") and not isinstance(value, Mapping | list):
+                return str(value)
+        return None
+
+    def error(self, answer: Mapping[str, Any], code: str | None, status: int, call: CityCall) -> EsscError:
+        """The typed error of an answer that is not a success."""
+        outcome = self.spec.outcomes.get(code) if code is not None else None
+        if outcome is None:
+            fault = get_path(answer, "Fault.faultcode")
+            if isinstance(fault, str) and fault.endswith("Server"):
+                return UpstreamUnavailable("the city answered a SOAP Server fault", reason="http_5xx",
+                                           http_status=status, **call.ctx)
+            if isinstance(fault, str):
+                return call.rejected(f"the city answered a SOAP {fault.rsplit(':', 1)[-1]} fault")
+            if status >= 500 and code is None:
+                return UpstreamUnavailable(f"the city answered HTTP {status}", reason="http_5xx", http_status=status,
+                                           **call.ctx)
+            what = f"result code {code!r}" if code is not None else "no result code"
+            return call.malformed(f"HTTP {status} with {what} that the dialect does not know")
+        retry_after = None
+        if outcome.get("retry_after"):
+            retry_after = retry_seconds(get_path(answer, outcome["retry_after"]))
+        card_status = None
+        if outcome.get("status"):
+            card_status = self._read(answer, outcome["status"], "status", {}, call, optional=True)
+        return outcome_error(outcome["kind"], city=call.city, operation=call.operation, code=code,
+                             retry_after=retry_after, status=card_status)
+
+    # -- answer -------------------------------------------------------------------------------------
+    def _read(self, tree: Any, rule: Any, name: str, request: Payload, call: CityCall,
+              optional: bool = False) -> Any:
+        if isinstance(rule, str):
+            rule = {"path": rule}
+        if "from_request" in rule:
+            return request.get(rule["from_request"])
+        value = get_path(tree, rule["path"])
+        if value is None or value == "" or isinstance(value, Mapping | list):
+            if optional or rule.get("optional"):
+                return None
+            raise call.malformed(f"the answer lacks '{rule['path']}' (for {name})")
+        if rule.get("table"):
+            inverse = self.spec.inverse_tables[rule["table"]]
+            if str(value) not in inverse:
+                raise call.malformed(f"the answer has an unknown '{rule['path']}'")
+            value = inverse[str(value)]
+        if rule.get("date"):
+            try:
+                value = dt.datetime.strptime(str(value), rule["date"]).strftime("%Y%m%d")
+            except ValueError:
+                raise call.malformed(f"the answer's '{rule['path']}' is not a date of the form {rule['date']}") \
+                    from None
+        if name in INTEGER_FIELDS:
+            if isinstance(value, str) and value.isdigit():
+                value = int(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        return value
+
+    def answer(self, op: OperationSpec, tree: Mapping[str, Any], request: Payload, call: CityCall,
+               latency_ms: float) -> Payload:
+        """The contract answer of a successful exchange."""
+        if op.name == "list_services":
+            rule = op.response["services"]
+            items = get_path(tree, rule["list"])
+            items = [] if items in (None, "") else items if isinstance(items, list) else [items]
+            code_rule = rule["code"] if isinstance(rule["code"], Mapping) else {"path": rule["code"]}
+            table = self.spec.inverse_tables.get(code_rule.get("table", ""), {})
+            name_key = rule["name"] if isinstance(rule["name"], str) else rule["name"]["path"]
+            services = call.services(items, code_rule["path"], name_key, table)
+            return call.fits("service_list", {"aab301": call.city, "services": services})
+        if op.name == "health":
+            rule = op.response["status"]
+            rule = rule if isinstance(rule, Mapping) else {"path": rule}
+            words = self.spec.tables.get(rule.get("table", ""), {"up": "up", "down": "down"})
+            state = get_path(tree, rule["path"])
+            return call.fits("health", call.health(str(state or ""), str(words.get("up", "up")),
+                                                   str(words.get("down", "down")), latency_ms))
+        result: dict[str, Any] = {}
+        for name, rule in op.response.items():
+            value = self._read(tree, rule, name, request, call)
+            if value is not None:
+                result[name] = value
+        if op.name == "verify_identity":
+            result.update(verified=True, factor=request["factor"])
+        schema = {"read_card": "card_record", "verify_identity": "verification", "activate": "credential"}
+        return call.fits(schema[op.name], result)
