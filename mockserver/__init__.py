@@ -2,6 +2,11 @@
 wire dialects of docs/dialects.md, with an admin API for modes, clock, faults and journal.
 
 ``create_app(config)`` builds the app; :mod:`essc.mockserver.serve` runs it (waitress).
+
+Abuse limits (docs/mock.md "Limits"): request bodies above ``MAX_BODY_BYTES`` get the
+dialect's own protocol error without being read, and the journal keeps the newest
+``JOURNAL_MAX`` entries. Both can also come from the environment of ``essc mock``
+(``ESSC_MOCK_MAX_BODY_BYTES``, ``ESSC_MOCK_JOURNAL_MAX``); an explicit config wins.
 """
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
-__all__ = ["DEFAULTS", "DEFAULT_SECRETS", "create_app"]
+__all__ = ["DEFAULTS", "DEFAULT_SECRETS", "LIMIT_ENV", "create_app"]
 
 #: Mock-wide demo credentials per dialect (docs/dialects.md); plugins take them as defaults.
 DEFAULT_SECRETS: dict[str, dict[str, str]] = {
@@ -28,9 +34,46 @@ DEFAULTS: dict[str, Any] = {
     "CLOCK_MODE": "realtime",  # or "frozen"
     "CITIES_FILE": None,  # None = the packaged cities.json
     "HANG_S_DEFAULT": 30,
-    "JOURNAL_MAX": 100_000,  # the journal keeps the newest entries
+    "JOURNAL_MAX": 10_000,  # a ring: the journal keeps the newest entries
+    "MAX_BODY_BYTES": 256 * 1024,  # larger request bodies get the dialect's protocol error, unread
     "SECRETS": DEFAULT_SECRETS,
+    #: play rest-json, pinyin-form and xml-envelope from their dialect specs instead of the
+    #: hand-written modules (env ESSC_MOCK_SPEC_CITY_SIDES=1)
+    "SPEC_CITY_SIDES": False,
 }
+
+#: Limits that the environment may set (for ``essc mock``): config key -> variable.
+LIMIT_ENV = {"MAX_BODY_BYTES": "ESSC_MOCK_MAX_BODY_BYTES", "JOURNAL_MAX": "ESSC_MOCK_JOURNAL_MAX"}
+
+
+class _JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, except that JSON nested too deeply for the parser is invalid JSON (a
+    ``ValueError``, which ``request.get_json(silent=True)`` turns into ``None``), not a
+    ``RecursionError`` that would end as a 500."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
+
+def _limits(config: dict[str, Any]) -> None:
+    """Take each limit from ``config``, else the environment, else DEFAULTS; check it."""
+    for key, variable in LIMIT_ENV.items():
+        value: Any = config.get(key)
+        source = f"config {key}"
+        if value is None and os.environ.get(variable, "").strip():
+            value, source = os.environ[variable].strip(), variable
+            try:
+                value = int(value)
+            except ValueError:
+                raise ValueError(f"{source} must be an integer >= 1, not {value!r}") from None
+        if value is None:
+            value = DEFAULTS[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{source} must be an integer >= 1, not {value!r}")
+        config[key] = value
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -43,8 +86,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     secrets = copy.deepcopy(DEFAULT_SECRETS)
     for dialect, values in (config.pop("SECRETS", None) or {}).items():
         secrets.setdefault(dialect, {}).update(values)
+    _limits(config)
+    if "SPEC_CITY_SIDES" not in config and os.environ.get("ESSC_MOCK_SPEC_CITY_SIDES", "").strip() in ("1", "true"):
+        config["SPEC_CITY_SIDES"] = True
     app.config.from_mapping(config)
     app.config["SECRETS"] = secrets
+    # werkzeug's own bound on streamed bodies, behind the dialects' check (dialects/__init__.py)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
+    app.json = _JSONProvider(app)
     app.json.ensure_ascii = False  # Chinese names and messages stay readable
 
     from . import admin

@@ -198,7 +198,9 @@ def guard_body(bp: Blueprint, dialect: Dialect, operation_of: Callable[[], str |
 
 def register_dialects(app: Flask) -> None:
     """Register every dialect the mock plays on ``app``: the four hand-written ones, then each
-    installed dialect (essc.core.dialects) - from its spec, or by its own city-side code."""
+    installed dialect (essc.core.dialects) - from its spec, or by its own city-side code.
+    With ``SPEC_CITY_SIDES`` true the built-in dialects that have a spec are played from
+    their spec instead of the hand-written modules (both must answer alike)."""
     import importlib
 
     from essc.core.dialects import dialects
@@ -206,11 +208,17 @@ def register_dialects(app: Flask) -> None:
     from . import gm_json, pinyin_form, rest_json, xml_envelope
     from .spec_dialect import register_spec_dialect
 
-    for module in (rest_json, pinyin_form, xml_envelope, gm_json):
-        app.register_blueprint(module.bp)
-    for name, entry in dialects().items():
-        if name in ("rest-json", "pinyin-form", "xml-envelope", "gm-json"):
-            continue  # played by the hand-written modules above
+    from_specs = bool(app.config.get("SPEC_CITY_SIDES"))  # play the built-in specs instead of the code
+    hand_written = {"rest-json": rest_json, "pinyin-form": pinyin_form, "xml-envelope": xml_envelope,
+                    "gm-json": gm_json}
+    installed = dialects()
+    for name, module in hand_written.items():
+        entry = installed.get(name)
+        if not (from_specs and entry is not None and entry.spec is not None):
+            app.register_blueprint(module.bp)
+    for name, entry in installed.items():
+        if name in hand_written and not (from_specs and entry.spec is not None):
+            continue  # played by the hand-written module
         if entry.city_side:
             module_name, _, func = entry.city_side.partition(":")
             getattr(importlib.import_module(module_name), func)(app)

@@ -168,8 +168,8 @@ class SpecCityDialect(Dialect):
         return Response(body, 200, content_type=CONTENT_TYPES[encoding])
 
     # -- requests ------------------------------------------------------------------------------
-    def parse(self, op_hint: str | None, path_args: Mapping[str, str]) -> tuple[OperationSpec, dict[str, Any],
-                                                                                 dict[str, Any]]:
+    def parse(self, op_hint: str | None, path_args: Mapping[str, str]
+              ) -> tuple[OperationSpec, dict[str, Any], dict[str, Any]]:
         """``(operation, wire tree, contract fields)`` of the current request."""
         spec = self.spec
         tree: dict[str, Any] = {}
@@ -186,6 +186,16 @@ class SpecCityDialect(Dialect):
             op = next((o for o in spec.operations.values() if o.code is not None and o.code == code), None)
             if op is None:
                 raise ProtocolError("unknown_operation", f"unknown operation code: {code_path}", code_path)
+        try:
+            return op, tree, self._fields(op, tree, path_args)
+        except ProtocolError as err:  # journaled under the operation and city it was meant for
+            err.operation = op.name  # type: ignore[attr-defined]
+            city = next((get_path(tree, w) for w, r in op.request.items() if r == "aab301"), None)
+            err.city = city if isinstance(city, str) else path_args.get("aab301")  # type: ignore[attr-defined]
+            raise
+
+    def _fields(self, op: OperationSpec, tree: dict[str, Any], path_args: Mapping[str, str]) -> dict[str, Any]:
+        spec = self.spec
         try:
             spec_auth.check(spec.auth, tree, request.headers, credentials_for(spec, _configured(spec.name)))
         except spec_auth.AuthRefused as refused:
@@ -222,7 +232,9 @@ class SpecCityDialect(Dialect):
                     raise ProtocolError("bad_request", f"invalid field: {wire}", wire)
                 value = inverse[str(value)]
             fields[name] = value
-        return op, tree, fields
+        for name, value in path_args.items():  # contract fields carried in the path (/cities/{aab301}/...)
+            fields.setdefault(name, value)
+        return fields
 
 
 def _configured(name: str) -> dict[str, str]:
@@ -284,7 +296,8 @@ def _blueprint(spec: DialectSpec) -> Blueprint:
                 def refuse() -> Any:
                     raise failure
 
-                return dialect.exchange(hint, None, None, refuse, ctx)
+                return dialect.exchange(getattr(err, "operation", hint), getattr(err, "city", None), None, refuse,
+                                        ctx)
             ctx.update(tree=parsed["tree"], factor=parsed["fields"].get("factor"))
             fields = parsed["fields"]
             city = fields.get("aab301") if isinstance(fields.get("aab301"), str) else None
