@@ -16,7 +16,13 @@ import click
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 def contract_cmd(cities, plugins, junit, report_dir, mock_url, pytest_args) -> None:
     """Run the contract suite (extra arguments go to pytest, e.g. -x or -k)."""
-    import pytest
+    try:
+        import pytest
+    except ModuleNotFoundError:
+        raise click.ClickException(
+            "the contract suite runs on pytest, which is not installed in this environment: install the "
+            "test extra (in a scaffolded plugin: python -m pip install -e \".[test]\"; in essc-adapters: "
+            "python -m pip install -e \".[test]\") or python -m pip install pytest") from None
 
     args = ["--pyargs", "essc.conformance.test_suite", "-p", "no:cacheprovider", "-q", "-rfEs"]
     args += [f"--essc-city={c}" for c in cities] + [f"--essc-plugin={p}" for p in plugins]

@@ -62,7 +62,9 @@ class EsscMockWarning(UserWarning):
     """The mock city systems cannot play a city of the registry (the suite skips that city's checks)."""
 
 
-_MOCK_CITIES_KEY = pytest.StashKey["list"]()  # cities the suite taught the mock (POST /__admin/cities)
+#: cities of the registry the mock plays: those the suite taught it (POST /__admin/cities) and those it
+#: knew - which may be gone after a reset, when someone else had added them through the admin API
+_MOCK_CITIES_KEY = pytest.StashKey["list"]()
 _MOCK_SKIPPED_KEY = pytest.StashKey["dict"]()  # city code -> why the mock cannot play it
 
 
@@ -105,6 +107,8 @@ def _teach_mock(config: pytest.Config, url: str) -> None:
             if known[info.code].get("dialect") != dialect:
                 notes.append(f"the mock plays city {info.code} in dialect {known[info.code].get('dialect')} but "
                              f"plugin {info.plugin!r} declares {dialect}: expect contract failures")
+            added.append({k: known[info.code][k] for k in ("code", "name", "province", "dialect", "mode")
+                          if k in known[info.code]})
             continue
         city = _mock_city(info, manifest)
         refusal = _add_mock_city(admin.session, url, city)
@@ -146,8 +150,9 @@ def essc_mock_url(request: pytest.FixtureRequest):
 
 
 def _suite_admin(config: pytest.Config, url: str):
-    """An admin client whose reset keeps the cities the suite added: the mock's own reset goes back
-    to its initial cities (docs/mock.md), so they are added again right after it."""
+    """An admin client whose reset keeps the cities of the registry the mock plays: the mock's own
+    reset goes back to its initial cities (docs/mock.md), so those it lost are added again right
+    after it (a city added by hand to a running mock, before the suite ran, included)."""
     from essc.mockserver.client import MockAdmin
 
     extra = list(config.stash.get(_MOCK_CITIES_KEY, []))
@@ -155,7 +160,10 @@ def _suite_admin(config: pytest.Config, url: str):
     class SuiteMockAdmin(MockAdmin):
         def reset(self, seed: int | None = None) -> None:
             super().reset(seed)
+            present = {c["code"] for c in self.cities()} if extra else set()
             for city in extra:
+                if city["code"] in present:
+                    continue
                 refusal = _add_mock_city(self.session, self.url, city)
                 if refusal is not None:
                     raise RuntimeError(f"mock admin POST cities {city['code']} after reset -> {refusal}")

@@ -7,7 +7,7 @@ Errors are grouped by how a caller recovers (the Home Assistant pattern):
 * :class:`PermanentError` - retrying will not help; show the message.
 
 Every error has a stable ``code``, a Chinese and an English message (wording from
-DOMAIN.md) and ``details`` with *no personal data*: ID numbers, names, card numbers and
+docs/domain.md, "Failure wording") and ``details`` with *no personal data*: ID numbers, names, card numbers and
 face tokens never go into an error. ``to_dict()`` gives the error object described by
 ``schemas/error.schema.json``.
 """
@@ -32,7 +32,7 @@ __all__ = [
     "error_from_dict",
 ]
 
-#: Contract card statuses (``aaz502``) with their Chinese wording from DOMAIN.md.
+#: Contract card statuses (``aaz502``) with their Chinese wording (docs/domain.md, "Card statuses").
 CARD_STATUSES = {
     "normal": "正常",
     "reported_lost": "挂失",

@@ -31,7 +31,7 @@ SERVICES = (
     ("medical_bill", "医保结算"),
 )
 
-#: Business error kinds and their wording (DOMAIN.md "Failure wording").
+#: Business error kinds and their wording (docs/domain.md "Failure wording").
 MESSAGES = {
     "not_opened": "暂未开通电子社保卡业务",
     "not_synced": "信息未同步，查无此人社保卡信息",

@@ -30,7 +30,7 @@ METHOD_HEALTH = "health"
 FACTORS = {"sms": "sms", "password": "password"}
 
 #: Wire ``kzt`` (status in Chinese) -> contract status ("Card statuses" table, gm-json column).
-#: 临时挂失 and 应用锁定 are the longer wordings of DOMAIN.md ("Card statuses"), accepted as well.
+#: 临时挂失 and 应用锁定 are the longer wordings of docs/domain.md ("Card statuses"), accepted as well.
 CARD_STATUSES = {
     "正常": "normal",
     "挂失": "reported_lost",

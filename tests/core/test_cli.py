@@ -82,3 +82,13 @@ def test_setup_cfg_ships_every_plugin_and_the_schemas():
     assert "*.json" in data["essc.schemas"]
     assert "pytest11" in cfg["options.entry_points"] and "essc.conformance.pytest_plugin" in \
         cfg["options.entry_points"]["pytest11"]
+
+
+def test_contract_without_pytest_says_what_to_install(monkeypatch):
+    """`essc contract` where pytest is not installed: a clear message, not a ModuleNotFoundError."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pytest", None)  # `import pytest` now raises ModuleNotFoundError
+    result = CliRunner().invoke(main, ["contract", "--city", "330100"])
+    assert result.exit_code == 1 and not isinstance(result.exception, ModuleNotFoundError)
+    assert "pytest, which is not installed" in result.output and '".[test]"' in result.output

@@ -3,9 +3,12 @@
 and every citizen ends in the state their card and city call for."""
 import os
 
+import pytest
+
 from essc.service.chaos import drill
 
 
+@pytest.mark.slow
 def test_chaos_drill(runtime, mock):
     runtime.start_workers(4)
     n = int(os.environ.get("ESSC_CHAOS_N", "150"))

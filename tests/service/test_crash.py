@@ -16,6 +16,8 @@ from essc.service.runtime import Runtime
 from .conftest import DEMO
 from .workers import kill9, start_essc, start_worker, stop, unsettled, wait_until, worker_env
 
+pytestmark = pytest.mark.slow  # processes killed and restarted: tens of seconds
+
 DELAYED = ("110000", "310000", "650100")
 AUTH = {"X-Channel": "demo", "X-Api-Key": "demo-key"}
 
