@@ -288,7 +288,7 @@ class Registry:
             raise _Quarantine(f"adapter class {declared['class']}: {type(err).__name__}: {err}") from None
         if not isinstance(adapter, CityAdapter):
             raise _Quarantine(f"adapter class {declared['class']} is not a CityAdapter")
-        return adapter  # type: ignore[no-any-return]
+        return adapter
 
     def _import_and_register(self, record: PluginRecord) -> dict[str, _Bound]:
         src, manifest = record.source, record.manifest

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..adapter import CityAdapter, Payload
-from ..answers import CityCall, retry_seconds
+from ..answers import CityCall, named_fields, retry_seconds
 from ..errors import EsscError, InvalidInput, UpstreamUnavailable
 from ..outcomes import outcome_error
 from ..settings import PluginContext
@@ -33,6 +33,14 @@ def generate(kind: str) -> str:
     if kind == "unix_ms":
         return str(int(now * 1000))
     return dt.datetime.fromtimestamp(now).strftime("%Y%m%d%H%M%S")  # datetime14
+
+
+def _leaf_names(tree: Mapping[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key, value in tree.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        out += _leaf_names(value, path) if isinstance(value, Mapping) else [path]
+    return out
 
 
 def credentials_for(spec: DialectSpec, configured: Mapping[str, str]) -> dict[str, str]:
@@ -126,11 +134,25 @@ class SpecAdapter(CityAdapter):
             if status >= 500:  # a declared body status without a readable body: an outage
                 raise UpstreamUnavailable(f"the city answered HTTP {status}", reason="http_5xx", http_status=status,
                                           **call.ctx) from None
+            if status >= 400:  # a refusal whose body cannot be read is still a refusal
+                raise call.rejected(f"the city refused the request with HTTP {status}") from None
             raise call.malformed(f"{err} (HTTP {status})") from None
+        self._check_echo(tree, answer, call)
         code = self._first(answer, spec.response["code"])
         if 200 <= status < 300 and code in spec.response["success"]:
+            check = op.check
+            if check and str(get_path(answer, check["path"])).lower() != str(check["equals"]).lower():
+                raise outcome_error(check["otherwise"], city=call.city, operation=operation,
+                                    code=f"{check['path']} not {check['equals']}")
             return self.answer(op, answer, request, call, latency_ms)
-        raise self.error(answer, code, status, call)
+        raise self.error(answer, code, status, call, tree)
+
+    def _check_echo(self, sent: Mapping[str, Any], answer: Mapping[str, Any], call: CityCall) -> None:
+        """The correlation fields the city copies must be ours (another request's answer is not)."""
+        for ours, theirs in (self.spec.response.get("echo") or {}).items():
+            mine, echoed = get_path(sent, ours), get_path(answer, theirs)
+            if mine is not None and echoed not in (None, "") and str(echoed) != str(mine):
+                raise call.malformed(f"the answer's '{theirs}' does not echo our '{ours}'")
 
     @staticmethod
     def _first(tree: Mapping[str, Any], paths: list[str]) -> str | None:
@@ -140,7 +162,8 @@ class SpecAdapter(CityAdapter):
                 return str(value)
         return None
 
-    def error(self, answer: Mapping[str, Any], code: str | None, status: int, call: CityCall) -> EsscError:
+    def error(self, answer: Mapping[str, Any], code: str | None, status: int, call: CityCall,
+              sent: Mapping[str, Any] | None = None) -> EsscError:
         """The typed error of an answer that is not a success."""
         outcome = self.spec.outcomes.get(code) if code is not None else None
         if outcome is None:
@@ -161,8 +184,13 @@ class SpecAdapter(CityAdapter):
         card_status = None
         if outcome.get("status"):
             card_status = self._read(answer, outcome["status"], "status", {}, call, optional=True)
+        named = None
+        if outcome["kind"] == "bad_request":  # which of OUR fields the city's message names (not its text)
+            message = self._first(answer, self.spec.response.get("message") or [])
+            fields = named_fields(message, [p.rsplit(".", 1)[-1] for p in _leaf_names(sent or {})])
+            named = ", ".join(fields) or None
         return outcome_error(outcome["kind"], city=call.city, operation=call.operation, code=code,
-                             retry_after=retry_after, status=card_status)
+                             retry_after=retry_after, status=card_status, message_field=named)
 
     # -- answer -------------------------------------------------------------------------------------
     def _read(self, tree: Any, rule: Any, name: str, request: Payload, call: CityCall,
@@ -211,6 +239,8 @@ class SpecAdapter(CityAdapter):
             rule = rule if isinstance(rule, Mapping) else {"path": rule}
             words = self.spec.tables.get(rule.get("table", ""), {"up": "up", "down": "down"})
             state = get_path(tree, rule["path"])
+            if state in (None, "") or isinstance(state, Mapping | list):
+                raise call.malformed(f"the answer lacks '{rule['path']}' (for status)")
             return call.fits("health", call.health(str(state or ""), str(words.get("up", "up")),
                                                    str(words.get("down", "down")), latency_ms))
         result: dict[str, Any] = {}

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 
@@ -48,6 +48,8 @@ class OperationSpec:
     success_status: int
     request: Mapping[str, Any]
     response: Mapping[str, Any]
+    #: a success must carry ``path`` = ``equals``, else it is the outcome ``otherwise``
+    check: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -72,7 +74,7 @@ class DialectSpec:
 
     @property
     def transport(self) -> Mapping[str, Any]:
-        return self.data["transport"]  # type: ignore[no-any-return]
+        return cast("Mapping[str, Any]", self.data["transport"])
 
     @property
     def encoding(self) -> str:
@@ -89,27 +91,27 @@ class DialectSpec:
 
     @property
     def auth(self) -> Mapping[str, Any]:
-        return self.data.get("auth") or {"scheme": "none"}  # type: ignore[no-any-return]
+        return self.data.get("auth") or {"scheme": "none"}
 
     @property
     def credentials(self) -> Mapping[str, Mapping[str, Any]]:
-        return self.data.get("credentials") or {}  # type: ignore[no-any-return]
+        return self.data.get("credentials") or {}
 
     @property
     def common_request(self) -> Mapping[str, Any]:
-        return self.data.get("request") or {}  # type: ignore[no-any-return]
+        return self.data.get("request") or {}
 
     @property
     def response(self) -> Mapping[str, Any]:
-        return self.data["response"]  # type: ignore[no-any-return]
+        return cast("Mapping[str, Any]", self.data["response"])
 
     @property
     def outcomes(self) -> Mapping[str, Mapping[str, Any]]:
-        return self.data["outcomes"]  # type: ignore[no-any-return]
+        return cast("Mapping[str, Mapping[str, Any]]", self.data["outcomes"])
 
     @property
     def tables(self) -> Mapping[str, Mapping[str, Any]]:
-        return self.data.get("tables") or {}  # type: ignore[no-any-return]
+        return self.data.get("tables") or {}
 
     @property
     def volatile(self) -> tuple[str, ...]:
@@ -146,9 +148,9 @@ def parse_spec(data: Any, source: str) -> DialectSpec:
             if key not in transport:
                 raise SpecError(source, "$.transport", f"a soap11 spec names transport.{key}")
     for key in ("key", "token"):
-        name = spec.auth.get(key)
-        if name is not None and name not in spec.credentials:
-            raise SpecError(source, f"$.auth.{key}", f"no credential {name!r} under credentials")
+        credential = spec.auth.get(key)
+        if credential is not None and credential not in spec.credentials:
+            raise SpecError(source, f"$.auth.{key}", f"no credential {credential!r} under credentials")
     uses_code = any(isinstance(v, Mapping) and v.get("operation_code") for v in spec.common_request.values())
     for op_name, op in data["operations"].items():
         where = f"$.operations.{op_name}"
@@ -162,7 +164,7 @@ def parse_spec(data: Any, source: str) -> DialectSpec:
         spec.operations[op_name] = OperationSpec(
             name=op_name, method=op.get("method", transport.get("method", "POST")), path=path, code=op.get("code"),
             success_status=op.get("success_status", 200), request={**spec.common_request, **op.get("request", {})},
-            response=op.get("response", {}))
+            response=op.get("response", {}), check=op.get("check"))
     return spec
 
 

@@ -90,13 +90,13 @@ def _from_xml(element: ET.Element, depth: int = 0) -> Any:
 def encode(tree: Mapping[str, Any], encoding: str, transport: Mapping[str, Any], *, answer: bool = False,
            fault: Mapping[str, Any] | None = None) -> bytes:
     """The body for ``tree``; for soap11 ``fault`` makes it a SOAP Fault instead."""
-    charset = transport.get("charset", "utf-8")
+    charset = str(transport.get("charset", "utf-8"))
     if encoding == "json":
         return json.dumps(tree, ensure_ascii=False).encode(charset)
     if encoding == "form":
         return urlencode({k: v for k, v in tree.items() if not isinstance(v, Mapping | list)}).encode(charset)
     if encoding == "xml":
-        root = ET.Element(transport.get("xml_root", "ROOT"))
+        root = ET.Element(str(transport.get("xml_root", "ROOT")))
         _to_xml(root, tree)
         return b'<?xml version="1.0" encoding="' + charset.upper().encode() + b'"?>' + ET.tostring(
             root, encoding="unicode").encode(charset)

@@ -112,6 +112,8 @@ class SpecCityDialect(Dialect):
             for key in ("code", "message"):
                 for path in self.spec.response.get(key) or []:
                     _drop(tree, path)
+        if op.check:
+            set_path(tree, op.check["path"], op.check["equals"])
         for name, rule in op.response.items():
             rule = rule if isinstance(rule, Mapping) else {"path": rule}
             if "from_request" in rule:
