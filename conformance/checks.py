@@ -20,9 +20,10 @@ from essc.core.errors import (
     RecordNotSynced,
     UpstreamUnavailable,
 )
+from essc.core.registry import raised_at
 from essc.core.schemas import validator
 
-from .tiers import ABNORMAL, EXEMPT_PREFIX, FAULTS, exemption
+from .tiers import ABNORMAL, EXEMPT_PREFIX, FAULTS, exemption, refused_exemptions
 
 # The mock's identity checks (docs/dialects.md): face tokens start with "live-",
 # the SMS code is 123456 and the e-SSC password 147258.
@@ -38,12 +39,31 @@ def describe(err: EsscError) -> str:
     return json.dumps(err.to_dict(), ensure_ascii=False)
 
 
+SOURCES = {"translation": "the translation dropped it", "city-answer": "the city's answer lacked it"}
+
+
+def headline(err: EsscError) -> str:
+    """``CODE`` plus what a contributor looks for first: the plugin's file and line of an untyped
+    exception, the JSON path of a response violation and whose side lost the value."""
+    d = err.details
+    text = err.code
+    if d.get("file"):
+        text += f" raised at {d['file']}:{d.get('line')}"
+        if d.get("function"):
+            text += f" in {d['function']}"
+    if err.code == "CONTRACT_VIOLATION" and d.get("path") and d.get("rule") != "typed-errors":
+        text += f" at {d['path']} (rule {d.get('rule')})"
+        if d.get("source") in SOURCES:
+            text += f": {SOURCES[d['source']]}"
+    return text
+
+
 def ok(registry, city: str, hook: str, request: dict, hint: str) -> dict:
     """Call through the registry (schemas checked both ways); fail with a clear message."""
     try:
         return registry.call(city, hook, request)
     except EsscError as err:
-        pytest.fail(f"[{where(city, hook)}] expected success, got {err.code}: {describe(err)}\nhint: {hint}",
+        pytest.fail(f"[{where(city, hook)}] expected success, got {headline(err)}: {describe(err)}\nhint: {hint}",
                     pytrace=False)
 
 
@@ -53,8 +73,8 @@ def expect(registry, city: str, hook: str, request: dict, error: type[EsscError]
     except error as err:
         return err
     except EsscError as err:
-        pytest.fail(f"[{where(city, hook)}] expected {error.code}, got {err.code}: {describe(err)}\nhint: {hint}",
-                    pytrace=False)
+        pytest.fail(f"[{where(city, hook)}] expected {error.code}, got {headline(err)}: {describe(err)}\n"
+                    f"hint: {hint}", pytrace=False)
     pytest.fail(f"[{where(city, hook)}] expected {error.code}, but the call succeeded\nhint: {hint}", pytrace=False)
 
 
@@ -134,6 +154,12 @@ def test_manifest_valid(essc_city, essc_registry):
         first = problems[0]
         fail(essc_city, "manifest.json", first.path, first.rule, "; ".join(map(str, problems)),
              "make manifest.json valid against schemas/manifest.schema.json")
+    refused = refused_exemptions(record.manifest)
+    if refused:
+        check_name = next(iter(refused))
+        fail(essc_city, "manifest.json", f"$.exemptions.{check_name}", "exemptible", "; ".join(refused.values()),
+             "the happy path, the manifest and the personal-data checks must pass; drop those exemptions "
+             "(the suite runs the checks anyway)")
 
 
 def test_capabilities_implemented(essc_city, essc_registry):
@@ -211,7 +237,9 @@ def test_city_not_opened(essc_city, essc_registry, essc_mock):
         except EsscError as err:
             fail(essc_city, "read_card", "$", "typed-errors", f"the adapter raised {err.code}: {describe(err)}", hint)
         except Exception as err:  # what the registry would report as a contract violation
-            fail(essc_city, "read_card", "$", "typed-errors", f"the adapter raised {type(err).__name__}", hint)
+            at = raised_at(err, essc_registry.plugin(info.plugin).source.directory)
+            fail(essc_city, "read_card", "$", "typed-errors", f"the adapter raised {type(err).__name__}"
+                 + (f" at {at['file']}:{at['line']} in {at['function']}" if at else ""), hint)
         else:
             fail(essc_city, "read_card", "$", "typed-errors", "the adapter returned a record for a city that has "
                  "not opened the service", hint)

@@ -4,12 +4,17 @@ Options: ``--essc-city CODE`` / ``--essc-plugin NAME`` select cities (default: e
 the registry discovers), ``--essc-mock-url URL`` uses a running mock instead of starting
 one in-process. Fixtures: ``essc_mock_url``, ``essc_mock`` (admin client, reset and frozen
 clock for every test), ``essc_registry``, ``essc_city`` (parametrized) and ``essc_city_info``.
+
+The suite never passes on nothing, and applies exemptions before any fixture:
+:mod:`essc.conformance.selection` (loaded with this plugin).
 """
 from __future__ import annotations
 
 import warnings
 
 import pytest
+
+pytest_plugins = ["essc.conformance.selection"]
 
 _REGISTRY_KEY = pytest.StashKey["object"]()
 
@@ -37,14 +42,11 @@ def _manifest_registry(config: pytest.Config):
 
 
 def selected_cities(config: pytest.Config) -> list:
+    """The registry's cities the options select. Names that select nothing are reported before any
+    check runs (:func:`essc.conformance.selection.selection_problems`)."""
     reg = _manifest_registry(config)
     cities = reg.cities()
     wanted, plugins = config.getoption("essc_city"), config.getoption("essc_plugin")
-    known = {c.code for c in cities}
-    unknown = [c for c in wanted if c not in known]
-    if unknown:
-        raise pytest.UsageError(f"--essc-city {', '.join(unknown)}: no loaded plugin serves it "
-                                f"(known: {', '.join(sorted(known))})")
     if wanted:
         cities = [c for c in cities if c.code in wanted]
     if plugins:
@@ -174,7 +176,8 @@ def _suite_admin(config: pytest.Config, url: str):
 @pytest.fixture
 def essc_mock(request: pytest.FixtureRequest, essc_mock_url: str):
     """Admin client of the mock, reset to its initial state (plus the cities the suite added) with a
-    frozen clock. A check of a city the mock cannot play is skipped with the reason."""
+    frozen clock. A check of a city the mock cannot play is skipped with the reason (and the run
+    fails, naming it: :mod:`essc.conformance.selection`)."""
     callspec = getattr(request.node, "callspec", None)
     city = callspec.params.get("essc_city") if callspec is not None else None
     why = request.config.stash.get(_MOCK_SKIPPED_KEY, {}).get(city)

@@ -24,19 +24,27 @@ e.g. each card status):
   neither for nor against the plugin - but a requirement needs at least one pass (or valid
   exemption) over the plugin's cities: a tier is never earned by skips alone;
 * ``exempt`` counts as passed only with a written reason (>= 10 characters) from the
-  manifest's ``exemptions`` (check name -> reason); ``test_manifest_valid`` cannot be
-  exempted (the manifest carrying the exemptions must itself be valid);
+  manifest's ``exemptions`` (check name -> reason); :data:`NOT_EXEMPTIBLE` checks cannot be
+  exempted: ``test_manifest_valid`` (the manifest carrying the exemptions must itself be
+  valid), ``test_happy_path`` (what the plugin is for) and ``test_no_personal_data_in_logs``
+  (the law, not a quality). A manifest that exempts one of them, or a check the suite does not
+  have, fails ``test_manifest_valid`` (:func:`refused_exemptions`), and the check runs anyway;
 * ``fail`` (or ``error``), and a city/variant with no outcome at all (deselected, or the run
-  stopped early), leave the requirement unmet.
+  stopped early), leave the requirement unmet;
+* each tier needs at least one real ``pass`` in each of its groups (the checks a tier adds):
+  a group met by exemptions alone (e.g. every failure mapping exempt) leaves its exempt
+  requirements unmet - a tier is never earned by exemptions alone.
 
 Why ``docs`` = the manifest's ``description`` rather than a README.md in the plugin package:
 the registry reads manifests without importing plugin code, ``essc plugins`` shows them,
 and ``manifest.json`` is the one file every plugin ships as package data - a README.md in
 the package folder is usually not installed with the wheel.
 
-In the contract checks, :func:`exemption` tells whether the city's plugin is exempt from a
+In the contract suite, :func:`exemption` tells whether the city's plugin is exempt from a
 check; the check then skips with the reason ``"exempt: <reason>"`` (:data:`EXEMPT_PREFIX`),
-which the report recorder turns into the outcome ``exempt``.
+which the report recorder turns into the outcome ``exempt``. The pytest plugin applies it
+before any fixture runs, so an exemption counts the same whether or not the mock can play
+the city.
 """
 from __future__ import annotations
 
@@ -47,7 +55,7 @@ from typing import Any
 __all__ = [
     "TIERS", "NONE", "UNRATED", "DOCS", "REQUIREMENTS", "EXEMPT_PREFIX", "MIN_REASON", "NOT_EXEMPTIBLE",
     "OUTCOMES", "Outcome", "TierResult", "compute_tier", "exemption", "valid_reason", "has_docs",
-    "expected_variants", "ABNORMAL", "FAULTS",
+    "expected_variants", "ABNORMAL", "FAULTS", "CHECKS", "refused_exemptions",
 ]
 
 TIERS = ("bronze", "silver", "gold")  #: lowest first
@@ -64,7 +72,9 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
 
 EXEMPT_PREFIX = "exempt: "
 MIN_REASON = 10
-NOT_EXEMPTIBLE = frozenset({"test_manifest_valid"})
+NOT_EXEMPTIBLE = frozenset({"test_manifest_valid", "test_happy_path", "test_no_personal_data_in_logs"})
+#: every check of the tiers (the names a manifest's ``exemptions`` may use, NOT_EXEMPTIBLE excepted)
+CHECKS = tuple(r for t in TIERS for r in REQUIREMENTS[t] if r != DOCS)
 OUTCOMES = ("pass", "fail", "skipped", "exempt")
 
 #: the abnormal card statuses ``test_card_status`` runs (docs/domain.md)
@@ -97,6 +107,20 @@ def exemption(manifest: Mapping[str, Any] | None, check: str) -> str | None:
         return None
     reason = (manifest.get("exemptions") or {}).get(check)
     return reason.strip() if valid_reason(reason) else None
+
+
+def refused_exemptions(manifest: Mapping[str, Any] | None) -> dict[str, str]:
+    """The manifest's exemptions the suite refuses: check name -> why (a check that cannot be
+    exempted, a check the suite does not have, a reason too short once blanks are stripped)."""
+    out: dict[str, str] = {}
+    for check, reason in ((manifest or {}).get("exemptions") or {}).items():
+        if check in NOT_EXEMPTIBLE:
+            out[check] = f"{check} cannot be exempted (not exemptible: {', '.join(sorted(NOT_EXEMPTIBLE))})"
+        elif check not in CHECKS:
+            out[check] = f"the suite has no check {check!r} (checks: {', '.join(CHECKS)})"
+        elif not valid_reason(reason):
+            out[check] = f"the reason for exempting {check} is not a written reason (>= {MIN_REASON} characters)"
+    return out
 
 
 def has_docs(description: object) -> bool:
@@ -141,8 +165,9 @@ def _label(city: str, variant: str | None) -> str:
 
 
 def _check_requirement(check: str, found: Mapping[tuple[str, str | None], Outcome], cities: list[str],
-                       variants: tuple[str | None, ...]) -> str | None:
-    """None when ``check`` is met over ``cities`` x ``variants``, else the first reason why not."""
+                       variants: tuple[str | None, ...], real: set[str] | None = None) -> str | None:
+    """None when ``check`` is met over ``cities`` x ``variants``, else the first reason why not.
+    Adds ``check`` to ``real`` when one of its outcomes is a real pass (not an exemption)."""
     counted = False
     for city in cities:
         for variant in variants:
@@ -151,6 +176,8 @@ def _check_requirement(check: str, found: Mapping[tuple[str, str | None], Outcom
                 return f"not run in {_label(city, variant)}"
             if o.outcome == "pass":
                 counted = True
+                if real is not None:
+                    real.add(check)
             elif o.outcome == "exempt":
                 if check in NOT_EXEMPTIBLE:
                     return f"cannot be exempted (in {_label(city, variant)})"
@@ -179,6 +206,7 @@ def compute_tier(outcomes: Iterable[Outcome | Mapping[str, Any]], cities: Iterab
         o = Outcome.of(value)
         by_check.setdefault(o.check, {})[(o.city, o.variant)] = o
     unmet: dict[str, str | None] = {}
+    real: set[str] = set()
     for tier in TIERS:
         for req in REQUIREMENTS[tier]:
             if req == DOCS:
@@ -187,7 +215,13 @@ def compute_tier(outcomes: Iterable[Outcome | Mapping[str, Any]], cities: Iterab
                 unmet[req] = "no city of the plugin was run"
             else:
                 unmet[req] = _check_requirement(req, by_check.get(req, {}), cities,
-                                                tuple(variants.get(req, ())) or (None,))
+                                                tuple(variants.get(req, ())) or (None,), real)
+        group = [r for r in REQUIREMENTS[tier] if r != DOCS]
+        if cities and group and not real.intersection(group):
+            for req in group:
+                if unmet[req] is None:  # met, but by exemptions (and skips) alone
+                    unmet[req] = (f"exempt, and no {tier} check passed for real: each tier needs at least one "
+                                  "real pass in its group")
     tier = NONE
     for name in TIERS:
         if any(unmet[r] for r in REQUIREMENTS[name]):

@@ -18,21 +18,33 @@ from typing import Any
 from .adapter import Payload
 from .errors import ContractViolation, UpstreamUnavailable
 from .masking import get_logger
-from .schemas import validator
+from .schemas import SchemaProblem, validator
 
 log = get_logger("essc.answers")
 
-__all__ = ["CityCall", "retry_seconds", "named_fields"]
+__all__ = ["CityCall", "retry_seconds", "named_fields", "problem_path"]
+
+
+def problem_path(problem: SchemaProblem) -> str:
+    """The full JSON path of a schema problem: for a missing required property, the property's own
+    path (``$.signDate``), not its parent's (``$``)."""
+    if problem.rule == "required":
+        found = re.match(r"^'([^']+)' is required", problem.message)
+        if found:
+            name = found.group(1)
+            return f"{problem.path}.{name}" if name.isidentifier() else f"{problem.path}['{name}']"
+    return problem.path
 
 
 class CityCall:
     """One operation on one city: the context every error carries, and checked reads."""
 
-    __slots__ = ("city", "operation")
+    __slots__ = ("city", "operation", "absent")
 
     def __init__(self, city: str, operation: str) -> None:
         self.city = city
         self.operation = operation
+        self.absent: list[str] = []  #: wire keys :meth:`optional` found absent in the city's answer
 
     @property
     def ctx(self) -> dict[str, str]:
@@ -58,7 +70,10 @@ class CityCall:
     def optional(self, mapping: Mapping[str, Any], key: str) -> Any:
         """An optional field; ``None`` when absent or empty (empty optional fields are omitted)."""
         value = mapping.get(key)
-        return None if value in (None, "") else value
+        if value in (None, ""):
+            self.absent.append(key)
+            return None
+        return value
 
     def obj(self, mapping: Mapping[str, Any], key: str, kind: type) -> Any:
         value = mapping.get(key)
@@ -89,12 +104,36 @@ class CityCall:
 
 
     def fits(self, schema: str, result: Payload) -> Payload:
-        """The contract answer, or malformed_response when the city's data does not fit
-        ``schema`` (so bad city data is retried, not reported as our contract violation)."""
-        problem = validator(schema).first_problem(result)
-        if problem is not None:
-            raise self.malformed(f"the city's answer does not fit {schema}: {problem.path} {problem.message}")
-        return result
+        """The contract answer, checked against ``schema``.
+
+        A required value missing from ``result`` is the plugin's CONTRACT_VIOLATION, never an
+        upstream outage (the readers above refuse a city answer that lacks a value they read), with the
+        full JSON path (``$.signDate``) and ``source``: ``city-answer`` when the city's answer lacked a
+        key the translation read with :meth:`optional`, else ``translation`` (it dropped the value).
+        A value present but not fitting came from the city's data: malformed_response."""
+        check = validator(schema)
+        if check.is_valid(result):
+            return result
+        problems = check.problems(result)
+        missing = [p for p in problems if p.rule == "required"]
+        if missing:
+            path = problem_path(missing[0])
+            if self.absent:
+                keys = ", ".join(f"'{k}'" for k in dict.fromkeys(self.absent))
+                detail = (f"{schema} {path} is required but missing: the city's answer lacked {keys} (read with "
+                          "CityCall.optional); read a required value with CityCall.text so such an answer is "
+                          "refused as malformed, or map the value the translation dropped")
+                source = "city-answer"
+            else:
+                detail = (f"{schema} {path} is required but missing: the translation dropped it (the city's "
+                          "answer was read without a gap)")
+                source = "translation"
+            raise ContractViolation(detail, hook=self.operation, path=path, rule="required", schema=schema,
+                                    source=source, **self.ctx)
+        problem = problems[0] if problems else None
+        path = problem_path(problem) if problem else "$"
+        raise self.malformed(f"the city's answer does not fit {schema}: {path} "
+                             f"{problem.message if problem else 'rejected'}")
 
     def services(self, items: Any, code_key: str, name_key: str, table: Mapping[str, str]) -> list[dict[str, str]]:
         """``[{"code", "name"}]`` from the city's service list; services the contract does not

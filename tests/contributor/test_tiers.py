@@ -42,6 +42,18 @@ def set_outcome(outcomes, city, check, variant, outcome, reason=None):
     return outcomes
 
 
+def exempt(outcomes, checks, cities=("100001", "100002"), reason=REASON):
+    for city in cities:
+        for check in checks:
+            for variant in VARIANTS.get(check, (None,)):
+                set_outcome(outcomes, city, check, variant, "exempt", reason)
+    return outcomes
+
+
+SILVER = ["test_city_not_opened", "test_delayed_sync", "test_card_status", "test_identity_mismatch"]
+EXEMPTIBLE = ["test_capabilities_implemented", *SILVER, "test_upstream_fault"]
+
+
 def drop(outcomes, city, check, variant=None):
     del outcomes[(city, check, variant)]
     return outcomes
@@ -84,6 +96,17 @@ TABLE = [
      "x", "gold"),
     ("the manifest check cannot be exempted",
      lambda o: set_outcome(o, A, "test_manifest_valid", None, "exempt", REASON), "x", "none"),
+    ("the happy path cannot be exempted", lambda o: exempt(o, ["test_happy_path"], (A,)), "x", "none"),
+    ("the personal-data check cannot be exempted", lambda o: exempt(o, ["test_no_personal_data_in_logs"], (B,)),
+     "x", "silver"),
+    ("every failure mapping exempt: no real pass in the silver group", lambda o: exempt(o, SILVER), "x", "bronze"),
+    ("three failure mappings exempt, identity mismatch passes for real", lambda o: exempt(o, SILVER[:3]), "x",
+     "gold"),
+    ("every failure mapping exempt but one passes in one city",
+     lambda o: exempt(exempt(o, SILVER[:3]), SILVER[3:], (B,)), "x", "gold"),
+    ("every exemptible check exempt", lambda o: exempt(o, EXEMPTIBLE), "x", "bronze"),
+    ("every check but the manifest exempt (issue 9: this gave gold on two real passes)",
+     lambda o: exempt(o, [c for c in CHECKS if c != "test_manifest_valid"]), "x", "none"),
     ("a failure in another plugin's city does not count",
      lambda o: set_outcome(o, "999999", "test_happy_path", None, "fail"), "x", "gold"),
     ("a check outside the tiers fails", lambda o: set_outcome(o, A, "test_something_new", None, "fail"), "x", "gold"),
@@ -112,6 +135,17 @@ def test_unmet_requirements_say_why():
     assert result.to_dict()["tier"] == "bronze"
 
 
+def test_a_group_met_by_exemptions_alone_says_why():
+    result = compute_tier(exempt(all_pass(), SILVER).values(), (A, B), description="d", variants=VARIANTS)
+    assert result.tier == "bronze"
+    for check in SILVER:
+        assert result.unmet[check] == ("exempt, and no silver check passed for real: each tier needs at least one "
+                                       "real pass in its group")
+    result = compute_tier(exempt(all_pass(), ["test_happy_path"]).values(), (A, B), description="d",
+                          variants=VARIANTS)
+    assert result.unmet["test_happy_path"] == f"cannot be exempted (in {A})"
+
+
 def test_outcomes_accept_objects_and_dicts():
     from essc.conformance.tiers import Outcome
 
@@ -136,6 +170,9 @@ def test_expected_variants_follow_the_suite():
     ({"exemptions": {"test_upstream_fault": "too short"}}, "test_upstream_fault", None),
     ({"exemptions": {"test_upstream_fault": "         x"}}, "test_upstream_fault", None),
     ({"exemptions": {"test_manifest_valid": REASON}}, "test_manifest_valid", None),
+    ({"exemptions": {"test_happy_path": REASON}}, "test_happy_path", None),
+    ({"exemptions": {"test_no_personal_data_in_logs": REASON}}, "test_no_personal_data_in_logs", None),
+    ({"exemptions": {"test_capabilities_implemented": REASON}}, "test_capabilities_implemented", REASON),
 ])
 def test_exemption_lookup(manifest, check, expected):
     assert exemption(manifest, check) == expected
@@ -146,12 +183,10 @@ def test_valid_reason():
 
 
 def test_manifest_schema_carries_exemptions():
-    import json
-    from pathlib import Path
+    from essc.core.registry import Registry
+    from essc.core.settings import Settings
 
-    import essc.plugins.zhejiang as zj
-
-    manifest = json.loads((Path(zj.__file__).parent / "manifest.json").read_text(encoding="utf-8"))
+    manifest = Registry(Settings(entry_points=False, plugin_dirs=())).plugin("zhejiang").manifest
     check = validator("manifest")
     assert not check.problems({**manifest, "exemptions": {"test_upstream_fault": REASON}})
     assert check.problems({**manifest, "exemptions": {"test_upstream_fault": "too short"}})
@@ -181,7 +216,32 @@ def test_checks_skip_an_exempt_check_with_its_reason():
 
 def test_checks_ignore_exemptions_without_a_written_reason():
     checks.skip_if_exempt(FakeRegistry({"exemptions": {"test_upstream_fault": "short"}}), A, "test_upstream_fault")
-    checks.skip_if_exempt(FakeRegistry({"exemptions": {"test_manifest_valid": REASON}}), A, "test_manifest_valid")
+    for check in ("test_manifest_valid", "test_happy_path", "test_no_personal_data_in_logs"):
+        checks.skip_if_exempt(FakeRegistry({"exemptions": {check: REASON}}), A, check)  # not exemptible: runs on
+
+
+class Item:
+    """What the suite's setup hook reads of a pytest item."""
+
+    def __init__(self, check, city=A):
+        self.obj = getattr(checks, check)
+        self.originalname = self.name = check
+        self.callspec = type("CallSpec", (), {"params": {"essc_city": city}})()
+        self.config = None
+
+
+def test_exemptions_apply_before_any_fixture(monkeypatch):
+    """The suite's setup hook skips an exempt check before the mock's fixtures run: the same outcome
+    whether or not the mock can play the city (before, the mock fixture skipped first)."""
+    from essc.conformance import selection
+
+    registry = FakeRegistry({"exemptions": {"test_upstream_fault": REASON, "test_happy_path": REASON}})
+    monkeypatch.setattr(selection, "_registry", lambda config: registry)
+    with pytest.raises(pytest.skip.Exception) as info:
+        selection.pytest_runtest_setup(Item("test_upstream_fault"))
+    assert info.value.msg == EXEMPT_PREFIX + REASON
+    selection.pytest_runtest_setup(Item("test_happy_path"))  # not exemptible: set up and run
+    selection.pytest_runtest_setup(Item("test_upstream_fault", city="999999"))  # unknown city: the check says so
 
 
 def test_every_check_consults_its_exemption():
