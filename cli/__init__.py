@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from . import bench, contract, dialects, mock, plugins, scaffold, service
+from . import bench, conformance, contract, dialects, mock, plugins, scaffold, service
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,6 +20,8 @@ def main(verbose: int) -> None:
 
 main.add_command(plugins.plugins_cmd)
 main.add_command(dialects.dialects_cmd)
+main.add_command(conformance.record_cmd)
+main.add_command(conformance.conformance_cmd)
 main.add_command(mock.mock_cmd)
 main.add_command(contract.contract_cmd)
 main.add_command(bench.bench_cmd)
