@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from essc.core.adapter import CityAdapter
 from essc.core.idnumber import make_id_number
@@ -139,7 +140,79 @@ def _overheads(folders: dict[int, Path], calls: int, rounds: int = 7) -> dict[in
     return out
 
 
-def run(calls: int = 20000) -> dict:
+def _canned_rest_json() -> dict[str, Any]:
+    """rest-json answers by path, as the mock sends them (docs/dialects.md)."""
+    return {
+        "/rest/v1/cards/query": (200, {"card": {"idNumber": "11010119900307803X", "name": "张三", "cityCode": "330100",
+                                                "cardNo": "K13822465", "cardId": "A" * 32, "status": "ACTIVE",
+                                                "generation": 3, "bank": "工商银行", "mobile": "13812345678"}}),
+        "/rest/v1/identity/verify": (200, {"verified": True, "ticket": "tkt-7f3c9a1e5b2d"}),
+        "/rest/v1/credentials": (201, {"credential": {"signNo": "ES1234567890", "signSeq": "00000001", "level": 1,
+                                                      "validUntil": "2036-11-27", "signedAt": "2026-11-27T10:00:00"}}),
+    }
+
+
+class _CannedSession:
+    """A requests.Session stand-in answering from memory (no network, no sockets)."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        import requests
+
+        self._responses = {}
+        for path, (status, body) in answers.items():
+            resp = requests.Response()
+            resp.status_code = status
+            resp._content = json.dumps(body, ensure_ascii=False).encode()
+            resp.headers["Content-Type"] = "application/json"
+            self._responses[path] = resp
+
+    def request(self, method: str, url: str, **_kwargs: Any) -> Any:
+        return self._responses["/" + url.split("/", 3)[3].split("?")[0]]
+
+
+def spec_vs_handwritten(calls: int = 5000, rounds: int = 5) -> dict[str, float]:
+    """Translation cost of one contract call (read_card + verify_identity + activate, averaged):
+    the adapter derived from the rest-json spec vs the hand-written adapter it replaced."""
+    from essc.core.dialects import SpecAdapter, dialect
+    from essc.core.masking import get_logger
+    from essc.core.settings import PluginContext, Timeouts
+
+    from .handwritten_rest_json import ZhejiangAdapter
+
+    ctx = PluginContext(name="zhejiang", version="1", cities=("330100",), base_url="http://canned.invalid",
+                        credentials={}, timeouts=Timeouts(1, 1, 2, 0), logger=get_logger("bench"))
+    adapters = {"spec": SpecAdapter(ctx, dialect("rest-json").spec), "handwritten": ZhejiangAdapter(ctx)}
+    for adapter in adapters.values():
+        adapter.http.session = _CannedSession(_canned_rest_json())  # type: ignore[attr-defined]
+    requests_ = [("read_card", {"aac002": "11010119900307803X", "aac003": "张三", "aab301": "330100"}),
+                 ("verify_identity", {"aac002": "11010119900307803X", "aab301": "330100", "face_token": "live-1",
+                                      "factor": "sms", "code": "123456"}),
+                 ("activate", {"aac002": "11010119900307803X", "aab301": "330100", "verify_id": "tkt-7f3c9a1e5b2d",
+                               "channel": "bench"})]
+    best = {name: float("inf") for name in adapters}
+    for _ in range(rounds):  # alternate, best of rounds: the least disturbed measurement
+        for name, adapter in adapters.items():
+            bound = [(getattr(adapter, op), req) for op, req in requests_]
+            t0 = time.perf_counter()
+            for _ in range(calls // len(bound)):
+                for method, req in bound:
+                    method(req)
+            best[name] = min(best[name], (time.perf_counter() - t0) / (calls // len(bound) * len(bound)) * 1e6)
+    return {"spec_overhead_us": round(best["spec"], 2), "handwritten_overhead_us": round(best["handwritten"], 2),
+            "spec_vs_handwritten_ratio": round(best["spec"] / best["handwritten"], 3)}
+
+
+def suite_seconds_per_city(city: str = "320400") -> float:
+    """Wall time of the whole contract suite over one city (a fresh process, as QA runs it)."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "from essc.cli import main; main()", "contract", "--city", city],
+                   check=True, capture_output=True)
+    return round(time.perf_counter() - t0, 2)
+
+
+def run(calls: int = 20000, suite: bool = True) -> dict:
     """Run every measurement in this process; return the figures."""
     with tempfile.TemporaryDirectory(prefix="essc-bench-") as tmp:
         root = Path(tmp)
@@ -162,5 +235,7 @@ def run(calls: int = 20000) -> dict:
             "call_us_1000": round(o1000["call_us"], 2),
             "raw_call_us": round(o10["raw_us"], 3),
             "calls_per_measure": calls,
+            **spec_vs_handwritten(),
+            **({"suite_s_per_city": suite_seconds_per_city()} if suite else {}),
             "python": sys.version.split()[0],
         }

@@ -18,7 +18,7 @@ from ..outcomes import outcome_error
 from ..settings import PluginContext
 from . import auth
 from .spec import INTEGER_FIELDS, DialectSpec, OperationSpec
-from .wire import CONTENT_TYPES, WireError, decode, encode, get_path, set_path
+from .wire import CONTENT_TYPES, WireError, decode, encode, get_parts, get_path, set_path
 
 __all__ = ["SpecAdapter", "generate", "credentials_for"]
 
@@ -33,6 +33,29 @@ def generate(kind: str) -> str:
     if kind == "unix_ms":
         return str(int(now * 1000))
     return dt.datetime.fromtimestamp(now).strftime("%Y%m%d%H%M%S")  # datetime14
+
+
+
+
+def _date8(value: Any, form: str) -> str | None:
+    """A wire date of ``form`` as the contract's YYYYMMDD, or None if it is not one."""
+    text = value if type(value) is str else str(value)
+    if form == "%Y%m%d" and len(text) == 8 and text.isdigit():
+        try:
+            dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+            return text
+        except ValueError:
+            return None
+    try:
+        if form.startswith("%Y-%m-%d"):  # ISO dates and date-times: the C parser, 20x cheaper
+            parsed = dt.datetime.fromisoformat(text)
+            if len(text) != len(parsed.strftime(form)):
+                return None
+        else:
+            parsed = dt.datetime.strptime(text, form)
+        return f"{parsed.year:04d}{parsed.month:02d}{parsed.day:02d}"
+    except ValueError:
+        return None
 
 
 def _leaf_names(tree: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -56,8 +79,37 @@ class SpecAdapter(CityAdapter):
         self.spec = spec
         self.http = context.http_client()
         self.credentials = credentials_for(spec, context.credentials)
+        transport = self._transport = spec.transport
+        self._encoding, self._response_encoding = spec.encoding, spec.response_encoding
+        self._body_statuses = spec.body_statuses
+        self._content_type = f"{CONTENT_TYPES[spec.encoding]}; charset={transport.get('charset', 'utf-8')}"
+        self._code_paths = [p.split(".") for p in spec.response["code"]]
+        self._success = frozenset(spec.response["success"])
+        self._echo = [(a.split("."), b.split("."), b) for a, b in (spec.response.get("echo") or {}).items()]
+        #: the answer maps, compiled once: (contract field, reader) per operation
+        self._readers = {name: [(field, self._compile(rule, field)) for field, rule in op.response.items()]
+                         for name, op in spec.operations.items() if name not in ("list_services", "health")}
+        #: the request maps, compiled once: (body|query|header, key, path parts, rule) per operation
+        self._writers = {name: [self._target(wire) + (rule,) for wire, rule in op.request.items()]
+                         for name, op in spec.operations.items()}
         for name in spec.operations:  # the operations the spec carries, and only those
             setattr(self, name, partial(self._run, name))
+
+    @staticmethod
+    def _target(wire: str) -> tuple[str, str, list[str]]:
+        for where in ("query", "header"):
+            if wire.startswith(where + "."):
+                return where, wire[len(where) + 1:], []
+        return "body", wire, wire.split(".")
+
+    def _compile(self, rule: Any, name: str) -> dict[str, Any]:
+        rule = {"path": rule} if isinstance(rule, str) else dict(rule)
+        if "path" in rule:
+            rule["parts"] = rule["path"].split(".")
+        if rule.get("table"):
+            rule["inverse"] = self.spec.inverse_tables[rule["table"]]
+        rule["integer"] = name in INTEGER_FIELDS
+        return rule
 
     # -- request ------------------------------------------------------------------------------
     def _value(self, rule: Any, request: Payload, op: OperationSpec) -> Any:
@@ -93,16 +145,19 @@ class SpecAdapter(CityAdapter):
         tree: dict[str, Any] = {}
         query: dict[str, str] = {}
         headers: dict[str, str] = {}
-        for wire, rule in op.request.items():
-            value = self._value(rule, request, op)
+        for where, key, parts, rule in self._writers[op.name]:
+            value = request.get(rule) if type(rule) is str else self._value(rule, request, op)
             if value is None:
                 continue
-            if wire.startswith("query."):
-                query[wire[len("query."):]] = str(value)
-            elif wire.startswith("header."):
-                headers[wire[len("header."):]] = str(value)
+            if where == "body":
+                if len(parts) == 1:
+                    tree[key] = value
+                else:
+                    set_path(tree, key, value)
+            elif where == "query":
+                query[key] = str(value)
             else:
-                set_path(tree, wire, value)
+                headers[key] = str(value)
         auth.sign(self.spec.auth, tree, headers, self.credentials)
         path = op.path.format_map({k: quote(str(v), safe="") for k, v in request.items()}) if "{" in op.path \
             else op.path
@@ -110,26 +165,26 @@ class SpecAdapter(CityAdapter):
 
     # -- one exchange ----------------------------------------------------------------------------
     def _run(self, operation: str, request: Payload) -> Payload:
-        spec, op = self.spec, self.spec.operations[operation]
+        op = self.spec.operations[operation]
         call = CityCall(str(request.get("aab301")), operation)
         path, tree, query, headers = self.build(op, request)
-        transport = spec.transport
+        transport = self._transport
         kwargs: dict[str, Any] = {"params": query or None}
         if op.method != "GET":
-            headers["Content-Type"] = f"{CONTENT_TYPES[spec.encoding]}; charset={transport.get('charset', 'utf-8')}"
-            kwargs["data"] = encode(tree, spec.encoding, transport)
-            if spec.encoding == "soap11" and transport.get("soap_action"):
+            headers["Content-Type"] = self._content_type
+            kwargs["data"] = encode(tree, self._encoding, transport)
+            if self._encoding == "soap11" and transport.get("soap_action"):
                 headers["SOAPAction"] = '"' + str(transport["soap_action"]).replace("{code}", op.code or "") + '"'
         started = time.perf_counter()
         resp = self.http.request(op.method, path, city=call.city, operation=operation,
                                  idempotent=operation != "activate", headers=headers,
-                                 readable_statuses=spec.body_statuses, **kwargs)
+                                 readable_statuses=self._body_statuses, **kwargs)
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
         status = resp.status_code
-        if not 200 <= status < 300 and status not in spec.body_statuses:
+        if not 200 <= status < 300 and status not in self._body_statuses:
             raise call.rejected(f"the city refused the request with HTTP {status}")
         try:
-            answer = decode(resp.content, spec.response_encoding, transport)
+            answer = decode(resp.content, self._response_encoding, transport)
         except WireError as err:
             if status >= 500:  # a declared body status without a readable body: an outage
                 raise UpstreamUnavailable(f"the city answered HTTP {status}", reason="http_5xx", http_status=status,
@@ -138,8 +193,8 @@ class SpecAdapter(CityAdapter):
                 raise call.rejected(f"the city refused the request with HTTP {status}") from None
             raise call.malformed(f"{err} (HTTP {status})") from None
         self._check_echo(tree, answer, call)
-        code = self._first(answer, spec.response["code"])
-        if 200 <= status < 300 and code in spec.response["success"]:
+        code = self._first_code(answer)
+        if 200 <= status < 300 and code in self._success:
             check = op.check
             if check and str(get_path(answer, check["path"])).lower() != str(check["equals"]).lower():
                 raise outcome_error(check["otherwise"], city=call.city, operation=operation,
@@ -149,10 +204,17 @@ class SpecAdapter(CityAdapter):
 
     def _check_echo(self, sent: Mapping[str, Any], answer: Mapping[str, Any], call: CityCall) -> None:
         """The correlation fields the city copies must be ours (another request's answer is not)."""
-        for ours, theirs in (self.spec.response.get("echo") or {}).items():
-            mine, echoed = get_path(sent, ours), get_path(answer, theirs)
+        for ours, theirs, name in self._echo:
+            mine, echoed = get_parts(sent, ours), get_parts(answer, theirs)
             if mine is not None and echoed not in (None, "") and str(echoed) != str(mine):
-                raise call.malformed(f"the answer's '{theirs}' does not echo our '{ours}'")
+                raise call.malformed(f"the answer's '{name}' does not echo our '{'.'.join(ours)}'")
+
+    def _first_code(self, tree: Mapping[str, Any]) -> str | None:
+        for parts in self._code_paths:
+            value = get_parts(tree, parts)
+            if value is not None and value != "" and type(value) is not dict and type(value) is not list:
+                return str(value)
+        return None
 
     @staticmethod
     def _first(tree: Mapping[str, Any], paths: list[str]) -> str | None:
@@ -195,30 +257,30 @@ class SpecAdapter(CityAdapter):
     # -- answer -------------------------------------------------------------------------------------
     def _read(self, tree: Any, rule: Any, name: str, request: Payload, call: CityCall,
               optional: bool = False) -> Any:
-        if isinstance(rule, str):
-            rule = {"path": rule}
+        if "parts" not in rule or "integer" not in rule:
+            rule = self._compile(rule, name)
         if "from_request" in rule:
             return request.get(rule["from_request"])
-        value = get_path(tree, rule["path"])
-        if value is None or value == "" or isinstance(value, Mapping | list):
+        value = get_parts(tree, rule["parts"])
+        if value is None or value == "" or type(value) is dict or type(value) is list:
             if optional or rule.get("optional"):
                 return None
             raise call.malformed(f"the answer lacks '{rule['path']}' (for {name})")
-        if rule.get("table"):
-            inverse = self.spec.inverse_tables[rule["table"]]
-            if str(value) not in inverse:
+        inverse = rule.get("inverse")
+        if inverse is not None:
+            key = value if type(value) is str else str(value)
+            if key not in inverse:
                 raise call.malformed(f"the answer has an unknown '{rule['path']}'")
-            value = inverse[str(value)]
-        if rule.get("date"):
-            try:
-                value = dt.datetime.strptime(str(value), rule["date"]).strftime("%Y%m%d")
-            except ValueError:
-                raise call.malformed(f"the answer's '{rule['path']}' is not a date of the form {rule['date']}") \
-                    from None
-        if name in INTEGER_FIELDS:
-            if isinstance(value, str) and value.isdigit():
+            value = inverse[key]
+        date = rule.get("date")
+        if date:
+            value = _date8(value, date)
+            if value is None:
+                raise call.malformed(f"the answer's '{rule['path']}' is not a date of the form {date}")
+        if rule["integer"]:
+            if type(value) is str and value.isdigit():
                 value = int(value)
-        elif isinstance(value, int | float) and not isinstance(value, bool):
+        elif type(value) is int or type(value) is float:
             value = str(value)
         return value
 
@@ -244,7 +306,7 @@ class SpecAdapter(CityAdapter):
             return call.fits("health", call.health(str(state or ""), str(words.get("up", "up")),
                                                    str(words.get("down", "down")), latency_ms))
         result: dict[str, Any] = {}
-        for name, rule in op.response.items():
+        for name, rule in self._readers[op.name]:
             value = self._read(tree, rule, name, request, call)
             if value is not None:
                 result[name] = value
