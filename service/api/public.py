@@ -13,7 +13,7 @@ from essc.core.masking import get_logger
 from ..metrics import CONTENT_TYPE_LATEST
 from .auth import require_channel
 from .errors import BadRequest
-from .validation import openapi_document
+from .validation import served_openapi_document
 
 bp = Blueprint("public", __name__)
 log = get_logger("essc.service.api")
@@ -36,9 +36,15 @@ def list_adapters():
     return jsonify(current_app.extensions["essc"].runtime.registry.plugin_rows())
 
 
+@bp.record_once
+def _bundle_openapi(_state) -> None:
+    served_openapi_document()  # bundled once, at start-up: a broken $ref fails here, not per request
+
+
 @bp.get("/v1/openapi.json")
 def openapi():
-    return jsonify(openapi_document())
+    """The OpenAPI document, self-contained (the contract schemas it uses are bundled in)."""
+    return jsonify(served_openapi_document())
 
 
 @bp.get("/healthz")

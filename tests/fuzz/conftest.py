@@ -1,0 +1,89 @@
+"""The fuzz suite (``tox -e fuzz``): schemathesis against the served OpenAPI document.
+
+Collected only when ``ESSC_FUZZ=1`` (the fuzz env sets it), so the default ``tests`` env never
+runs it. When it runs, it must have sent requests: a session that ran no example fails.
+
+The app is built as tests/service/conftest.py builds it: the mock of the city systems
+in-process (a waitress thread), a Runtime (registry + SQLite store + SQLite queue) in a
+temporary folder, the packaged demo channel.
+"""
+import os
+from collections import Counter
+
+import pytest
+
+ENABLED = os.environ.get("ESSC_FUZZ") == "1"
+collect_ignore_glob = [] if ENABLED else ["test_*.py"]
+
+#: (operation, auth scheme) -> requests sent; (operation, status) -> responses; filled by the tests
+SENT: Counter = Counter()
+STATUSES: Counter = Counter()
+
+
+@pytest.fixture(scope="session")
+def mock_server():
+    from essc.mockserver import create_app
+    from essc.mockserver.serve import start_in_thread
+
+    server = start_in_thread(create_app({"CLOCK_MODE": "frozen"}))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(mock_server):
+    from essc.core.registry import Registry
+    from essc.core.settings import Settings
+
+    return Registry(Settings(base_url=mock_server.url)).setup()
+
+
+@pytest.fixture
+def mock(mock_server):
+    from essc.mockserver.client import MockAdmin
+
+    admin = MockAdmin(mock_server.url)
+    admin.reset()
+    admin.freeze()
+    yield admin
+    admin.reset()
+
+
+@pytest.fixture
+def runtime(tmp_path, registry, mock):
+    from essc.service.config import ServiceConfig
+    from essc.service.runtime import Runtime
+
+    config = ServiceConfig(data_dir=tmp_path / "data", retry_base_s=0.05, retry_cap_s=2.0, lease_s=10.0,
+                           sweep_interval_s=0.2)
+    rt = Runtime(config, registry=registry)
+    yield rt
+    rt.stop_workers()
+    rt.store.engine.dispose()
+
+
+@pytest.fixture
+def app(runtime):
+    from essc.service.api import create_app
+
+    # the packaged demo channel (demo-key / demo-secret); the failure throttle counts but never
+    # trips: the negative cases that drop credentials must not turn the valid ones into 429s
+    return create_app(runtime, {"TESTING": True, "AUTH_FAILURE_LIMIT": 1_000_000})
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not ENABLED:
+        return
+    terminalreporter.section("fuzz: requests sent per operation and auth scheme")
+    for (operation, scheme), n in sorted(SENT.items()):
+        terminalreporter.write_line(f"{n:5d}  {operation}  [{scheme}]")
+    terminalreporter.write_line(f"{sum(SENT.values()):5d}  in all")
+    terminalreporter.section("fuzz: responses per operation and status")
+    for (operation, status), n in sorted(STATUSES.items()):
+        terminalreporter.write_line(f"{n:5d}  {operation}  {status}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if ENABLED and not session.config.option.collectonly and sum(SENT.values()) == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print("\nfuzz: no request was sent (0 examples ran): failing")

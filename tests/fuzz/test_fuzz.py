@@ -1,0 +1,164 @@
+"""Schemathesis against the served OpenAPI document, both auth schemes (``tox -e fuzz``).
+
+The document is the one the app serves (``GET /v1/openapi.json``, bundled: no relative
+$ref; the first test checks it is that very document), requests go to the app in-process
+through its WSGI interface. Every operation gets about
+``ESSC_FUZZ_EXAMPLES`` (default 50) generated requests, valid and invalid ones, per scheme:
+
+* ``api-key``: ``X-Channel: demo`` + ``X-Api-Key: demo-key``;
+* ``signature``: ``X-Timestamp``, a fresh ``X-Nonce`` and ``X-Signature`` made by
+  :func:`essc.service.channels.sign` over the method, the path with its query, the
+  timestamp, the nonce and the exact body bytes sent (only operations that take credentials).
+
+A response fails the run when it is a 5xx, has a status the document does not list, a
+content type it does not list, or a body that does not match the documented schema. A
+channel request refused for its credentials (401/429) fails too: the fuzz must get past
+authentication to test anything. ``ESSC_FUZZ_SEED`` explores another part of the input
+space (default: derandomized, the same examples on every run).
+"""
+import json
+import os
+import secrets
+import time
+from urllib.parse import urlencode
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from schemathesis.checks import not_a_server_error
+from schemathesis.core import NOT_SET
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.transport.prepare import get_exclude_headers
+
+from essc.service.api.validation import served_openapi_document
+from essc.service.channels import sign
+
+from .conftest import SENT, STATUSES
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+EXAMPLES = int(os.environ.get("ESSC_FUZZ_EXAMPLES", "50"))
+SEED = os.environ.get("ESSC_FUZZ_SEED")
+CHANNEL = "demo"
+#: operations that take channel credentials (the others are public: fuzzed once, with no credentials)
+CHANNEL_PATHS = r"^/v1/(activations|adapters)"
+
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=SEED is None,
+                suppress_health_check=list(HealthCheck))
+
+
+# Loaded at import (one test item per operation); each item's requests go to its own app
+# (fresh runtime) through ``app=``. schemathesis' lazy fixture loader does not work with pytest 9.
+schema = schemathesis.openapi.from_dict(served_openapi_document())
+
+
+def test_the_fuzzed_document_is_the_served_one(app):
+    response = app.test_client().get("/v1/openapi.json")
+    assert response.status_code == 200 and response.get_json() == schema.raw_schema
+
+
+# -- steering: random ids and city codes rarely exist; part of the examples use real ones -----
+#: per test item: an activation awaiting its check, and citizens the mock knows
+REAL: dict = {}
+#: the mock's own answers (its identity checks pass with these)
+PASSING_CHECKS = ({"face_token": "live-fuzz", "sms_code": "123456"}, {"face_token": "live-fuzz", "password": "147258"})
+
+
+@pytest.fixture(autouse=True)
+def real_activation(app, mock):
+    people = [{"city": city, "id_number": c["id_number"], "name": c["name"]}
+              for city, scenario in (("330100", "normal"), ("350100", "normal"), ("510100", "normal"),
+                                     ("370200", "normal"), ("330100", "reported_lost"), ("110000", "normal"))
+              for c in mock.citizens(city, scenario)[:2]]
+    created = app.test_client().post("/v1/activations", json={**people[0], "consent": True},
+                                     headers={"X-Channel": CHANNEL, "X-Api-Key": "demo-key"})
+    assert created.status_code == 201, created.get_json()
+    REAL.update(id=created.get_json()["id"], people=people)
+    yield
+    REAL.clear()
+
+
+@schema.hook
+def flatmap_path_parameters(context, path_parameters):
+    if REAL and isinstance(path_parameters, dict) and "id" in path_parameters:
+        return st.sampled_from([path_parameters, {**path_parameters, "id": REAL["id"]}])
+    return st.just(path_parameters)
+
+
+@schema.hook
+def flatmap_body(context, body):
+    if not REAL or not isinstance(body, dict):
+        return st.just(body)
+    if context.operation.path == "/v1/activations" and {"city", "id_number", "name"} <= set(body):
+        return st.one_of(st.just(body), st.sampled_from(REAL["people"]).map(lambda who: {**body, **who}))
+    if context.operation.path.endswith("/verification") and "face_token" in body:
+        return st.one_of(st.just(body), st.sampled_from(PASSING_CHECKS))
+    return st.just(body)
+
+
+def _body_bytes(case) -> bytes | None:
+    """The body exactly as it will be sent (None: no body), so that a signature can cover it."""
+    if case.body is NOT_SET:
+        return None
+    if isinstance(case.body, bytes):
+        return case.body
+    return json.dumps(case.body).encode("utf-8")
+
+
+def _target(case) -> str:
+    """PATH_WITH_QUERY as this client sends it."""
+    path = case.operation.schema.get_full_path(case.formatted_path)
+    query = urlencode(case.query, doseq=True) if case.query else ""
+    return path + ("?" + query if query else "")
+
+
+AUTH_HEADERS = {"x-channel", "x-api-key", "x-timestamp", "x-nonce", "x-signature"}
+
+
+def _call(case, scheme: str, app):
+    # schemathesis fills the security schemes' headers with generated values: the scheme under
+    # test sets its own, and no stray credential header may turn a request into another scheme
+    for name in [h for h in (case.headers or {}) if h.lower() in AUTH_HEADERS]:
+        del case.headers[name]
+    headers: dict[str, str] = {}
+    body = _body_bytes(case) or b""  # always given: werkzeug would make up a body for a bare multipart type
+    if scheme == "api-key":
+        headers = {"X-Channel": CHANNEL, "X-Api-Key": app.extensions["essc"].channels.channels[CHANNEL].api_key}
+    elif scheme == "signature":
+        if not body:  # werkzeug's test client invents a multipart body (random boundary) for an empty one
+            for name in [h for h in (case.headers or {}) if h.lower() == "content-type"]:
+                del case.headers[name]
+        secret = app.extensions["essc"].channels.channels[CHANNEL].hmac_secret
+        stamp, nonce = str(int(time.time())), secrets.token_urlsafe(24)
+        headers = {"X-Channel": CHANNEL, "X-Timestamp": stamp, "X-Nonce": nonce,
+                   "X-Signature": sign(secret, case.method, _target(case), stamp, nonce, body)}
+    SENT[(f"{case.method.upper()} {case.path}", scheme)] += 1
+    response = case.call_and_validate(headers=headers, checks=CHECKS, app=app, data=body)
+    STATUSES[(f"{case.method.upper()} {case.path}", response.status_code)] += 1
+    dropped = {h.lower() for h in get_exclude_headers(case)} & AUTH_HEADERS  # a negative case: "no credentials"
+    if scheme != "public" and not dropped:
+        assert response.status_code not in (401, 429), \
+            f"{scheme}: refused for its credentials ({response.status_code}): {response.text[:300]}"
+    return response
+
+
+@schema.include(path_regex=CHANNEL_PATHS).parametrize()
+@FUZZ
+def test_api_key(case, app):
+    _call(case, "api-key", app)
+
+
+@schema.include(path_regex=CHANNEL_PATHS).parametrize()
+@FUZZ
+def test_signature(case, app):
+    _call(case, "signature", app)
+
+
+@schema.exclude(path_regex=CHANNEL_PATHS).parametrize()
+@FUZZ
+def test_public(case, app):
+    _call(case, "public", app)
