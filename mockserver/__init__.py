@@ -49,7 +49,17 @@ LIMIT_ENV = {"MAX_BODY_BYTES": "ESSC_MOCK_MAX_BODY_BYTES", "JOURNAL_MAX": "ESSC_
 class _JSONProvider(DefaultJSONProvider):
     """Flask's JSON, except that JSON nested too deeply for the parser is invalid JSON (a
     ``ValueError``, which ``request.get_json(silent=True)`` turns into ``None``), not a
-    ``RecursionError`` that would end as a 500."""
+    ``RecursionError`` that would end as a 500; and answers never fail to encode."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        """As Flask's, but a lone surrogate taken from a request (``"\\ud800"`` in JSON) and
+        echoed in an answer is written escaped: it cannot be encoded as UTF-8 raw."""
+        text = super().dumps(obj, **kwargs)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = super().dumps(obj, **{**kwargs, "ensure_ascii": True})
+        return text
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         try:

@@ -1,16 +1,21 @@
 """The admin API ``/__admin/`` (docs/mock.md): cities, citizens, clock, faults, journal, reset.
 
-Bad input gets ``400 {"error": "<what is wrong>"}``; an unknown city ``404``.
+Bad input gets ``400 {"error": "<what is wrong>"}`` naming the field (numbers must be finite:
+``NaN`` and ``Infinity``, which Python's JSON parser takes, are refused); an unknown city
+``404``; a body above ``MAX_BODY_BYTES`` ``413`` (unread).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .cities import city_changes, city_from_dict
 from .citizens import SCENARIOS
-from .clock import CLOCK_MODES
+from .clock import CLOCK_MODES, MAX_VIRTUAL_S
+from .dialects import body_within_limit
 from .faults import OPERATIONS, FaultInputError
 from .state import mock_state
 
@@ -27,6 +32,26 @@ class AdminError(Exception):
 @bp.errorhandler(AdminError)
 def _admin_error(err: AdminError) -> tuple[Response, int]:
     return jsonify({"error": err.message}), err.status
+
+
+def _too_large() -> tuple[Response, int]:
+    return jsonify({"error": f"the request body is larger than {current_app.config['MAX_BODY_BYTES']} bytes"}), 413
+
+
+@bp.before_request
+def _limit_body() -> tuple[Response, int] | None:
+    return None if body_within_limit(current_app.config["MAX_BODY_BYTES"]) else _too_large()
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _werkzeug_too_large(err: RequestEntityTooLarge) -> tuple[Response, int]:
+    return _too_large()
+
+
+def _finite(value: Any) -> bool:
+    """A JSON number that is not NaN or +-Infinity (and not a boolean)."""
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and (isinstance(value, int) or math.isfinite(value)))
 
 
 def _body(*, allow_empty: bool = False) -> dict[str, Any]:
@@ -112,11 +137,15 @@ def move_clock() -> Response:
             raise AdminError(f"'mode' must be one of {', '.join(CLOCK_MODES)}")
     if "advance" in body:
         seconds = body["advance"]
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-            raise AdminError("'advance' must be a number of seconds >= 0")
+        if not _finite(seconds) or not 0 <= seconds <= MAX_VIRTUAL_S:
+            raise AdminError(f"'advance' must be a finite number of seconds between 0 and {MAX_VIRTUAL_S}"
+                             " (not NaN or Infinity)")
     clock = state.set_clock_mode(body["mode"]) if "mode" in body else state.clock()
     if "advance" in body:
-        clock = state.advance(body["advance"])
+        try:
+            clock = state.advance(float(body["advance"]))
+        except ValueError:
+            raise AdminError(f"'advance' would move the clock past {MAX_VIRTUAL_S} s from its reset") from None
     return jsonify(clock)
 
 
@@ -160,8 +189,8 @@ def reset() -> Response:
     body = _body(allow_empty=True)
     _only(body, ("seed",))
     seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise AdminError("'seed' must be an integer")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+        raise AdminError("'seed' must be an integer between 0 and 2**63 - 1")
     state = mock_state()
     state.reset(seed)
     return jsonify({"reset": True, "seed": state.seed})

@@ -5,11 +5,14 @@ Not thread-safe on its own: :class:`~essc.mockserver.state.MockState` guards it.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 
-__all__ = ["CLOCK_MODES", "CHINA_TZ", "VirtualClock"]
+__all__ = ["CLOCK_MODES", "CHINA_TZ", "MAX_VIRTUAL_S", "VirtualClock"]
 
 CLOCK_MODES = ("realtime", "frozen")
+#: How far the virtual clock may run from its reset (100 years): its calendar time stays a date.
+MAX_VIRTUAL_S = 100 * 366 * 86_400
 #: Calendar dates (signDate, validate) are written in China Standard Time.
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
 
@@ -33,6 +36,9 @@ class VirtualClock:
         return self.offset
 
     def advance(self, seconds: float) -> None:
+        """Move on by ``seconds`` (finite, >= 0, not past :data:`MAX_VIRTUAL_S`): ``ValueError``."""
+        if not math.isfinite(seconds) or seconds < 0 or self.now() + seconds > MAX_VIRTUAL_S:
+            raise ValueError(f"cannot advance the clock by {seconds!r} s")
         self.offset += seconds
 
     def set_mode(self, mode: str) -> None:

@@ -5,6 +5,7 @@ is counted and before any validation or business logic. The first matching rule 
 """
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -26,6 +27,10 @@ DEFAULT_LATENCY_MS = 1000
 DEFAULT_RETRY_AFTER = 1
 #: How many bytes a dropped response promises beyond what it sends.
 DROP_MISSING_BYTES = 4096
+#: Upper bounds of the parameters (a sleep or wait must stay a number the platform takes).
+MAX_LATENCY_MS = 3_600_000
+MAX_HANG_S = 86_400
+MAX_RETRY_AFTER = 86_400
 
 
 class FaultInputError(ValueError):
@@ -74,10 +79,13 @@ def draw(seed: int, city: str, operation: str, attempt: int, rule_id: int) -> fl
 
 def _number(data: Mapping[str, Any], key: str, *, integer: bool = False, minimum: float = 0,
             maximum: float | None = None) -> Any:
+    """``data[key]``: an integer (or a finite number) within the bounds; else FaultInputError."""
     value = data[key]
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise FaultInputError(f"{key!r} must be {'an integer' if integer else 'a number'}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FaultInputError(f"{key!r} must be a finite number (not NaN or Infinity)")
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
         raise FaultInputError(f"{key!r} must be {bound}")
@@ -116,11 +124,11 @@ def parse_rule(data: Any, *, rule_id: int, known_cities: Iterable[str], hang_s_d
     if "rate" in data:
         rule["rate"] = float(_number(data, "rate", maximum=1))
     if "latency_ms" in data:
-        rule["latency_ms"] = _number(data, "latency_ms")
+        rule["latency_ms"] = _number(data, "latency_ms", maximum=MAX_LATENCY_MS)
     if "retry_after" in data:
-        rule["retry_after"] = _number(data, "retry_after", integer=True)
+        rule["retry_after"] = _number(data, "retry_after", integer=True, maximum=MAX_RETRY_AFTER)
     if "hang_s" in data:
-        rule["hang_s"] = _number(data, "hang_s")
+        rule["hang_s"] = _number(data, "hang_s", maximum=MAX_HANG_S)
     return FaultRule(**rule)
 
 

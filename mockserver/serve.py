@@ -3,6 +3,11 @@
 
 Every request runs in its own waitress worker thread, so a hanging or slow request never
 blocks the others (as long as fewer than ``threads`` requests hang at once).
+
+waitress reads a whole request body before the app runs, spilling bodies above 512 KiB to a
+temporary file (so a large body costs disk, not memory); the app then refuses bodies above
+``MAX_BODY_BYTES`` with the dialect's error. waitress itself cuts bodies above
+:func:`server_body_ceiling` (413, plain text) so that a huge upload cannot fill the disk.
 """
 from __future__ import annotations
 
@@ -15,15 +20,26 @@ from waitress.server import create_server
 
 from .state import STATE_KEY
 
-__all__ = ["serve", "start_in_thread", "RunningServer"]
+__all__ = ["serve", "start_in_thread", "server_body_ceiling", "RunningServer"]
 
 #: waitress settings shared by both ways of running.
 _WAITRESS = {"ident": "essc-mock", "asyncore_use_poll": True, "connection_limit": 1000, "channel_timeout": 120}
+#: The least body size that waitress cuts by itself (bodies the app refuses get its answer).
+SERVER_CEILING_MIN = 64 * 1024 * 1024
+
+
+def server_body_ceiling(app: Flask) -> int:
+    """The body size above which waitress answers 413 itself: far above the app's limit."""
+    return max(SERVER_CEILING_MIN, 4 * int(app.config["MAX_BODY_BYTES"]))
+
+
+def _settings(app: Flask) -> dict[str, Any]:
+    return {**_WAITRESS, "max_request_body_size": server_body_ceiling(app)}
 
 
 def serve(app: Flask, host: str = "127.0.0.1", port: int = 8765, threads: int = 48) -> None:
     """Serve ``app`` with waitress until interrupted (blocking)."""
-    server = create_server(app, host=host, port=port, threads=threads, **_WAITRESS)
+    server = create_server(app, host=host, port=port, threads=threads, **_settings(app))
     server.print_listen("essc mock serving on http://{}:{}")
     server.run()
 
@@ -34,7 +50,7 @@ class RunningServer:
     def __init__(self, app: Flask, host: str, port: int, threads: int) -> None:
         self.app = app
         self._map: dict[int, Any] = {}
-        self._server = create_server(app, host=host, port=port, threads=threads, map=self._map, **_WAITRESS)
+        self._server = create_server(app, host=host, port=port, threads=threads, map=self._map, **_settings(app))
         self.host = host
         self.port = int(self._server.effective_port)
         self.url = f"http://{host}:{self.port}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -15,7 +16,7 @@ from essc.core.signing import sm3_hex, sm4_decrypt, sm4_encrypt
 
 from .. import business
 from ..business import MockBusinessError
-from . import Dialect, ProtocolError, city_code, id_number, mock_state, probe, secrets, text
+from . import Dialect, ProtocolError, city_code, guard_body, id_number, mock_state, probe, secrets, text
 
 NAME = "gm-json"
 METHODS = {"card.query": "read_card", "identity.verify": "verify_identity", "card.sign": "activate",
@@ -26,7 +27,8 @@ SERVICE_CODES = {"identity_login": "sfrz", "social_security": "sbfw", "employmen
 BUSINESS_CODES = {"not_opened": 50101, "not_synced": 50102, "card_status": 50103, "identity_mismatch": 50104,
                   "ticket_invalid": 50105, "unknown_city": 40004}
 PROTOCOL_CODES = {"bad_signature": (40001, "签名错误"), "undecryptable": (40002, "密文无法解密"),
-                  "bad_request": (40003, "缺少或无效字段")}
+                  "bad_request": (40003, "缺少或无效字段"), "too_large": (40003, "报文过大")}
+TIMESTAMP = re.compile(r"[0-9]{1,16}")  # Unix milliseconds in ASCII digits
 
 bp = Blueprint("gm_json", __name__, url_prefix="/gm")
 
@@ -78,6 +80,7 @@ class GmJson(Dialect):
 
 
 DIALECT = GmJson()
+guard_body(bp, DIALECT, lambda: METHODS.get((request.view_args or {}).get("method", "")))
 
 
 def decrypt_payload(envelope: Any) -> dict[str, Any] | None:
@@ -87,7 +90,7 @@ def decrypt_payload(envelope: Any) -> dict[str, Any] | None:
         return None
     try:
         payload = json.loads(sm4_decrypt(_sm4_key(), encrypted).decode("utf-8"))
-    except ValueError:  # not base64, bad length/padding, not UTF-8, not JSON
+    except (ValueError, RecursionError):  # not base64, bad length/padding, not UTF-8, not JSON, too deep
         return None
     return payload if isinstance(payload, dict) else None
 
@@ -99,12 +102,15 @@ def _check(envelope: Any, payload: dict[str, Any] | None) -> dict[str, Any]:
     for field in ("appId", "encryptData", "signData"):
         text(envelope, field)
     timestamp = envelope.get("timestamp")
-    if isinstance(timestamp, bool) or not str(timestamp).isdigit():
-        raise ProtocolError("bad_request", "missing or invalid field: timestamp (Unix milliseconds)", "timestamp")
+    if type(timestamp) is int and timestamp >= 0:
+        timestamp = str(timestamp)
+    if not isinstance(timestamp, str) or not TIMESTAMP.fullmatch(timestamp):
+        raise ProtocolError("bad_request", "missing or invalid field: timestamp (Unix milliseconds, ASCII digits)",
+                            "timestamp")
     credentials = secrets(NAME)
     if envelope["appId"] != credentials["app_id"]:
         raise ProtocolError("bad_signature", "unknown appId")
-    expected = sm3_hex(envelope["appId"] + str(timestamp) + envelope["encryptData"] + credentials["sm3_secret"])
+    expected = sm3_hex(envelope["appId"] + timestamp + envelope["encryptData"] + credentials["sm3_secret"])
     if not hmac.compare_digest(envelope["signData"].lower().encode(), expected.encode()):
         raise ProtocolError("bad_signature", "signData does not match")
     if payload is None:

@@ -4,6 +4,7 @@ Every answer is HTTP 200 JSON ``{"code", "msg", "data"}`` unless a fault is inje
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +15,7 @@ from essc.core.signing import verify_hmac_sha256
 
 from .. import business
 from ..business import MockBusinessError
-from . import Dialect, ProtocolError, city_code, id_number, mock_state, secrets, text
+from . import Dialect, ProtocolError, city_code, guard_body, id_number, mock_state, secrets, text
 
 NAME = "pinyin-form"
 MAX_SKEW_S = 300
@@ -25,7 +26,8 @@ VERIFY_TYPES = {"1": "sms", "2": "password"}
 BUSINESS_CODES = {"not_opened": "1001", "not_synced": "1002", "card_status": "1003", "identity_mismatch": "1004",
                   "ticket_invalid": "1005", "unknown_city": "9004"}
 PROTOCOL_CODES = {"bad_signature": ("9001", "签名错误"), "bad_request": ("9002", "缺少或无效字段"),
-                  "bad_timestamp": ("9003", "时间戳超出允许范围")}
+                  "bad_timestamp": ("9003", "时间戳超出允许范围"), "too_large": ("9002", "报文过大")}
+TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII digits only: int() would take any Unicode digit
 
 bp = Blueprint("pinyin_form", __name__, url_prefix="/pinyin")
 
@@ -72,6 +74,8 @@ class PinyinForm(Dialect):
 
 
 DIALECT = PinyinForm()
+#: The views are named after their operations.
+guard_body(bp, DIALECT, lambda: (request.endpoint or "").rpartition(".")[2] or None)
 
 
 def _form() -> dict[str, str]:
@@ -84,14 +88,16 @@ def _checked(form: dict[str, str]) -> dict[str, str]:
         text(form, field)
     if len(form["nonce"].strip()) < 8:
         raise ProtocolError("bad_request", "invalid field: nonce (8 or more characters)", "nonce")
-    if not form["timestamp"].strip().isdigit():
-        raise ProtocolError("bad_request", "invalid field: timestamp (Unix seconds)", "timestamp")
+    timestamp = form["timestamp"].strip()
+    if not TIMESTAMP.fullmatch(timestamp):
+        raise ProtocolError("bad_request", "invalid field: timestamp (Unix seconds, ASCII digits)", "timestamp")
     credentials = secrets(NAME)
     if form["appid"] != credentials["appid"]:
         raise ProtocolError("bad_signature", "unknown appid")
-    if not verify_hmac_sha256(form, credentials["secret"]):
+    # compare_digest refuses non-ASCII strings (TypeError): such a sign is simply wrong
+    if not form["sign"].isascii() or not verify_hmac_sha256(form, credentials["secret"]):
         raise ProtocolError("bad_signature", "sign does not match")
-    if abs(time.time() - int(form["timestamp"])) > MAX_SKEW_S:
+    if abs(time.time() - int(timestamp)) > MAX_SKEW_S:
         raise ProtocolError("bad_timestamp", f"timestamp is more than {MAX_SKEW_S} s off")
     return form
 

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from .. import business
 from ..business import MockBusinessError
-from . import Dialect, ProtocolError, city_code, id_number, mock_state, probe, secrets, text
+from . import Dialect, ProtocolError, city_code, guard_body, id_number, mock_state, probe, secrets, text
 
 NAME = "rest-json"
 STATUS = {"normal": "ACTIVE", "reported_lost": "LOST", "sealed": "SEALED", "cancelled": "CANCELLED",
@@ -78,6 +78,8 @@ class RestJson(Dialect):
 
 
 DIALECT = RestJson()
+#: The views are named after their operations.
+guard_body(bp, DIALECT, lambda: (request.endpoint or "").rpartition(".")[2] or None)
 
 
 def _authorize() -> None:

@@ -5,6 +5,7 @@ for an envelope that cannot be parsed (99001).
 """
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import re
 import xml.etree.ElementTree as ET
@@ -18,7 +19,7 @@ from essc.core.signing import canonical_string, sm3_hex
 
 from .. import business
 from ..business import MockBusinessError
-from . import Dialect, ProtocolError, city_code, id_number, mock_state, secrets, text
+from . import Dialect, ProtocolError, city_code, guard_body, id_number, mock_state, secrets, text
 
 NAME = "xml-envelope"
 MSG_TYPES = {"CARD_QUERY": "read_card", "IDENTITY_VERIFY": "verify_identity", "CARD_SIGN": "activate",
@@ -30,8 +31,9 @@ VERIFY_TYPES = {"1": "sms", "2": "password"}
 BUSINESS_CODES = {"not_opened": "90101", "not_synced": "90102", "card_status": "90103",
                   "identity_mismatch": "90104", "ticket_invalid": "90105", "unknown_city": "99005"}
 PROTOCOL_CODES = {"unparseable": ("99001", "报文无法解析"), "bad_signature": ("99002", "签名错误"),
-                  "unknown_operation": ("99003", "未知的报文类型"), "bad_request": ("99004", "缺少或无效字段")}
-SEND_TIME = re.compile(r"^[0-9]{14}$")
+                  "unknown_operation": ("99003", "未知的报文类型"), "bad_request": ("99004", "缺少或无效字段"),
+                  "too_large": ("99001", "报文过大")}
+SEND_TIME = re.compile(r"[0-9]{14}")  # ASCII digits only, then a real calendar time
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
 bp = Blueprint("xml_envelope", __name__, url_prefix="/xml")
@@ -104,7 +106,7 @@ class XmlEnvelope(Dialect):
 
     def protocol_error(self, err: ProtocolError, ctx: dict[str, Any]) -> Response:
         code, wording = PROTOCOL_CODES[err.kind]
-        return _answer(ctx, code, f"{wording}: {err.message}", status=400 if err.kind == "unparseable" else 200)
+        return _answer(ctx, code, f"{wording}: {err.message}", status=400 if code == "99001" else 200)
 
     def malformed(self, ctx: dict[str, Any]) -> Response:
         return Response(XML_DECLARATION + "<ROOT><HEADER><MsgType>" + ctx.get("msg_type", "")
@@ -113,6 +115,17 @@ class XmlEnvelope(Dialect):
 
 
 DIALECT = XmlEnvelope()
+guard_body(bp, DIALECT, lambda: None)  # the operation is inside the (unread) envelope
+
+
+def _send_time_ok(value: str) -> bool:
+    if not SEND_TIME.fullmatch(value):
+        return False
+    try:
+        dt.datetime.strptime(value, "%Y%m%d%H%M%S")
+    except ValueError:
+        return False
+    return True
 
 
 def _check(env: Envelope | None) -> tuple[str, dict[str, str]]:
@@ -124,7 +137,7 @@ def _check(env: Envelope | None) -> tuple[str, dict[str, str]]:
         raise ProtocolError("unknown_operation", f"MsgType must be one of {', '.join(MSG_TYPES)}", "MsgType")
     for field in ("SenderID", "MsgID", "SendTime", "DSIGN"):
         text(header, field)
-    if not SEND_TIME.match(header["SendTime"]):
+    if not _send_time_ok(header["SendTime"]):
         raise ProtocolError("bad_request", "invalid field: SendTime (YYYYMMDDHHMMSS)", "SendTime")
     credentials = secrets(NAME)
     if header["SenderID"] != credentials["sender_id"]:

@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +14,26 @@ import pytest
 from essc.core.signing import canonical_string, hmac_sha256, sm3_hex, sm4_decrypt, sm4_encrypt
 from essc.mockserver import create_app
 from essc.mockserver.serve import start_in_thread
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10, interval: float = 0.01, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` seconds
+    pass (AssertionError naming ``what``). For an observable event - the mock's attempt
+    counter, the journal - instead of a fixed sleep that hopes the event happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout} s: {what or predicate}")
+        time.sleep(interval)
+
+
+@pytest.fixture(name="wait_for")
+def wait_for_fixture():
+    """:func:`wait_for` for tests (the suite imports test modules by path, not conftest)."""
+    return wait_for
 
 
 @pytest.fixture
@@ -164,3 +185,34 @@ def xml(client):
 @pytest.fixture
 def gm(client):
     return Gm(client)
+
+
+def answer_of(dialect: str, resp) -> tuple[int, str, str]:
+    """``(HTTP status, code, message)`` of an answer that is well-formed in ``dialect``
+    (AssertionError otherwise): the dialect's own JSON or XML, gm-json's signData checked.
+    Success answers give the dialect's success code (rest-json: ``"OK"``)."""
+    assert resp.status_code != 500, resp.data[:500]
+    if dialect == "rest-json":
+        assert resp.content_type.startswith("application/json"), resp.data[:500]
+        body = resp.get_json()
+        if resp.status_code < 300:
+            assert isinstance(body, dict) and "error" not in body
+            return resp.status_code, "OK", ""
+        return resp.status_code, body["error"]["code"], body["error"]["message"]
+    if dialect == "pinyin-form":
+        assert resp.status_code == 200 and resp.content_type.startswith("application/json"), resp.data[:500]
+        body = resp.get_json()
+        assert isinstance(body["data"], dict)
+        return 200, body["code"], body["msg"]
+    if dialect == "xml-envelope":
+        assert resp.content_type.startswith("application/xml"), resp.data[:500]
+        header, _ = Xml.parse(resp.data)
+        return resp.status_code, header["ResultCode"], header["ResultMsg"]
+    assert dialect == "gm-json"
+    code, _ = Gm(None).open(resp)
+    return 200, str(code), resp.get_json()["message"]
+
+
+@pytest.fixture(name="answer_of")
+def answer_of_fixture():
+    return answer_of

@@ -23,8 +23,8 @@ def all_citizens(app) -> dict[str, list[dict]]:
     return {code: client.get(f"/__admin/citizens?city={code}").get_json() for code in CITY_CODES}
 
 
-def test_thirteen_cities():
-    assert len(CITY_CODES) == 13 and len(set(CITY_CODES)) == 13
+def test_fourteen_cities():
+    assert len(CITY_CODES) == 14 and len(set(CITY_CODES)) == 14 and "320400" in CITY_CODES
 
 
 def test_same_seed_same_citizens_across_apps():
