@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import sys
-import time
 
 import click
+
+GRACE_HELP = ("Seconds that work in flight gets after SIGTERM/SIGINT before what is still held is "
+              "released (the process exits within 10 s; a second signal exits at once).")
 
 
 @click.command("demo")
@@ -26,35 +28,67 @@ def demo_cmd(wait_s: float) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--threads", default=16, show_default=True, type=int)
-def serve_cmd(host: str, port: int, threads: int) -> None:
+@click.option("--grace", "grace_s", default=6.0, show_default=True, type=click.FloatRange(0, 8), help=GRACE_HELP)
+def serve_cmd(host: str, port: int, threads: int, grace_s: float) -> None:
     """Run the activation API (waitress) with queue workers, SQLite by default, and the mock
-    city systems in-process unless a real city endpoint is configured."""
-    import waitress
+    city systems in-process unless a real city endpoint is configured.
+
+    SIGTERM or SIGINT: new connections are refused, requests in flight and queue tasks get
+    ``--grace`` seconds to finish, then what is still held is released and the process exits 0."""
+    from waitress.server import create_server
 
     from essc.service.api import create_app
+    from essc.service.lifecycle import Shutdown, leave, listening, serve_until_signal
     from essc.service.local import local_runtime
 
+    shutdown = Shutdown().install()
     with local_runtime() as (runtime, mock_url):
+        server = create_server(create_app(runtime), host=host, port=port, threads=threads)
         if mock_url:
             click.echo(f"mock city systems in-process at {mock_url}", err=True)
-        click.echo(f"activation API on http://{host}:{port} (database {runtime.store.url.split('?')[0]})", err=True)
-        waitress.serve(create_app(runtime), host=host, port=port, threads=threads)
+        click.echo(f"activation API on {', '.join('http://' + a for a in listening(server))} "
+                   f"(database {runtime.store.url.split('?')[0]})", err=True)
+        answered = serve_until_signal(server, shutdown, grace_s=grace_s, on_signal=runtime.stop_taking_work)
+        workers_done = runtime.stop_workers(timeout=max(shutdown.remaining(grace_s), 0.1))
+        released = runtime.release_held()
+        shutdown.released = True
+        # leaving local_runtime closes the database and stops the in-process mock
+    shutdown.done()
+    click.echo(f"activation API stopped in {shutdown.elapsed():.2f}s (requests "
+               f"{'all answered' if answered else 'cut at the grace'}, workers "
+               f"{'finished' if workers_done else 'cut at the grace'}, {len(released)} released)", err=True)
+    if not (answered and workers_done):
+        leave(0)  # threads were abandoned inside city calls: do not finalize around them
 
 
 @click.command("worker")
 @click.option("--workers", default=2, show_default=True, type=int, help="Worker threads.")
-def worker_cmd(workers: int) -> None:
-    """Run queue workers only (scale-out: point ESSC_DATABASE_URL / ESSC_QUEUE_URL at servers)."""
+@click.option("--grace", "grace_s", default=6.0, show_default=True, type=click.FloatRange(0, 8), help=GRACE_HELP)
+def worker_cmd(workers: int, grace_s: float) -> None:
+    """Run queue workers only (scale-out: point ESSC_DATABASE_URL / ESSC_QUEUE_URL at servers).
+
+    SIGTERM or SIGINT: no new task is taken, running ones get ``--grace`` seconds, then the
+    leases still held are released (the activations go back to the queue) and it exits 0."""
+    from essc.service.lifecycle import Shutdown, leave
     from essc.service.runtime import Runtime
 
+    shutdown = Shutdown().install()
     runtime = Runtime()
     runtime.start_workers(workers)
     click.echo(f"essc worker: {workers} thread(s) on {runtime.config.resolved_queue_url().split('@')[-1]}", err=True)
+    shutdown.wait()
+    shutdown.begin()
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        runtime.stop_workers()
+        workers_done = runtime.stop_workers(timeout=grace_s)
+        released = runtime.release_held()
+        shutdown.released = True
+    finally:
+        runtime.store.engine.dispose()
+    shutdown.done()
+    click.echo(f"essc worker: stopped in {shutdown.elapsed():.2f}s (tasks "
+               f"{'finished' if workers_done else 'cut at the grace'}, {len(released)} released)", err=True)
+    if not workers_done:
+        leave(0)  # threads were abandoned inside city calls: do not finalize around them
 
 
 @click.command("activate")

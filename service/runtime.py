@@ -6,6 +6,7 @@ and the database (SQLite file by default, PostgreSQL at scale) are what they sha
 """
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -15,13 +16,19 @@ from essc.core.registry import Registry
 from essc.core.settings import Settings
 
 from .config import ServiceConfig
-from .flow import ActivationService
+from .flow import ActivationService, worker_id
 from .store import Store
 
 log = get_logger("essc.service.runtime")
 
 TASK_NAME = "essc.run_activation"
 EARLY_S = 1.0  #: huey scheduler_interval: scheduled tasks are delivered up to this late
+STOP_WAIT_S = 5.0  #: how long :meth:`Runtime.stop_workers` waits for running tasks by default
+
+
+def process_owner_prefix() -> str:
+    """The lease owner prefix of every thread of this process (``host:pid:``, see ``worker_id``)."""
+    return worker_id().rsplit(":", 1)[0] + ":"
 
 
 def make_huey(config: ServiceConfig):
@@ -80,20 +87,64 @@ class Runtime:
             return
         consumer = self._consumer = self.huey.create_consumer(
             workers=workers or self.config.workers, worker_type="thread", periodic=False,
-            initial_delay=0.05, backoff=1.15, max_delay=0.25, scheduler_interval=1, check_worker_health=True)
-        consumer.start()
+            initial_delay=0.05, backoff=1.15, max_delay=0.25, scheduler_interval=1, check_worker_health=True,
+            shutdown_timeout=STOP_WAIT_S)
+        # huey's start() installs its own SIGINT/SIGTERM/SIGHUP handlers, which only its own
+        # run() loop reads (we never call it): SIGTERM was ignored and SIGINT needed twice. The
+        # command running these workers owns the signals (essc.service.lifecycle): keep those.
+        if threading.current_thread() is threading.main_thread():
+            kept = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+            try:
+                consumer.start()
+            finally:
+                for signum, handler in kept.items():
+                    signal.signal(signum, handler)
+        else:  # signal.signal() works in the main thread only: keep huey from trying
+            consumer._set_signal_handlers = lambda: None
+            consumer.start()
         self._stop.clear()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="essc-sweeper", daemon=True)
         self._sweeper.start()
 
-    def stop_workers(self) -> None:
+    def stop_taking_work(self) -> None:
+        """Workers and sweeper take nothing new from now on (returns at once); the running
+        tasks go on. :meth:`stop_workers` then waits for them."""
         self._stop.set()
         if self._consumer is not None:
-            self._consumer.stop(graceful=True)
-            self._consumer = None
+            self._consumer.stop_flag.set()
+
+    def stop_workers(self, timeout: float = STOP_WAIT_S) -> bool:
+        """Stop the workers and the sweeper, letting running tasks finish for up to ``timeout``
+        seconds. Returns False when some task was still running then: its thread (a daemon) is
+        abandoned and the lease it holds stays until :meth:`release_held` or its expiry."""
+        self.stop_taking_work()
+        deadline = time.monotonic() + timeout
+        stopped = True
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            consumer.shutdown_timeout = max(timeout, 0.01)
+            consumer.stop(graceful=True)  # joins workers and scheduler until shutdown_timeout
+            threads = [t for _, t in consumer.worker_threads] + [consumer.scheduler]
+            stopped = not any(t.is_alive() for t in threads)
         if self._sweeper is not None:
-            self._sweeper.join(timeout=5)
+            self._sweeper.join(timeout=max(deadline - time.monotonic(), 0.01))
+            stopped = stopped and not self._sweeper.is_alive()
             self._sweeper = None
+        return stopped
+
+    def release_held(self) -> list[str]:
+        """Release every lease held by a thread of this process (shutdown: after the workers
+        and requests were given their time) and queue those activations again, so another
+        worker or process takes them at once; the status is left as it is. Returns their ids."""
+        ids = self.store.release_owned_by(process_owner_prefix())
+        for act_id in ids:
+            try:
+                self.enqueue(act_id, 0)
+            except Exception:  # the queue may be gone: the sweeper finds them in the database
+                log.exception("activation %s: could not queue it again", act_id)
+        if ids:
+            log.warning("released %d activation(s) still held at shutdown", len(ids))
+        return ids
 
     def sweep(self) -> int:
         """Re-queue runnable activations that are overdue and held by no live worker:

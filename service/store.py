@@ -256,3 +256,15 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(update(A).where(A.c.id == act_id, A.c.lease_owner == owner)
                          .values(lease_until=None, lease_owner=None))
+
+    def release_owned_by(self, prefix: str) -> list[str]:
+        """Release every lease whose owner starts with ``prefix`` (``host:pid:``: all threads of
+        one process, on its shutdown). The status stays: runnable activations can be claimed at
+        once. Returns the ids released."""
+        held = A.c.lease_owner.startswith(prefix, autoescape=True)
+        with self.engine.connect() as conn:  # read apart: a SQLite read cannot become a write
+            ids = [r[0] for r in conn.execute(select(A.c.id).where(held))]
+        if ids:
+            with self.engine.begin() as conn:
+                conn.execute(update(A).where(held).values(lease_until=None, lease_owner=None))
+        return ids
