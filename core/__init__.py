@@ -5,7 +5,7 @@ import pluggy
 
 #: MAJOR.MINOR of the contract (hooks + schemas). A plugin targeting the same major and
 #: a minor up to this one is compatible; another major is quarantined.
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 
 #: Entry-point group through which installed plugins are found.
 ENTRY_POINT_GROUP = "essc.plugins"

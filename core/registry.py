@@ -201,7 +201,7 @@ class Registry:
     def plugin_rows(self) -> list[dict[str, Any]]:
         """One JSON-able dict per plugin, after loading all of them (``essc plugins --json``,
         ``GET /v1/adapters``): name, version, cities, status, reason, dialect,
-        contract_version, module, origin and the hooks it implements."""
+        contract_version, module, origin, the hooks it implements and how it registers adapters."""
         rows: list[dict[str, Any]] = []
         for rec in self.load_all():
             m = rec.manifest or {}
@@ -217,6 +217,7 @@ class Registry:
                 "module": rec.source.module,
                 "origin": rec.source.origin,
                 "hooks": sorted(h.name for h in callers or []),
+                "registration": _registration(m),
             })
         return rows
 
@@ -415,6 +416,16 @@ class Registry:
             if self._observe.get_hookimpls():  # observers may be registered at any time
                 self._observe(city=city, operation=operation, plugin=bound.plugin,
                               elapsed_s=time.perf_counter() - started, error=error)
+
+
+def _registration(manifest: Mapping[str, Any]) -> str:
+    """How the plugin's adapters are registered: ``spec:<dialect or file>``, ``class:<module:Class>``
+    (both by default, from the manifest) or ``hook`` (essc_register_adapters)."""
+    declared = manifest.get("adapter") or {}
+    for kind in ("spec", "class"):
+        if kind in declared:
+            return f"{kind}:{declared[kind]}"
+    return "hook"
 
 
 class _Quarantine(Exception):

@@ -113,7 +113,7 @@ class ActivationService:
                    states.VERIFIED: "the identity check already passed; the credential is being issued"}
             raise ActivationConflict(why.get(act["status"], f"no card record waits for a check (status "
                                                                 f"{act['status']}; submit again to re-read it)"),
-                                     status=act["status"])
+                                     activation_status=act["status"])
         owner = worker_id()
         act = self.store.claim_verification(act_id, owner, self.config.lease_s)
         if act is None:

@@ -1,6 +1,7 @@
-"""Citizens' names as the contract defines them (``schemas/common.schema.json#/$defs/name``):
-1-40 characters of Chinese script, the CJK extensions included (𠀾), with a middle dot
-between the parts of a minority name (阿依古丽·买买提) but never alone or at either end."""
+"""Citizens' names as the activation API takes them (``CitizenName`` in ``schemas/openapi.json``,
+a subset of the contract's ``common.schema.json#/$defs/name``): 1-40 characters of Chinese
+script, the CJK extensions included (𠀾), with a middle dot between the parts of a minority
+name (阿依古丽·买买提) but never alone or at either end."""
 from __future__ import annotations
 
 import re
@@ -27,7 +28,10 @@ def string_rule(schema: dict) -> Callable[[str], bool]:
 
 @cache
 def _name_rule() -> Callable[[str], bool]:
-    return string_rule(schemas.load("common")["$defs"]["name"])
+    import json
+
+    with (schemas.SCHEMA_DIR / "openapi.json").open(encoding="utf-8") as fh:
+        return string_rule(json.load(fh)["components"]["schemas"]["CitizenName"])
 
 
 def check_name(value: object, field: str = "aac003") -> str:

@@ -24,8 +24,12 @@ def test_plugins_json_lists_the_reference_plugins_loaded():
     for name in ("zhejiang", "fujian", "sichuan", "mohrss"):
         row = rows[name]
         assert row["status"] == "loaded" and row["reason"] is None
-        assert {"name", "version", "cities", "status", "reason"} <= set(row)
-        assert "essc_register_adapters" in row["hooks"]
+        assert {"name", "version", "cities", "status", "reason", "registration"} <= set(row)
+    assert "essc_register_adapters" in rows["sichuan"]["hooks"] and rows["sichuan"]["registration"] == "hook"
+    for name, dialect in (("zhejiang", "rest-json"), ("fujian", "pinyin-form"), ("mohrss", "xml-envelope"),
+                          ("changzhou", "soap-1.1")):  # no code of their own: registered from the spec
+        assert rows[name]["status"] == "loaded" and rows[name]["registration"] == f"spec:{dialect}"
+        assert rows[name]["hooks"] == []
     cities = [c for r in rows.values() for c in r["cities"]]
     assert len(cities) >= 8 and len(cities) == len(set(cities))
     assert {"330100", "330500"} <= set(rows["zhejiang"]["cities"])
@@ -37,6 +41,7 @@ def test_a_broken_plugin_is_quarantined_while_the_others_load(tmp_path):
     manifest = json.loads((ROOT / "plugins" / "fujian" / "manifest.json").read_text(encoding="utf-8"))
     manifest.update(name="essc_broken_city", cities=[{"code": "320500", "name": "苏州", "province": "江苏",
                                                       "opened": True}])
+    del manifest["adapter"]  # registered by its (broken) code
     (bad / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     (bad / "__init__.py").write_text("import this_dependency_is_missing\n", encoding="utf-8")
     rows = {r["name"]: r for r in plugins_json({"ESSC_PLUGIN_DIRS": str(tmp_path)})}
@@ -66,8 +71,10 @@ def test_bench_prints_its_figures():
 def test_trace_switch_logs_hook_calls(caplog):
     reg = Registry(Settings(trace=True, entry_points=False))
     with caplog.at_level(logging.INFO, logger="essc"):
-        reg.adapter("330100")
-    assert "hook trace" in caplog.text and "essc_register_adapters" in caplog.text
+        reg.adapter("510100")  # sichuan: a hook
+        reg.adapter("330100")  # zhejiang: registered from its spec
+    assert "hook trace" in caplog.text and "sichuan.essc_register_adapters" in caplog.text
+    assert "zhejiang registered by default ({'spec': 'rest-json'})" in caplog.text
 
 
 def test_setup_cfg_ships_every_plugin_and_the_schemas():
@@ -75,10 +82,13 @@ def test_setup_cfg_ships_every_plugin_and_the_schemas():
     cfg.read(ROOT / "setup.cfg", encoding="utf-8")
     packages = cfg["options"]["packages"].split()
     data = cfg["options.package_data"]
+    shipped = data.get("essc.plugins", "")
     for folder in (ROOT / "plugins").iterdir():
         if (folder / "manifest.json").exists():
-            assert f"essc.plugins.{folder.name}" in packages, f"add essc.plugins.{folder.name} to setup.cfg"
-            assert "manifest.json" in data.get(f"essc.plugins.{folder.name}", ""), folder.name
+            if (folder / "__init__.py").exists():  # a plugin with code is a package
+                assert f"essc.plugins.{folder.name}" in packages, f"add essc.plugins.{folder.name} to setup.cfg"
+            assert "manifest.json" in data.get(f"essc.plugins.{folder.name}", "") or "*/manifest.json" in shipped, \
+                folder.name
     assert "*.json" in data["essc.schemas"]
     assert "pytest11" in cfg["options.entry_points"] and "essc.conformance.pytest_plugin" in \
         cfg["options.entry_points"]["pytest11"]

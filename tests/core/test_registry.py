@@ -3,6 +3,7 @@ import sys
 
 import pytest
 
+from essc.core import CONTRACT_VERSION
 from essc.core.errors import CityNotOpened, ContractViolation, InvalidInput, PluginUnavailable
 
 from .conftest import GOOD_INIT
@@ -38,7 +39,7 @@ BROKEN = {
     "bad_manifest": (dict(raw_manifest='{"name": "x"}'), "invalid manifest.json"),
     "bad_city_code": (dict(cities=("70001",)), "$.cities[0].code"),
     "major_contract": (dict(contract_version="2.0"), "incompatible contract: plugin targets 2.0, framework"),
-    "newer_minor": (dict(contract_version="1.9"), "newer than the framework's 1.0"),
+    "newer_minor": (dict(contract_version="1.9"), f"newer than the framework's {CONTRACT_VERSION}"),
     "no_register_hook": (dict(init="X = 1\n"), "implements no essc_register_adapters"),
     "unknown_hook": (dict(init=GOOD_INIT + "\n@hookimpl\ndef essc_register_adaptors(register):\n    pass\n"),
                      "unknown hook(s) essc_register_adaptors"),
