@@ -17,11 +17,6 @@ from pathlib import Path
 
 import click
 
-#: what a cassette set must cover for the top tier: the happy path and each business error
-REQUIRED = {("read_card", "ok"), ("verify_identity", "ok"), ("activate", "ok"),
-            ("read_card", "RECORD_NOT_SYNCED"), ("verify_identity", "IDENTITY_MISMATCH"),
-            ("activate", "IDENTITY_MISMATCH")}
-
 
 def _registry(city: str, base_url: str | None):
     from essc.core.registry import Registry
@@ -91,14 +86,10 @@ def record_cmd(city, base_url, citizens, sms_code, password, out) -> None:
               help="Write conformance-<city>.json there (the top quality tier reads it).")
 def conformance_cmd(city, folder, mock_url, report_dir) -> None:
     """Replay recorded cassettes: (a) against the adapter, (b) against the mock's dialect."""
-    from essc.conformance.cassettes import load_cassettes, replay_adapter, replay_mock
+    from essc.conformance.cassettes import COVERAGE, cassettes_of, covered, replay_adapter, replay_mock
 
     registry, plugin = _registry(city, "http://cassette.invalid")
-    if folder is None:
-        directory = registry.plugin(plugin).source.directory
-        folder = (directory / "cassettes") if directory else None
-    cassettes = load_cassettes(folder) if folder and folder.is_dir() else []
-    cassettes = [c for c in cassettes if c.get("city") == city]
+    folder, cassettes = cassettes_of(registry, city, folder)
     if not cassettes:
         click.echo(f"essc conformance: no cassettes of city {city} in {folder}: nothing was checked "
                    "(record them with essc record)", err=True)
@@ -111,20 +102,20 @@ def conformance_cmd(city, folder, mock_url, report_dir) -> None:
         checked.append(f"mock dialect {spec.name}")
     else:
         click.echo(f"essc conformance: {plugin}'s adapter is code: the mock side is not replayed", err=True)
-    covered = {(c["operation"], "ok" if "result" in c else c["error"]["code"]) for c in cassettes}
+    outcomes = covered(cassettes)
     for problem in problems:
         click.echo(f"MISMATCH {problem}")
-    missing = sorted(REQUIRED - covered)
+    missing = sorted(COVERAGE - outcomes)
     verdict = "pass" if not problems else "fail"
     click.echo(f"{len(cassettes)} cassette(s) of city {city} replayed against the {' and the '.join(checked)}: "
-               f"{len(problems)} mismatch(es); covers {len(covered)} outcome(s)"
+               f"{len(problems)} mismatch(es); covers {len(outcomes)} outcome(s)"
                + (f"; the top tier also needs {', '.join(f'{o} {k}' for o, k in missing)}" if missing else ""))
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
         version = registry.plugin(plugin).version
         (report_dir / f"conformance-{city}.json").write_text(json.dumps({
             "city": city, "plugin": plugin, "version": version, "verdict": verdict, "sides": checked,
-            "cassettes": len(cassettes), "covered": sorted(f"{o} {k}" for o, k in covered),
+            "cassettes": len(cassettes), "covered": sorted(f"{o} {k}" for o, k in outcomes),
             "complete": not missing, "mismatches": [str(p) for p in problems]}, ensure_ascii=False, indent=2),
             encoding="utf-8")
     sys.exit(1 if problems else 0)

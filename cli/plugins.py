@@ -5,7 +5,8 @@ import json
 
 import click
 
-TIER_COLOUR = {"gold": "bold yellow", "silver": "bold white", "bronze": "bold dark_orange3", "none": "red",
+TIER_COLOUR = {"platinum": "bold bright_cyan",
+               "gold": "bold yellow", "silver": "bold white", "bronze": "bold dark_orange3", "none": "red",
                "unrated": "dim"}
 
 

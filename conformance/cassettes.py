@@ -39,7 +39,8 @@ from essc.core.errors import EsscError
 from essc.core.idnumber import check_char, make_id_number
 from essc.core.registry import Registry
 
-__all__ = ["Citizen", "record", "load_cassettes", "replay_adapter", "replay_mock", "leaks", "Mismatch",
+__all__ = ["COVERAGE", "Citizen", "record", "covered", "cassettes_of",
+ "load_cassettes", "replay_adapter", "replay_mock", "leaks", "Mismatch",
            "SYNTHETIC_DIVISION"]
 
 #: synthetic ID numbers are issued in a division that does not exist (GB/T 2260 has no 99xxxx)
@@ -54,6 +55,26 @@ _PHONE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
 #: fields that hold a citizen's name in the built-in dialects (JSON keys, XML elements)
 _NAME_FIELDS = re.compile(r'"(?:aac003|xm|AAC003|XM)"\s*:\s*"([^"]*)"|<(?:AAC003|XM|xm)>([^<]*)<')
 _CONTRACT_VOLATILE = {"verify_id", "latency_ms", "signSeq", "detail"}
+
+
+#: what a city's cassettes must cover for the top tier: the happy path and each business error
+COVERAGE = frozenset({("read_card", "ok"), ("verify_identity", "ok"), ("activate", "ok"),
+                      ("read_card", "RECORD_NOT_SYNCED"), ("verify_identity", "IDENTITY_MISMATCH"),
+                      ("activate", "IDENTITY_MISMATCH")})
+
+
+def covered(cassettes: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """(operation, ``ok`` or the error code) of every cassette."""
+    return {(c["operation"], "ok" if "result" in c else c["error"]["code"]) for c in cassettes}
+
+
+def cassettes_of(registry: Registry, city: str, folder: Path | None = None) -> tuple[Path | None, list[dict]]:
+    """The cassettes of ``city``: from ``folder``, else the ``cassettes/`` folder of its plugin."""
+    if folder is None:
+        directory = registry.plugin(registry.city(city).plugin).source.directory
+        folder = directory / "cassettes" if directory is not None else None
+    found = load_cassettes(folder) if folder is not None and folder.is_dir() else []
+    return folder, [c for c in found if c.get("city") == city]
 
 
 @dataclass

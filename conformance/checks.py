@@ -351,3 +351,30 @@ def test_no_personal_data_in_logs(essc_city, essc_registry, essc_mock, caplog):
               "log wire keys, never values; use essc.core.masking helpers")
     check(FACE_TOKEN not in blob, essc_city, "verify_identity", "$", "no-personal-data",
           "the face token appears in logs or errors", "never log or repeat the request's face_token")
+
+
+# -- recorded conformance (the top tier) -------------------------------------------------------
+def test_recorded_conformance(essc_city, essc_registry, essc_mock):
+    """Cassettes recorded against the city's own test system (``essc record``, in the plugin's
+    ``cassettes/`` folder) replay as recorded: against the adapter, and - for a spec dialect -
+    against the mock's dialect; they cover the happy path and each business error."""
+    from .cassettes import COVERAGE, cassettes_of, covered, replay_adapter, replay_mock
+
+    skip_if_exempt(essc_registry, essc_city, "test_recorded_conformance")
+    folder, cassettes = cassettes_of(essc_registry, essc_city)
+    if not cassettes:
+        pytest.skip(f"no cassettes of city {essc_city} recorded against its test system ({folder}): "
+                    "record them with essc record for the platinum tier")
+    spec = getattr(essc_registry.adapter(essc_city), "spec", None)
+    problems = replay_adapter(essc_registry, essc_city, cassettes, spec)
+    if spec is not None:
+        labels = {c["label"] for c in cassettes if c["label"] != "-"}
+        people = {label: essc_mock.citizen(essc_city, label) for label in labels}
+        problems += replay_mock(spec, essc_mock.url, cassettes, people)
+    missing = sorted(COVERAGE - covered(cassettes))
+    assert not problems, fail(essc_city, "recorded", "$", "conformance",
+                              "; ".join(str(p) for p in problems[:5]),
+                              "the spec or the adapter disagrees with what the city answered: fix the mapping")
+    assert not missing, fail(essc_city, "recorded", "$", "coverage",
+                             "the cassettes lack " + ", ".join(f"{o} {k}" for o, k in missing),
+                             "record with a citizen for each outcome (essc record --citizen ...)")

@@ -11,5 +11,6 @@ from essc.conformance.checks import (  # noqa: F401
     test_identity_mismatch,
     test_manifest_valid,
     test_no_personal_data_in_logs,
+    test_recorded_conformance,
     test_upstream_fault,
 )

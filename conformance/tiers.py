@@ -12,6 +12,9 @@ silver    every failure mapping: ``test_city_not_opened``, ``test_delayed_sync``
 gold      fault handling: ``test_upstream_fault`` (every fault kind, the hang/timeout one
           included); ``test_no_personal_data_in_logs``; and ``docs``: the manifest has a
           non-empty ``description``
+platinum  ``test_recorded_conformance``: cassettes recorded against the city's own test system
+          (``essc record``) replay as recorded, against the adapter and the mock's dialect,
+          and cover the happy path and each business error (docs/dialect-specs.md)
 ========  ===================================================================================
 
 A plugin that misses a bronze requirement is ``none``; one without a report is ``unrated``.
@@ -58,7 +61,7 @@ __all__ = [
     "expected_variants", "ABNORMAL", "FAULTS", "CHECKS", "refused_exemptions",
 ]
 
-TIERS = ("bronze", "silver", "gold")  #: lowest first
+TIERS = ("bronze", "silver", "gold", "platinum")  #: lowest first
 NONE = "none"  #: the plugin misses a bronze requirement
 UNRATED = "unrated"  #: no report covers the plugin
 DOCS = "docs"  #: the one requirement that is no check: the manifest has a description
@@ -68,6 +71,7 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "bronze": ("test_manifest_valid", "test_capabilities_implemented", "test_happy_path"),
     "silver": ("test_city_not_opened", "test_delayed_sync", "test_card_status", "test_identity_mismatch"),
     "gold": ("test_upstream_fault", "test_no_personal_data_in_logs", DOCS),
+    "platinum": ("test_recorded_conformance",),
 }
 
 EXEMPT_PREFIX = "exempt: "

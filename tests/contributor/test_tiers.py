@@ -19,7 +19,7 @@ from essc.core.schemas import validator
 
 VARIANTS = {"test_card_status": ("reported_lost", "sealed", "cancelled", "locked"),
             "test_upstream_fault": ("http_500", "http_503", "http_429", "malformed", "hang", "drop")}
-CHECKS = [r for t in TIERS for r in REQUIREMENTS[t] if r != DOCS]
+CHECKS = [r for t in TIERS if t != "platinum" for r in REQUIREMENTS[t] if r != DOCS]  # all_pass() tops at gold
 REASON = "the city gateway answers every fault with a fixed 200 page; agreed with QA on 2026-11-01"
 
 
@@ -250,3 +250,12 @@ def test_every_check_consults_its_exemption():
     for name in CHECKS:
         source = inspect.getsource(getattr(checks, name))
         assert f'skip_if_exempt(essc_registry, essc_city, "{name}")' in source, name
+
+
+def test_platinum_needs_recorded_conformance_passing_for_real():
+    recorded = "test_recorded_conformance"
+    assert tier(set_outcome(set_outcome(all_pass(), A, recorded, None, "pass"), B, recorded, None, "skipped")) \
+        == "platinum"  # cassettes of one city are evidence; the other city has none recorded yet
+    assert tier(set_outcome(set_outcome(all_pass(), A, recorded, None, "pass"), B, recorded, None, "fail")) == "gold"
+    assert tier(set_outcome(all_pass(), A, recorded, None, "skipped")) == "gold"
+    assert tier(exempt(all_pass(), [recorded])) == "gold"  # never by exemption alone
