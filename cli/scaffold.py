@@ -521,7 +521,9 @@ def render_plugin(spec: PluginSpec, references: dict[str, Reference] | None = No
         "maintainer_name": spec.maintainer_name, "maintainer_email": spec.maintainer_email,
         "credentials": _credentials(choice), "operations": manifest["capabilities"]["operations"],
         "factor": (manifest["capabilities"]["identity_checks"] or ["sms"])[0],
-        "spec_source": str(choice.spec.source) if choice.spec is not None else "",
+        "spec_source": (f"{Path(str(choice.spec.source)).name} of "
+                        f"{'essc-adapters' if choice.origin == 'builtin' else choice.origin}"
+                        if choice.spec is not None else ""),
         "reference": choice.reference.name if choice.reference is not None else "", "reference_class": "",
     }
     pkg = spec.package
