@@ -29,7 +29,7 @@ from ..business import MockBusinessError
 from ..state import mock_state
 
 __all__ = ["ProtocolError", "Dialect", "mock_state", "register_dialects", "guard_body", "body_within_limit",
-           "CITY_CODE"]
+           "CITY_CODE", "text", "city_code", "id_number", "probe", "secrets"]
 
 CITY_CODE = re.compile(r"^[0-9]{6}$")
 #: The longest citizen hint the journal keeps (an ID number has 18 characters).
