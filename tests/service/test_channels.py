@@ -107,22 +107,22 @@ def now_signed(body: bytes, secret="demo-secret", skew=0, method="POST", target=
 
 
 BODY = json.dumps({"city": "330100", "id_number": "11010119900307803X", "name": "张三", "consent": True}).encode()
-UNAUTHORIZED = [
-    ("missing", {}),
-    ("no channel", {"X-Api-Key": "demo-key"}),
-    ("no credential", {"X-Channel": "demo"}),
-    ("wrong key", {"X-Channel": "demo", "X-Api-Key": "nope"}),
-    ("unknown channel", {"X-Channel": "alipay", "X-Api-Key": "demo-key"}),
-    ("bad signature", now_signed(BODY, secret="wrong")),
-    ("signature of another body", now_signed(b"{}")),
-    ("stale timestamp", now_signed(BODY, skew=-301)),
-    ("future timestamp", now_signed(BODY, skew=+400)),
+UNAUTHORIZED = [  # headers made when the test runs: a signed timestamp is relative to that moment
+    ("missing", lambda: {}),
+    ("no channel", lambda: {"X-Api-Key": "demo-key"}),
+    ("no credential", lambda: {"X-Channel": "demo"}),
+    ("wrong key", lambda: {"X-Channel": "demo", "X-Api-Key": "nope"}),
+    ("unknown channel", lambda: {"X-Channel": "alipay", "X-Api-Key": "demo-key"}),
+    ("bad signature", lambda: now_signed(BODY, secret="wrong")),
+    ("signature of another body", lambda: now_signed(b"{}")),
+    ("stale timestamp", lambda: now_signed(BODY, skew=-301)),
+    ("future timestamp", lambda: now_signed(BODY, skew=+400)),
 ]
 
 
-@pytest.mark.parametrize("case, headers", UNAUTHORIZED, ids=[u[0] for u in UNAUTHORIZED])
-def test_unauthenticated_requests_get_401(client, runtime, case, headers):
-    response = client.post("/v1/activations", data=BODY, content_type="application/json", headers=headers)
+@pytest.mark.parametrize("case, make_headers", UNAUTHORIZED, ids=[u[0] for u in UNAUTHORIZED])
+def test_unauthenticated_requests_get_401(client, runtime, case, make_headers):
+    response = client.post("/v1/activations", data=BODY, content_type="application/json", headers=make_headers())
     assert response.status_code == 401
     error = response.get_json()["error"]
     assert error["code"] == "UNAUTHORIZED" and error["recovery"] == "permanent"
