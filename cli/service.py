@@ -27,9 +27,11 @@ def demo_cmd(wait_s: float) -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--threads", default=16, show_default=True, type=int)
+@click.option("--threads", default=None, type=int,
+              help="API threads (default: ESSC_API_THREADS, else 128; each answer holds one at most "
+                   "ESSC_ANSWER_BUDGET_S, a long-poll at most ESSC_MAX_WAIT_S).")
 @click.option("--grace", "grace_s", default=6.0, show_default=True, type=click.FloatRange(0, 8), help=GRACE_HELP)
-def serve_cmd(host: str, port: int, threads: int, grace_s: float) -> None:
+def serve_cmd(host: str, port: int, threads: int | None, grace_s: float) -> None:
     """Run the activation API (waitress) with queue workers, SQLite by default, and the mock
     city systems in-process unless a real city endpoint is configured.
 
@@ -43,7 +45,8 @@ def serve_cmd(host: str, port: int, threads: int, grace_s: float) -> None:
 
     shutdown = Shutdown().install()
     with local_runtime() as (runtime, mock_url):
-        server = create_server(create_app(runtime), host=host, port=port, threads=threads)
+        server = create_server(create_app(runtime), host=host, port=port,
+                               threads=threads or runtime.config.api_threads)
         if mock_url:
             click.echo(f"mock city systems in-process at {mock_url}", err=True)
         click.echo(f"activation API on {', '.join('http://' + a for a in listening(server))} "

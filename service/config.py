@@ -40,8 +40,19 @@ class ServiceConfig:
     lease_s: float = 60.0
     #: how often a worker looks for pending activations whose queue task was lost (crash)
     sweep_interval_s: float = 2.0
-    #: queue workers started by `essc serve` / `essc worker`
+    #: queue workers started by `essc serve` / `essc worker` (they only hand work to the flow pool)
     workers: int = 2
+    #: slow cities (docs: README "Slow cities"): the API waits at most answer_budget_s for a city
+    #: step, then answers 202 and the step goes on in the flow pool (0 = run steps in the caller's
+    #: thread, as tests and scripts do); flow_threads threads wait on city sockets; beyond
+    #: max_in_flight steps new work gets 503 + Retry-After; GET ?wait= long-polls up to max_wait_s
+    answer_budget_s: float = 1.5
+    flow_threads: int = 256
+    max_in_flight: int = 2000
+    max_wait_s: float = 30.0
+    #: waitress threads of `essc serve` (each answer holds one at most answer_budget_s, a
+    #: long-poll at most max_wait_s)
+    api_threads: int = 128
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -90,4 +101,5 @@ class ServiceConfig:
 
 
 _NUMBERS = {"max_identity_attempts": int, "identity_lockout_s": float, "retry_base_s": float, "retry_cap_s": float,
-            "max_age_s": float, "lease_s": float, "sweep_interval_s": float, "workers": int}
+            "answer_budget_s": float, "flow_threads": int, "max_in_flight": int, "max_wait_s": float,
+            "api_threads": int, "max_age_s": float, "lease_s": float, "sweep_interval_s": float, "workers": int}

@@ -48,3 +48,13 @@ class ActivationNotFound(EsscError):
     http_status = 404
     message_zh = "资源不存在"
     message_en = "not found"
+
+
+class ServiceBusy(RetryableError):
+    """The service has as much city work in flight as it takes: come back after ``retry_after``
+    (nothing was recorded)."""
+
+    code = "SERVICE_BUSY"
+    http_status = 503
+    message_zh = "服务繁忙，请稍后再试"
+    message_en = "the service is busy; try again later"

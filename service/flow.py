@@ -45,6 +45,7 @@ from . import states
 from .config import ServiceConfig
 from .errors import ActivationConflict, ActivationNotFound, IdentityLocked, VerificationBusy
 from .names import check_name, string_rule
+from .pool import FlowPool, answer_within
 from .sealing import Sealer
 from .store import Store
 
@@ -59,12 +60,16 @@ def worker_id() -> str:
 
 class ActivationService:
     def __init__(self, registry: Registry, store: Store, config: ServiceConfig, *,
-                 enqueue: Enqueue | None = None, rng: random.Random | None = None) -> None:
+                 enqueue: Enqueue | None = None, rng: random.Random | None = None,
+                 pool: FlowPool | None = None) -> None:
         self.registry = registry
         self.store = store
         self.config = config
         self.sealer = Sealer(config.resolved_secret())
         self.enqueue = enqueue
+        #: with a pool, city steps run there and the API waits at most config.answer_budget_s
+        #: for them; without one (tests, scripts) they run in the caller's thread
+        self.pool = pool
         self._rng = rng or random.Random()
         props = validator("identity_check").schema["properties"]
         self._identity_rules = {name: string_rule(props[name]) for name in ("face_token", "code")}
@@ -81,6 +86,8 @@ class ActivationService:
         id_number = validate_id_number(id_number, field="id_number")
         name = check_name(name, field="name")
         sealed = self.sealer.seal({"id_number": id_number, "name": name})
+        if self.pool is not None:
+            self.pool.check()  # full: 503 before anything is recorded
         owner = worker_id()
         act, outcome = self.store.create(citizen_key=self.sealer.citizen_key(id_number), city=city,
                                          channel=channel, id_hint=mask_id(id_number), sealed=sealed,
@@ -88,7 +95,10 @@ class ActivationService:
         log.info("activation %s %s for %s in %s via %s", act["id"], outcome, act["id_hint"], city, channel)
         if outcome == "found":
             return act
-        return self._run_claimed(act, owner)
+        if self.pool is None:
+            return self._run_claimed(act, owner)
+        done, result = answer_within(self.pool.run(self._run_claimed, act, owner), self.config.answer_budget_s)
+        return result if done else self.store.get(act["id"])  # slower than the budget: it goes on
 
     def verify(self, act_id: str, *, channel: str, face_token: str, sms_code: str | None = None,
                password: str | None = None) -> tuple[dict, dict | None]:
@@ -114,6 +124,8 @@ class ActivationService:
             raise ActivationConflict(why.get(act["status"], f"no card record waits for a check (status "
                                                                 f"{act['status']}; submit again to re-read it)"),
                                      activation_status=act["status"])
+        if self.pool is not None:
+            self.pool.check()
         owner = worker_id()
         act = self.store.claim_verification(act_id, owner, self.config.lease_s)
         if act is None:
@@ -128,7 +140,23 @@ class ActivationService:
         except EsscError:
             self.store.release(act_id, owner)
             raise
-        return self._check_identity(act, owner, factor, face_token, code)
+        if self.pool is None:
+            return self._check_identity(act, owner, factor, face_token, code)
+        # the secrets live only in this closure, never in the database; the check goes on if the
+        # city is slower than the budget, and its outcome is recorded on the activation
+        future = self.pool.run(self._check_identity_logged, act, owner, factor, face_token, code)
+        done, result = answer_within(future, self.config.answer_budget_s)
+        return result if done else (self.store.get(act_id), None)
+
+    def _check_identity_logged(self, act: dict, owner: str, factor: str, face_token: str, code: str
+                               ) -> tuple[dict, dict | None]:
+        try:
+            return self._check_identity(act, owner, factor, face_token, code)
+        except EsscError:
+            raise  # recorded on the activation already; the caller (if still waiting) reports it
+        except Exception:
+            log.exception("activation %s: unexpected error during the identity check", act["id"])
+            raise
 
     def _check_identity(self, act: dict, owner: str, factor: str, face_token: str, code: str
                         ) -> tuple[dict, dict | None]:
@@ -143,8 +171,9 @@ class ActivationService:
         except IdentityMismatch as err:
             passed = False
             return self._mismatch(act, owner, err), None
-        except RetryableError:  # nothing learnt: the citizen verifies again later
-            self.store.release(act_id, owner)
+        except RetryableError as err:  # nothing learnt: the citizen verifies again later
+            self.store.transition(act_id, owner, states.AWAITING_VERIFICATION, "verification_unavailable",
+                                  release=True, error=err.to_dict(), detail=f"verify_identity: {err.code}")
             raise
         except EsscError as err:
             self._failed(act, owner, "verify_identity", err)

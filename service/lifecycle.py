@@ -140,7 +140,7 @@ def serve_until_signal(server: Any, shutdown: Shutdown, *, grace_s: float = GRAC
 
     # the socket map of the server (one listener) or of all of them (MultiSocketServer, e.g.
     # "localhost" on IPv4 and IPv6); create_server never uses wasyncore's global map
-    sockets = server._map if isinstance(server, BaseWSGIServer) else server.map
+    sockets = server._map if isinstance(server, BaseWSGIServer) else server.map  # type: ignore[attr-defined]
     use_poll = server.adj.asyncore_use_poll
     while not shutdown.requested:
         wasyncore.loop(timeout=poll_s, map=sockets, use_poll=use_poll, count=1)

@@ -36,6 +36,7 @@ def local_runtime(config: ServiceConfig | None = None, *, workers: bool = True, 
         yield runtime, server.url if server else None
     finally:
         runtime.stop_workers()
+        runtime.close()
         runtime.store.engine.dispose()
         if server:
             server.stop()

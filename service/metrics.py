@@ -6,7 +6,12 @@ the process-global one, so several apps - e.g. in tests - never collide).
 * ``essc_api_activations_submitted_total{outcome}`` - POST /v1/activations by outcome
   (the resulting status, or the error code of a rejected request);
 * ``essc_adapter_call_seconds{city,operation,outcome}`` - latency of every adapter call,
-  observed through the ``essc_adapter_called`` hook (outcome ``ok`` or the error code).
+  observed through the ``essc_adapter_called`` hook (outcome ``ok`` or the error code);
+* per city, read from ``Registry.resilience_snapshot()`` at scrape time (core/resilience.py):
+  ``essc_city_breaker_state{city,state}`` (1 for the breaker's state, 0 for the others),
+  ``essc_city_in_flight{city}``, ``essc_city_in_flight_limit{city}``,
+  ``essc_city_rejected_total{city,reason}`` (``bulkhead_full`` / ``circuit_open``),
+  ``essc_city_breaker_opened_total{city}``.
 """
 from __future__ import annotations
 
@@ -14,10 +19,11 @@ import threading
 import weakref
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from essc.core import hookimpl
 from essc.core.masking import get_logger
+from essc.core.resilience import REJECT_REASONS, STATES
 
 from . import states
 
@@ -78,6 +84,36 @@ class _StoreCollector:
         yield depth
 
 
+class _ResilienceCollector:
+    """Per-city breaker state, calls in flight and refusals, read at scrape time."""
+
+    def __init__(self, runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self):
+        state = GaugeMetricFamily("essc_city_breaker_state", "Circuit breaker state per city (1 = current)",
+                                  labels=["city", "state"])
+        in_flight = GaugeMetricFamily("essc_city_in_flight", "Calls to the city in flight", labels=["city"])
+        limit = GaugeMetricFamily("essc_city_in_flight_limit", "Bulkhead limit of the city", labels=["city"])
+        rejected = CounterMetricFamily("essc_city_rejected", "Calls refused without calling the city",
+                                       labels=["city", "reason"])
+        opened = CounterMetricFamily("essc_city_breaker_opened", "Times the city's breaker opened", labels=["city"])
+        try:
+            snapshot = self.runtime.registry.resilience_snapshot()
+        except Exception:  # a scrape must not fail
+            log.exception("metrics: reading the resilience snapshot failed")
+            snapshot = {}
+        for city, s in snapshot.items():
+            for name in STATES:
+                state.add_metric([city, name], 1 if s["breaker"] == name else 0)
+            in_flight.add_metric([city], s["in_flight"])
+            limit.add_metric([city], s["limit"])
+            for reason in REJECT_REASONS:
+                rejected.add_metric([city, reason], s["rejected_by"].get(reason, 0))
+            opened.add_metric([city], s["opened"])
+        yield from (state, in_flight, limit, rejected, opened)
+
+
 class ApiMetrics:
     def __init__(self, runtime) -> None:
         self.registry = CollectorRegistry()
@@ -89,6 +125,7 @@ class ApiMetrics:
                                          ["city", "operation", "outcome"], buckets=_BUCKETS,
                                          registry=self.registry)
         self.registry.register(_StoreCollector(runtime))
+        self.registry.register(_ResilienceCollector(runtime))
         AdapterCallObserver.attach(runtime.registry.pm, self)
 
     def observe_adapter_call(self, city: str, operation: str, elapsed_s: float, error) -> None:

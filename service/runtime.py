@@ -17,6 +17,7 @@ from essc.core.settings import Settings
 
 from .config import ServiceConfig
 from .flow import ActivationService, worker_id
+from .pool import FlowPool
 from .store import Store
 
 log = get_logger("essc.service.runtime")
@@ -52,12 +53,23 @@ class Runtime:
         self.store = Store(self.config.resolved_database_url())
         self.huey = make_huey(self.config)
         self._task = self.huey.task(name=TASK_NAME, retries=0)(self._run_task)
-        self.service = ActivationService(self.registry, self.store, self.config, enqueue=self.enqueue)
+        self.pool = FlowPool(self.config.flow_threads, self.config.max_in_flight) \
+            if self.config.answer_budget_s > 0 else None
+        self.service = ActivationService(self.registry, self.store, self.config, enqueue=self.enqueue,
+                                         pool=self.pool)
         self._consumer = None
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
 
     def _run_task(self, act_id: str) -> None:
+        """A queue task: run the activation - in the flow pool when there is one, so that a
+        worker thread never waits on a city (it only hands work over)."""
+        if self.pool is not None:
+            self.pool.run_when_free(self._run_due, act_id)
+        else:
+            self._run_due(act_id)
+
+    def _run_due(self, act_id: str) -> None:
         act = self.store.get(act_id)
         if act is None:
             return
@@ -130,7 +142,15 @@ class Runtime:
             self._sweeper.join(timeout=max(deadline - time.monotonic(), 0.01))
             stopped = stopped and not self._sweeper.is_alive()
             self._sweeper = None
+        if self.pool is not None:  # city steps in flight get the rest of the time, then are abandoned
+            stopped = self.pool.wait_idle(deadline - time.monotonic()) and stopped
         return stopped
+
+    def close(self) -> None:
+        """Stop the flow pool for good (steps not started are dropped: their leases are released
+        by :meth:`release_held` or expire, and the sweeper finds them again)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=False)
 
     def release_held(self) -> list[str]:
         """Release every lease held by a thread of this process (shutdown: after the workers

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import states
 from .models import Activation, AuditEvent, Base, CitizenIdentity
+from .pool import Changes
 
 A = Activation.__table__
 E = AuditEvent.__table__
@@ -92,6 +93,8 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        #: transitions made by this process, for long-polls (service/pool.py)
+        self.changes = Changes()
         _check_schema(self.engine)
         Base.metadata.create_all(self.engine)
 
@@ -140,6 +143,7 @@ class Store:
                 return self.get(existing["id"]), "found"
             conn.execute(_AUDIT, {"act_id": existing["id"], "at": now, "event": "resubmitted",
                                   "status": states.RECEIVED, "detail": f"was {existing['status']}", "actor": channel})
+        self.changes.changed(existing["id"])
         return self.get(existing["id"]), "restarted"
 
     # -- reading -----------------------------------------------------------------------
@@ -209,6 +213,7 @@ class Store:
                 return False
             conn.execute(_AUDIT, {"act_id": act_id, "at": now, "event": event_name, "status": status,
                                   "detail": detail, "actor": owner})
+        self.changes.changed(act_id)
         return True
 
     # -- identity checks of a citizen + city, across channels -------------------------------

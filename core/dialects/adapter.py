@@ -104,12 +104,13 @@ class SpecAdapter(CityAdapter):
 
     def _compile(self, rule: Any, name: str) -> dict[str, Any]:
         rule = {"path": rule} if isinstance(rule, str) else dict(rule)
+        compiled: dict[str, Any] = rule
         if "path" in rule:
             rule["parts"] = rule["path"].split(".")
         if rule.get("table"):
             rule["inverse"] = self.spec.inverse_tables[rule["table"]]
         rule["integer"] = name in INTEGER_FIELDS
-        return rule
+        return compiled
 
     # -- request ------------------------------------------------------------------------------
     def _value(self, rule: Any, request: Payload, op: OperationSpec) -> Any:

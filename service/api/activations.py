@@ -16,6 +16,7 @@ channel gets 404, exactly as for an id that does not exist.
 from __future__ import annotations
 
 import re
+import time
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
@@ -23,7 +24,7 @@ from essc.core.errors import EsscError
 
 from .. import states
 from .auth import require_channel
-from .errors import NotFound
+from .errors import BadRequest, NotFound
 from .validation import json_body, validate
 
 bp = Blueprint("activations", __name__)
@@ -89,13 +90,46 @@ def verify_activation(act_id: str):
     return _located(view, 200 if act["status"] in states.FINAL else 202)
 
 
+def _wait_seconds(cap: float) -> float:
+    """The ``wait`` query parameter: seconds a long-poll may wait (0 when absent)."""
+    raw = request.args.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= cap or wait != wait:
+        raise BadRequest(f"wait must be a number of seconds between 0 and {cap:g}", field="wait", rule="range")
+    return wait
+
+
+def _in_motion(act: dict) -> bool:
+    """Is the activation about to change by itself (a city step queued or running)?"""
+    if act["status"] in states.RUNNABLE:
+        return True
+    return act["status"] == states.AWAITING_VERIFICATION and (act["lease_until"] or 0) > time.time()
+
+
 @bp.get("/v1/activations/<act_id>")
 @require_channel
 def get_activation(act_id: str):
+    """The activation; with ``?wait=S`` a long-poll: while a city step is queued or running, the
+    answer waits (at most S seconds, capped by ``max_wait_s``) for its next transition."""
     runtime = current_app.extensions["essc"].runtime
-    act = runtime.store.get(_own_activation_id(act_id))
+    wait = _wait_seconds(runtime.config.max_wait_s)
+    changes, act_id = runtime.store.changes, _own_activation_id(act_id)
+    seen = changes.version(act_id)
+    act = runtime.store.get(act_id)
     if act is None or act["channel"] != g.channel:
         raise NotFound("no activation with this id")
+    deadline = time.monotonic() + wait
+    start = (act["status"], act["error"])  # a claim changes neither: only a transition ends the wait
+    while (act["status"], act["error"]) == start and _in_motion(act) and time.monotonic() < deadline:
+        # an event when this process makes the transition; a re-read covers the other processes
+        changes.wait(act_id, seen, min(deadline - time.monotonic(), 0.25))
+        seen = changes.version(act_id)
+        act = runtime.store.get(act_id)
     view = runtime.service.view(act, credential=True)
     view["audit"] = [{k: event.get(k) for k in _AUDIT_FIELDS} for event in runtime.store.audit(act_id)]
     return jsonify(view)

@@ -68,8 +68,8 @@ def error_response(err: EsscError, headers: dict | None = None):
     response = jsonify({"error": err.to_dict()})
     response.status_code = err.http_status
     retry_after = err.details.get("retry_after")
-    finite = isinstance(retry_after, int | float) and not isinstance(retry_after, bool) and math.isfinite(retry_after)
-    if err.http_status in (409, 423, 429, 503) and finite:
+    if (err.http_status in (409, 423, 429, 503) and isinstance(retry_after, int | float)
+            and not isinstance(retry_after, bool) and math.isfinite(retry_after)):
         response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     for key, value in (headers or {}).items():
         response.headers[key] = value

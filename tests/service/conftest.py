@@ -37,8 +37,9 @@ def registry(mock_server):
 
 @pytest.fixture
 def service_config(tmp_path):
+    # answer_budget_s=0: city steps in the caller's thread, so a test sees their outcome at once
     return ServiceConfig(data_dir=tmp_path / "data", retry_base_s=0.05, retry_cap_s=2.0, lease_s=10.0,
-                         sweep_interval_s=0.2)
+                         sweep_interval_s=0.2, answer_budget_s=0)
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def redis_url():
 def test_postgres_redis_two_worker_processes(tmp_path, mock, mock_server, pg_url, redis_url):
     url, queue_name = redis_url
     env = worker_env(tmp_path, mock_server.url, ESSC_DATABASE_URL=pg_url, ESSC_QUEUE_URL=url,
-                     ESSC_QUEUE_NAME=queue_name)
+                     ESSC_QUEUE_NAME=queue_name, ESSC_FLOW_THREADS=2)  # each process takes 2 at a time
     rt = Runtime(ServiceConfig.from_env(env=env), settings=Settings(base_url=mock_server.url))
     assert rt.store.engine.dialect.name == "postgresql" and type(rt.huey).__name__ == "RedisHuey"
     cities = ("110000", "310000", "650100")

@@ -30,7 +30,9 @@ EXIT_WITHIN_S = 10.0
 
 @pytest.fixture
 def setup(tmp_path, mock, mock_server):
-    env = worker_env(tmp_path, mock_server.url)
+    # a budget longer than the slow sign step: a verification in flight is answered with its
+    # credential (what these tests follow), not with 202 after the default 1.5 s
+    env = worker_env(tmp_path, mock_server.url, ESSC_ANSWER_BUDGET_S=8)
     rt = Runtime(ServiceConfig.from_env(env=env), settings=Settings(base_url=mock_server.url))
     yield rt, env
     rt.store.engine.dispose()
@@ -130,7 +132,8 @@ def test_worker_signal_mid_card_read(setup, mock, tmp_path, signum, grace, laten
 
     mock.clear_faults()
     second = start_worker(env, tmp_path / "worker2.log")
-    try:
+    try:  # up first (its signal handlers installed), then done with what the first one left
+        assert wait_until(lambda: "essc worker:" in log_of(tmp_path / "worker2.log"), timeout=60, interval=0.1)
         assert wait_until(lambda: unsettled(rt.store) == 0, timeout=60, interval=0.2), rt.store.counts()
     finally:
         stop(second)

@@ -1,0 +1,120 @@
+"""Slow cities: the API answers within its budget and the city step goes on in the flow pool;
+the channel long-polls (``?wait=S``) for the next transition; a full pool refuses new work
+with 503 + Retry-After before anything is recorded. Every wait here waits for an event."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from essc.service import states
+from essc.service.api import create_app
+from essc.service.runtime import Runtime
+
+from .conftest import DEMO, person
+
+AUTH = {"X-Channel": "demo", "X-Api-Key": "demo-key"}
+
+
+@pytest.fixture
+def slow(service_config, registry, mock):
+    """A runtime with a flow pool and a short answer budget; the mock's 330100 answers slowly."""
+    service_config.answer_budget_s = 0.2
+    service_config.max_in_flight = 4
+    rt = Runtime(service_config, registry=registry)
+    yield rt, create_app(rt, {"TESTING": True}).test_client()
+    rt.stop_workers()
+    rt.close()
+    rt.store.engine.dispose()
+
+
+def submit(client, who, city="330100"):
+    return client.post("/v1/activations", json={"city": city, **who, "consent": True}, headers=AUTH)
+
+
+def test_a_slow_card_read_is_answered_202_and_followed_by_a_long_poll(slow, mock):
+    rt, client = slow
+    mock.fault(city="330100", operation="read_card", kind="latency", latency_ms=1500)
+    first = submit(client, person(mock, "330100"))
+    assert first.status_code == 202 and first.get_json()["status"] == states.RECEIVED  # within the budget
+    location = first.headers["Location"]
+    done = client.get(location + "?wait=20", headers=AUTH)  # returns at the transition, not after 20 s
+    assert done.status_code == 200 and done.get_json()["status"] == states.AWAITING_VERIFICATION
+    assert [e["event"] for e in done.get_json()["audit"]][-1] == "card_read"
+
+
+def test_a_slow_check_answers_202_then_the_credential_is_read_by_the_channel(slow, mock):
+    rt, client = slow
+    location = submit(client, person(mock, "330100")).headers["Location"]
+    assert client.get(location + "?wait=20", headers=AUTH).get_json()["status"] == states.AWAITING_VERIFICATION
+    mock.fault(city="330100", operation="activate", kind="latency", latency_ms=1500)
+    verified = client.post(location + "/verification", json=DEMO, headers=AUTH)
+    assert verified.status_code == 202 and "credential" not in verified.get_json()
+    view = verified.get_json()
+    while view["status"] != states.ACTIVATED:  # each long-poll ends at a transition
+        view = client.get(location + "?wait=20", headers=AUTH).get_json()
+        assert view["status"] in (states.AWAITING_VERIFICATION, states.VERIFIED, states.ACTIVATED), view
+    assert view["credential"]["signNo"]
+
+
+def test_a_failed_check_slower_than_the_budget_is_recorded_for_the_channel(slow, mock):
+    rt, client = slow
+    location = submit(client, person(mock, "330100")).headers["Location"]
+    client.get(location + "?wait=20", headers=AUTH)
+    mock.fault(city="330100", operation="verify_identity", kind="latency", latency_ms=1500)
+    refused = client.post(location + "/verification", json={**DEMO, "sms_code": "000000"}, headers=AUTH)
+    assert refused.status_code == 202
+    view = client.get(location + "?wait=20", headers=AUTH).get_json()
+    assert view["status"] == states.AWAITING_VERIFICATION
+    assert view["error"]["code"] == "IDENTITY_MISMATCH" and view["error"]["details"]["attempts_left"] == 2
+
+
+def test_a_full_pool_refuses_new_work_before_recording_it(slow, mock):
+    rt, client = slow
+    mock.fault(city="330100", operation="read_card", kind="hang")
+    people = mock.citizens("330100", "normal")[:5]
+    for who in people[:4]:  # four card reads hang in the pool: it is full
+        assert submit(client, {"id_number": who["id_number"], "name": who["name"]}).status_code == 202
+    before = rt.store.counts()
+    busy = submit(client, {"id_number": people[4]["id_number"], "name": people[4]["name"]})
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
+    assert busy.get_json()["error"]["code"] == "SERVICE_BUSY"
+    assert rt.store.counts() == before  # nothing recorded: the channel retries after Retry-After
+    mock.reset()  # the hung reads are released (a reset frees hanging requests)
+    assert rt.pool.wait_idle(30)
+    assert submit(client, {"id_number": people[4]["id_number"], "name": people[4]["name"]}).status_code in (201, 202)
+
+
+def test_the_queue_workers_hand_work_to_the_pool(slow, mock):
+    """A pending activation retried by the queue runs in the pool: the worker thread is free."""
+    rt, client = slow
+    mock.set_city("110000", mode="delayed", sync_delay_s=30)
+    rt.start_workers()
+    first = submit(client, person(mock, "110000"), city="110000")
+    assert first.get_json()["status"] == states.PENDING_SYNC
+    mock.advance(30)
+    view = first.get_json()
+    while view["status"] in states.RUNNABLE:
+        view = client.get(first.headers["Location"] + "?wait=20", headers=AUTH).get_json()
+    assert view["status"] == states.AWAITING_VERIFICATION
+
+
+@pytest.mark.parametrize("wait", ["-1", "31", "soon", "nan"])
+def test_a_bad_wait_is_refused_naming_it(slow, mock, wait):
+    rt, client = slow
+    location = submit(client, person(mock, "330100")).headers["Location"]
+    response = client.get(f"{location}?wait={wait}", headers=AUTH)
+    assert response.status_code == 400 and response.get_json()["error"]["details"]["field"] == "wait"
+
+
+def test_a_long_poll_on_an_activation_at_rest_answers_at_once(slow, mock):
+    rt, client = slow
+    location = submit(client, person(mock, "460300"), city="460300").headers["Location"]  # not opened: final
+    answered = threading.Event()
+
+    def poll():
+        client.get(location + "?wait=30", headers=AUTH)
+        answered.set()
+
+    threading.Thread(target=poll, daemon=True).start()
+    assert answered.wait(10)  # far less than the 30 s asked for: nothing can change
