@@ -1,0 +1,54 @@
+"""Smoke runs of bench/activation_bench.py (issue 10's figures) with tiny numbers: the JSON has
+every figure and every activation a channel submitted was activated. Never a speed assertion:
+the figures belong to the benchmark, not to the tests."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "activation_bench.py"
+
+
+def run_bench(*args: str, timeout: float = 240) -> dict:
+    proc = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"the bench failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.slow
+def test_slow_cities_figures_small_run():
+    out = run_bench("--latency-ms", "20", "--concurrency", "4", "--activations", "12",
+                    "--fast-activations", "16", "--fast-concurrency", "4", "--no-suite")
+
+    for key in ("activations_per_s", "p50_s", "p99_s", "rss_mb", "limit_per_s", "rejected"):
+        assert key in out["slow"], key
+    assert out["fast"]["ratio"] is not None and out["fast"]["ratio"] > 0
+    assert "p99_ratio" in out["isolation"] and out["isolation"]["p99_ratio"] is not None
+    assert "suite_400_s" in out and out["suite_400_s"] is None  # --no-suite
+    assert len(out["load"]["before"]) == 3 and len(out["load"]["after"]) == 3
+    assert out["params"]["latency_ms"] == 20 and out["params"]["concurrency"] == 4
+
+    slow = out["slow"]
+    assert slow["submitted"] == 12 and slow["activated"] == 12, slow["not_activated"]
+    assert slow["p50_s"] <= slow["p99_s"]
+    assert slow["rss_mb"] > 0
+    assert out["fast"]["submitted"] == 16 and out["fast"]["activated"] == 16, out["fast"]["not_activated"]
+    iso = out["isolation"]
+    assert iso["hang_submitted"] > 0  # the hanging city had channels too (they submit and leave)
+    assert iso["healthy_submitted"] + iso["hang_submitted"] == 12
+    assert iso["healthy_activated"] == iso["healthy_submitted"], iso["healthy_not_activated"]
+
+
+@pytest.mark.slow
+def test_suite_over_synthetic_cities_runs():
+    """The synthetic manifest-only plugin is valid and the suite runs over its cities (the figure
+    is suite_400_s only for 400 cities)."""
+    out = run_bench("--latency-ms", "0", "--phases", "suite", "--suite-cities", "2", "--suite-timeout-s", "180")
+
+    assert out["suite_400_s"] is None
+    suite = out["suite"]
+    assert suite["cities"] == 2 and not suite["timed_out"]
+    assert suite["summary"] and "passed" in suite["summary"], suite
+    assert suite["wall_s"] > 0
