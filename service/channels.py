@@ -110,7 +110,9 @@ def request_target(environ: Mapping[str, str]) -> bytes:
         if not target.startswith("/"):  # absolute-form (or "*"): keep path + query only
             parts = urlsplit(target)
             target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-        path, _, query = target.partition("?")
+        path, sep, query = target.partition("?")
+        if not sep:  # werkzeug's test environ gives the path alone there: the query is in QUERY_STRING
+            query = environ.get("QUERY_STRING", "")
     else:
         decoded = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
         path, query = quote(decoded, safe=_PATH_SAFE) or "/", environ.get("QUERY_STRING", "")
