@@ -29,6 +29,7 @@ __all__ = [
     "InvalidInput",
     "PluginUnavailable",
     "CARD_STATUSES",
+    "UPSTREAM_REASONS",
     "error_from_dict",
 ]
 
@@ -162,7 +163,9 @@ class UpstreamUnavailable(RetryableError):
     http_status = 503
     message_zh = "城市社保系统暂时无法访问"
     message_en = "the city social-insurance system is unavailable"
-    REASONS = ("timeout", "http_5xx", "rate_limited", "connection", "malformed_response")
+    #: the last two are the framework's own (core/resilience.py): the city was not called
+    REASONS = ("timeout", "http_5xx", "rate_limited", "connection", "malformed_response", "bulkhead_full",
+               "circuit_open")
 
     def __init__(self, detail: str | None = None, *, reason: str, **details: Any):
         if reason not in self.REASONS:
@@ -209,6 +212,9 @@ class PluginUnavailable(PermanentError):
     message_zh = "该城市的接入插件不可用"
     message_en = "the plugin serving this city is unavailable"
 
+
+#: Every ``reason`` of :class:`UpstreamUnavailable` (``schemas/error.schema.json`` lists the same).
+UPSTREAM_REASONS = UpstreamUnavailable.REASONS
 
 _BY_CODE = {cls.code: cls for cls in (CityNotOpened, RecordNotSynced, CardStatusAbnormal, IdentityMismatch,
                                       UpstreamUnavailable, ContractViolation, InvalidInput, PluginUnavailable)}

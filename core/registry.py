@@ -6,8 +6,9 @@ through pluggy and dispatches contract calls through a table.
     record = registry.call("330100", "read_card", {"aac002": ..., "aac003": ..., "aab301": "330100"})
 
 The hot path (:meth:`Registry.call`) is one dict lookup for the city, one compiled
-validator for the request, the adapter call, one compiled validator for the response:
-its cost does not grow with the number of cities.
+validator for the request, the adapter call inside the city's guard (bulkhead + circuit
+breaker, core/resilience.py), one compiled validator for the response: its cost does not
+grow with the number of cities.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from .errors import CityNotOpened, ContractViolation, EsscError, InvalidInput, P
 from .idnumber import validate_id_number
 from .manifest import PluginRecord, discover, read_manifest
 from .masking import get_logger
+from .resilience import CityGuard, Clock, Policy, Resilience
 from .schemas import validator
 from .settings import PluginContext, Settings
 
@@ -80,7 +82,8 @@ class CityInfo:
 class _Bound:
     """A city's adapter with its operations pre-bound (the dispatch table's value)."""
 
-    __slots__ = ("adapter", "plugin", "methods", "opened")
+    __slots__ = ("adapter", "plugin", "methods", "opened", "guard")
+    guard: CityGuard  #: set by Registry._load before the city enters the dispatch table
 
     def __init__(self, adapter: CityAdapter, plugin: str, ops: Iterable[str], opened: bool) -> None:
         self.adapter = adapter
@@ -92,8 +95,10 @@ class _Bound:
 class Registry:
     """Plugins, cities and the dispatch table. Thread-safe; one per process is typical."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, clock: Clock | None = None) -> None:
         self.settings = settings or Settings.from_env()
+        #: per-city bulkheads and breakers; ``clock`` (default time.monotonic) times the breakers
+        self.resilience = Resilience(Policy.from_settings(self.settings), clock)
         self.pm = pluggy.PluginManager("essc")
         self.pm.add_hookspecs(hookspecs)
         self._records: dict[str, PluginRecord] = {}
@@ -250,6 +255,9 @@ class Registry:
                         del self._cities[code]
                 self._notify_quarantine(record)
                 return
+            limit = (record.manifest or {}).get("concurrency", {}).get("max_in_flight")
+            for code, bound in staged.items():
+                bound.guard = self.resilience.guard(code, limit)
             self._table.update(staged)
             record.status, record.reason = "loaded", None
 
@@ -365,6 +373,12 @@ class Registry:
         log.warning("plugin %s quarantined: %s", record.name, record.reason)
         self.pm.hook.essc_plugin_quarantined(name=record.name, reason=record.reason or "")
 
+    def resilience_snapshot(self) -> dict[str, dict[str, Any]]:
+        """Every loaded city's breaker and bulkhead: ``{city: {"breaker": "closed|open|half_open",
+        "in_flight", "limit", "rejected", "rejected_by": {reason: n}, "opened", "failures",
+        "retry_after"}}`` (see :meth:`essc.core.resilience.CityGuard.snapshot`)."""
+        return self.resilience.snapshot()
+
     # -- dispatch ----------------------------------------------------------------------
     def call(self, city: str, operation: str, request: Payload) -> Payload:
         """Run one contract operation for ``city``: validate the request, call the
@@ -390,6 +404,11 @@ class Registry:
         if method is None:
             raise PluginUnavailable(f"plugin {bound.plugin!r} does not offer {operation}", city=city,
                                     operation=operation, plugin=bound.plugin)
+        guard = bound.guard
+        try:
+            probe = guard.enter()  # UpstreamUnavailable bulkhead_full / circuit_open: the city is not called
+        except EsscError as err:
+            raise err.with_context(operation=operation, plugin=bound.plugin) from None
         started = time.perf_counter()
         error: EsscError | None = None
         try:
@@ -413,6 +432,7 @@ class Registry:
                 raise error
             return response
         finally:
+            guard.leave(probe, error)
             if self._observe.get_hookimpls():  # observers may be registered at any time
                 self._observe(city=city, operation=operation, plugin=bound.plugin,
                               elapsed_s=time.perf_counter() - started, error=error)

@@ -14,10 +14,15 @@ environment variables -> keyword arguments. The TOML file looks like::
 
     [credentials.zhejiang]
     token = "..."
+
+    [resilience]                          # per-city bulkhead and circuit breaker (core/resilience.py)
+    bulkhead_max_in_flight = 32           # ESSC_BULKHEAD_MAX_IN_FLIGHT, when a manifest sets no concurrency
+    breaker_failures = 5                  # ESSC_BREAKER_FAILURES (0: no breaker)
 """
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -34,6 +39,29 @@ if TYPE_CHECKING:
 __all__ = ["Settings", "PluginContext", "Timeouts", "DEFAULT_BASE_URL"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8765"
+
+
+#: environment variable -> (Settings field, type) of the per-city resilience knobs (core/resilience.py);
+#: a TOML file sets the same fields in its ``[resilience]`` table.
+RESILIENCE_ENV: dict[str, tuple[str, type]] = {
+    "ESSC_BULKHEAD_MAX_IN_FLIGHT": ("bulkhead_max_in_flight", int),
+    "ESSC_BULKHEAD_WAIT_S": ("bulkhead_wait_s", float),
+    "ESSC_BREAKER_FAILURES": ("breaker_failures", int),
+    "ESSC_BREAKER_WINDOW_S": ("breaker_window_s", float),
+    "ESSC_BREAKER_COOLDOWN_S": ("breaker_cooldown_s", float),
+    "ESSC_BREAKER_COOLDOWN_MAX_S": ("breaker_cooldown_max_s", float),
+}
+
+
+def _number(name: str, value: object, kind: type) -> float:
+    """A resilience knob: a finite number >= 0 (a whole one for ``int``), or ValueError naming ``name``."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0 or (kind is int and not number.is_integer()):
+        raise ValueError(f"{name}: expected {'a whole number' if kind is int else 'a number'} >= 0, got {value!r}")
+    return int(number) if kind is int else number
 
 
 def _csv(value: str | None) -> frozenset[str] | None:
@@ -61,6 +89,19 @@ class Settings:
     entry_points: bool = True
     #: log every hook call (``ESSC_TRACE_PLUGINS=1``)
     trace: bool = False
+    #: most calls to one city in flight at once, when its manifest sets no ``concurrency.max_in_flight``
+    #: (``ESSC_BULKHEAD_MAX_IN_FLIGHT``)
+    bulkhead_max_in_flight: int = 32
+    #: seconds a call may wait for room in a full bulkhead; 0 fails fast (``ESSC_BULKHEAD_WAIT_S``)
+    bulkhead_wait_s: float = 0.0
+    #: consecutive upstream failures of a city that open its breaker; 0 disables it (``ESSC_BREAKER_FAILURES``)
+    breaker_failures: int = 5
+    #: ... counted when they come within this many seconds of the first one (``ESSC_BREAKER_WINDOW_S``)
+    breaker_window_s: float = 60.0
+    #: seconds an open breaker fails calls fast before it lets one probe through (``ESSC_BREAKER_COOLDOWN_S``)
+    breaker_cooldown_s: float = 10.0
+    #: the cool-down doubles after each failed probe, up to this (``ESSC_BREAKER_COOLDOWN_MAX_S``)
+    breaker_cooldown_max_s: float = 300.0
 
     @classmethod
     def from_env(cls, config_file: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None,
@@ -81,6 +122,11 @@ class Settings:
                 data["allow"] = frozenset(plugins["allow"])
             data["block"] = frozenset(plugins.get("block", ()))
             data["plugin_dirs"] = tuple(Path(p) for p in plugins.get("dirs", ()))
+            fields = dict(RESILIENCE_ENV.values())
+            for key, value in cfg.get("resilience", {}).items():
+                if key not in fields:
+                    raise ValueError(f"[resilience] {key}: unknown setting; expected one of {sorted(fields)}")
+                data[key] = _number(f"[resilience] {key}", value, fields[key])
         if env.get("ESSC_CITY_BASE_URL"):
             data["base_url"] = env["ESSC_CITY_BASE_URL"]
         if "ESSC_LOAD_PLUGINS" in env:
@@ -92,6 +138,9 @@ class Settings:
                 Path(p) for p in env["ESSC_PLUGIN_DIRS"].split(os.pathsep) if p)
         if env.get("ESSC_TRACE_PLUGINS", "") not in ("", "0", "false"):
             data["trace"] = True
+        for var, (key, kind) in RESILIENCE_ENV.items():
+            if env.get(var):
+                data[key] = _number(var, env[var], kind)
         data.update(overrides)
         return cls(**data)
 

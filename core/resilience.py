@@ -1,0 +1,233 @@
+"""Per-city bulkheads and circuit breakers: a city that hangs or fails never starves the others.
+
+Every city served by a loaded plugin has one :class:`CityGuard` (made by :class:`Resilience`,
+held by the registry beside the city's adapter), which :meth:`Registry.call
+<essc.core.registry.Registry.call>` enters before it invokes the adapter and leaves afterwards:
+
+* **bulkhead** - at most ``limit`` calls to the city in flight at once (the manifest's
+  ``concurrency.max_in_flight``, else ``Settings.bulkhead_max_in_flight``, 32). A call beyond it
+  waits up to ``Settings.bulkhead_wait_s`` (default 0: it fails at once) for a slot, then fails with
+  :class:`~essc.core.errors.UpstreamUnavailable` ``bulkhead_full``. A hanging city holds at most
+  ``limit`` threads.
+* **circuit breaker** - ``closed`` while the city answers. ``Settings.breaker_failures`` (5)
+  consecutive upstream failures (``UpstreamUnavailable`` of reason :data:`TRIP_REASONS`), counted
+  while they come within ``breaker_window_s`` (60 s) of the first, open it: calls then fail at once
+  with ``circuit_open`` and ``retry_after`` = seconds until the cool-down ends, without touching the
+  city. After ``breaker_cooldown_s`` (10 s) it is ``half_open``: ONE call goes through as a probe
+  (the others still fail fast); a success closes the breaker, a failure re-opens it with the
+  cool-down doubled (up to ``breaker_cooldown_max_s``, 300 s). An answer of the city - a response
+  or a business error - is a success; a contract violation or a malformed answer counts neither
+  way (the breaker guards against an unreachable city, not a broken plugin).
+
+Thread-safe: each guard has one lock, taken once on entry and once on exit (no sleeping; a
+call only blocks when ``bulkhead_wait_s`` > 0, on a condition, for at most that long). Breaker
+time comes from an injectable clock (``Registry(settings, clock=...)``), so tests never wait.
+:meth:`Resilience.snapshot` reports every guarded city (``Registry.resilience_snapshot()``, the
+service's Prometheus metrics ``essc_city_*``).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import ContractViolation, EsscError, UpstreamUnavailable
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+__all__ = ["CLOSED", "OPEN", "HALF_OPEN", "STATES", "TRIP_REASONS", "REJECT_REASONS", "BUSY_RETRY_AFTER_S",
+           "Clock", "Policy", "CityGuard", "Resilience", "outcome_of"]
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+#: the breaker's states, as metrics label them
+STATES = (CLOSED, OPEN, HALF_OPEN)
+#: upstream failures that count towards opening a breaker
+TRIP_REASONS = frozenset({"timeout", "connection", "http_5xx", "rate_limited"})
+#: reasons of the calls a guard refuses (the city is not called)
+REJECT_REASONS = ("bulkhead_full", "circuit_open")
+#: retry hint (seconds) of a call refused because the bulkhead is full or the half-open probe is out
+BUSY_RETRY_AFTER_S = 1.0
+
+#: seconds on a monotonic scale (``time.monotonic`` unless a test injects its own)
+Clock = Callable[[], float]
+
+#: outcomes of a call for the breaker (see :func:`outcome_of`)
+SUCCESS, FAILURE, NEUTRAL = 0, 1, 2
+
+
+def outcome_of(error: BaseException | None) -> int:
+    """``FAILURE`` for an upstream failure of :data:`TRIP_REASONS`; ``NEUTRAL`` for a contract
+    violation, another upstream reason (e.g. ``malformed_response``) or an untyped exception;
+    ``SUCCESS`` for a response or any other typed error (the city answered: a business error)."""
+    if error is None:
+        return SUCCESS
+    if isinstance(error, UpstreamUnavailable):
+        return FAILURE if error.details.get("reason") in TRIP_REASONS else NEUTRAL
+    if isinstance(error, ContractViolation) or not isinstance(error, EsscError):
+        return NEUTRAL
+    return SUCCESS
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The knobs (``Settings`` fields ``bulkhead_*`` / ``breaker_*``)."""
+
+    max_in_flight: int = 32
+    wait_s: float = 0.0
+    failures: int = 5  #: 0 disables the breaker
+    window_s: float = 60.0
+    cooldown_s: float = 10.0
+    cooldown_max_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight < 1:
+            raise ValueError(f"bulkhead max_in_flight must be at least 1, got {self.max_in_flight}")
+        for name in ("wait_s", "failures", "window_s", "cooldown_s", "cooldown_max_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"resilience {name} must be >= 0, got {getattr(self, name)}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(settings.bulkhead_max_in_flight, settings.bulkhead_wait_s, settings.breaker_failures,
+                   settings.breaker_window_s, settings.breaker_cooldown_s, settings.breaker_cooldown_max_s)
+
+
+class CityGuard:
+    """One city's bulkhead and breaker, under one lock."""
+
+    __slots__ = ("city", "limit", "policy", "clock", "_cond", "state", "in_flight", "failures", "_streak_at",
+                 "_opened_at", "cooldown_s", "_probing", "rejected", "opened")
+
+    def __init__(self, city: str, limit: int, policy: Policy, clock: Clock) -> None:
+        if limit < 1:
+            raise ValueError(f"city {city}: max_in_flight must be at least 1, got {limit}")
+        self.city = city
+        self.limit = limit
+        self.policy = policy
+        self.clock = clock
+        self._cond = threading.Condition(threading.Lock())
+        self.state = CLOSED
+        self.in_flight = 0
+        self.failures = 0  #: consecutive upstream failures in the current window
+        self._streak_at = 0.0  #: when the first of them came
+        self._opened_at = 0.0
+        self.cooldown_s = policy.cooldown_s  #: the current cool-down (grows after failed probes)
+        self._probing = False  #: the half-open probe is in flight
+        self.rejected = dict.fromkeys(REJECT_REASONS, 0)
+        self.opened = 0  #: times the breaker opened
+
+    # -- the call path -----------------------------------------------------------------
+    def enter(self) -> bool:
+        """Admit one call (take a slot), returning whether it is the half-open probe; or raise
+        :class:`UpstreamUnavailable` ``circuit_open`` / ``bulkhead_full`` (no slot taken)."""
+        with self._cond:
+            reason, retry_after = self._refusal()
+            if reason is None:
+                self.in_flight += 1
+                if self.state == HALF_OPEN:
+                    self._probing = True
+                    return True
+                return False
+            self.rejected[reason] += 1
+        detail = (f"city {self.city}: circuit breaker open after repeated upstream failures" if reason == "circuit_open"
+                  else f"city {self.city}: {self.limit} calls already in flight (bulkhead full)")
+        raise UpstreamUnavailable(detail, reason=reason, retry_after=round(retry_after, 3), city=self.city)
+
+    def _refusal(self) -> tuple[str | None, float]:
+        """``(None, 0)`` when a call may go now, else the refusal's reason and retry hint. Holds the lock;
+        may wait on the condition (real time, at most ``wait_s``) for a slot."""
+        deadline: float | None = None
+        while True:
+            if self.state != CLOSED:
+                if self.state == OPEN:
+                    left = self._opened_at + self.cooldown_s - self.clock()
+                    if left > 0:
+                        return "circuit_open", left
+                    self.state = HALF_OPEN
+                if self._probing:
+                    return "circuit_open", BUSY_RETRY_AFTER_S
+            if self.in_flight < self.limit:
+                return None, 0.0
+            if self.policy.wait_s <= 0:
+                return "bulkhead_full", BUSY_RETRY_AFTER_S
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self.policy.wait_s
+            if now >= deadline:
+                return "bulkhead_full", BUSY_RETRY_AFTER_S
+            self._cond.wait(deadline - now)  # then check everything again: the breaker may have moved
+
+    def leave(self, probe: bool, error: BaseException | None) -> None:
+        """Free the slot and feed the call's outcome (its error, ``None`` for a response) to the breaker."""
+        kind = outcome_of(error)
+        with self._cond:
+            self.in_flight -= 1
+            if self.policy.wait_s > 0:
+                self._cond.notify()
+            if probe:
+                self._probing = False
+                if kind == FAILURE:
+                    self._open(self.clock(), min(self.cooldown_s * 2, max(self.policy.cooldown_max_s,
+                                                                          self.policy.cooldown_s)))
+                elif kind == SUCCESS:
+                    self.state, self.failures, self.cooldown_s = CLOSED, 0, self.policy.cooldown_s
+                # NEUTRAL: still half-open, the next call probes
+            elif self.state == CLOSED:  # late outcomes of calls let in before the breaker opened do not count
+                if kind == FAILURE and self.policy.failures > 0:
+                    now = self.clock()
+                    if self.failures == 0 or now - self._streak_at > self.policy.window_s:
+                        self.failures, self._streak_at = 1, now
+                    else:
+                        self.failures += 1
+                    if self.failures >= self.policy.failures:
+                        self._open(now, self.policy.cooldown_s)
+                elif kind == SUCCESS:
+                    self.failures = 0
+
+    def _open(self, now: float, cooldown_s: float) -> None:
+        self.state, self._opened_at, self.cooldown_s, self.failures = OPEN, now, cooldown_s, 0
+        self.opened += 1
+
+    # -- introspection -----------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """``breaker`` (``closed``/``open``/``half_open``: an open breaker whose cool-down is over
+        reads ``half_open``), ``in_flight``, ``limit``, ``rejected`` (total) and ``rejected_by``
+        reason, ``opened`` (times), ``failures`` (consecutive, now), ``retry_after`` (seconds until
+        an open breaker lets a probe through, else 0)."""
+        with self._cond:
+            state, retry_after = self.state, 0.0
+            if state == OPEN:
+                retry_after = self._opened_at + self.cooldown_s - self.clock()
+                if retry_after <= 0:
+                    state, retry_after = HALF_OPEN, 0.0
+            return {"breaker": state, "in_flight": self.in_flight, "limit": self.limit,
+                    "rejected": sum(self.rejected.values()), "rejected_by": dict(self.rejected),
+                    "opened": self.opened, "failures": self.failures, "retry_after": round(retry_after, 3)}
+
+
+class Resilience:
+    """The guards of every city, made on first use with one policy and one clock."""
+
+    def __init__(self, policy: Policy | None = None, clock: Clock | None = None) -> None:
+        self.policy = policy or Policy()
+        self.clock: Clock = clock or time.monotonic
+        self._guards: dict[str, CityGuard] = {}
+        self._lock = threading.Lock()
+
+    def guard(self, city: str, max_in_flight: int | None = None) -> CityGuard:
+        """The city's guard; a new one has ``max_in_flight`` slots (the manifest's), else the policy's."""
+        with self._lock:
+            found = self._guards.get(city)
+            if found is None:
+                found = self._guards[city] = CityGuard(city, max_in_flight or self.policy.max_in_flight, self.policy,
+                                                       self.clock)
+            return found
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """``{city: CityGuard.snapshot()}`` for every guarded city, by city code."""
+        with self._lock:
+            guards = sorted(self._guards.items())
+        return {city: guard.snapshot() for city, guard in guards}
