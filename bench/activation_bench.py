@@ -968,7 +968,7 @@ def main(argv: list[str] | None = None) -> None:
     slow.add_argument("--suite-cities", type=int, default=400, help="synthetic cities of the suite run")
     slow.add_argument("--suite-workers", type=int, default=0,
                       help="pytest-xdist -n (0 = auto when pytest-xdist is installed, 1 = one process)")
-    slow.add_argument("--suite-timeout-s", type=float, default=7200.0, help="give up on the suite after this")
+    slow.add_argument("--suite-timeout-s", type=float, default=1800.0, help="give up on the suite after this")
     args = ap.parse_args(argv)
     if args.latency_ms is None:
         result = legacy(args)
