@@ -46,7 +46,8 @@ def serve_cmd(host: str, port: int, threads: int | None, grace_s: float) -> None
     shutdown = Shutdown().install()
     with local_runtime() as (runtime, mock_url):
         server = create_server(create_app(runtime), host=host, port=port,
-                               threads=threads or runtime.config.api_threads)
+                               threads=threads or runtime.config.api_threads,
+                               connection_limit=runtime.config.api_connections)
         if mock_url:
             click.echo(f"mock city systems in-process at {mock_url}", err=True)
         click.echo(f"activation API on {', '.join('http://' + a for a in listening(server))} "

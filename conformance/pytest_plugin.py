@@ -196,7 +196,9 @@ def essc_registry(essc_mock_url: str):
     from essc.core.registry import Registry
     from essc.core.settings import Settings
 
-    settings = Settings.from_env(base_url=essc_mock_url)
+    # breaker_failures=0: the suite injects upstream faults on purpose, one after another; a circuit
+    # breaker (core/resilience.py) would answer circuit_open for the plugin under test
+    settings = Settings.from_env(base_url=essc_mock_url, breaker_failures=0)
     settings.endpoints = {}
     return Registry(settings).setup()
 

@@ -31,7 +31,7 @@ from .errors import CityNotOpened, ContractViolation, EsscError, InvalidInput, P
 from .idnumber import validate_id_number
 from .manifest import PluginRecord, discover, read_manifest
 from .masking import get_logger
-from .resilience import CityGuard, Clock, Policy, Resilience
+from .resilience import BUSY_RETRY_AFTER_S, CityGuard, Clock, Policy, Resilience
 from .schemas import validator
 from .settings import PluginContext, Settings
 
@@ -372,6 +372,14 @@ class Registry:
     def _notify_quarantine(self, record: PluginRecord) -> None:
         log.warning("plugin %s quarantined: %s", record.name, record.reason)
         self.pm.hook.essc_plugin_quarantined(name=record.name, reason=record.reason or "")
+
+    def saturated(self, city: str) -> float | None:
+        """Seconds to wait when the city's bulkhead is full right now (new work for it should be
+        refused, not queued), else None. Cheap: one dict lookup, no lock."""
+        guard = self.resilience._guards.get(city)
+        if guard is not None and guard.in_flight >= guard.limit:
+            return BUSY_RETRY_AFTER_S
+        return None
 
     def resilience_snapshot(self) -> dict[str, dict[str, Any]]:
         """Every loaded city's breaker and bulkhead: ``{city: {"breaker": "closed|open|half_open",

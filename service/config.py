@@ -53,6 +53,9 @@ class ServiceConfig:
     #: waitress threads of `essc serve` (each answer holds one at most answer_budget_s, a
     #: long-poll at most max_wait_s)
     api_threads: int = 128
+    #: open connections `essc serve` keeps (waitress's default of 100 makes the 101st channel wait
+    #: in the accept queue)
+    api_connections: int = 2000
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -102,4 +105,5 @@ class ServiceConfig:
 
 _NUMBERS = {"max_identity_attempts": int, "identity_lockout_s": float, "retry_base_s": float, "retry_cap_s": float,
             "answer_budget_s": float, "flow_threads": int, "max_in_flight": int, "max_wait_s": float,
-            "api_threads": int, "max_age_s": float, "lease_s": float, "sweep_interval_s": float, "workers": int}
+            "api_threads": int, "api_connections": int, "max_age_s": float, "lease_s": float,
+            "sweep_interval_s": float, "workers": int}

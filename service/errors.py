@@ -58,3 +58,13 @@ class ServiceBusy(RetryableError):
     http_status = 503
     message_zh = "服务繁忙，请稍后再试"
     message_en = "the service is busy; try again later"
+
+
+class CityBusy(RetryableError):
+    """The city has as many calls in flight as its bulkhead allows: new work for it is refused,
+    not queued (nothing was recorded); come back after ``retry_after``."""
+
+    code = "CITY_BUSY"
+    http_status = 429
+    message_zh = "该城市社保系统繁忙，请稍后再试"
+    message_en = "the city's system is busy; try again later"

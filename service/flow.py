@@ -43,7 +43,7 @@ from essc.core.schemas import validator
 
 from . import states
 from .config import ServiceConfig
-from .errors import ActivationConflict, ActivationNotFound, IdentityLocked, VerificationBusy
+from .errors import ActivationConflict, ActivationNotFound, CityBusy, IdentityLocked, VerificationBusy
 from .names import check_name, string_rule
 from .pool import FlowPool, answer_within
 from .sealing import Sealer
@@ -88,6 +88,9 @@ class ActivationService:
         sealed = self.sealer.seal({"id_number": id_number, "name": name})
         if self.pool is not None:
             self.pool.check()  # full: 503 before anything is recorded
+        wait = self.registry.saturated(city)
+        if wait is not None:  # the city's bulkhead is full: 429, not a queue without bound
+            raise CityBusy(f"city {city} has as many calls in flight as it takes", retry_after=wait, city=city)
         owner = worker_id()
         act, outcome = self.store.create(citizen_key=self.sealer.citizen_key(id_number), city=city,
                                          channel=channel, id_hint=mask_id(id_number), sealed=sealed,

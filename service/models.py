@@ -66,3 +66,14 @@ class AuditEvent(Base):
     status: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(String(300), nullable=True)
     actor: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class Callback(Base):
+    """The callback URL of an activation (service/callbacks.py) and what was last announced."""
+
+    __tablename__ = "callbacks"
+
+    activation_id: Mapped[str] = mapped_column(ForeignKey("activations.id"), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    #: "<status>@<updated_at>" of the last delivered announcement
+    delivered: Mapped[str | None] = mapped_column(String(80), nullable=True)

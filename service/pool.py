@@ -97,6 +97,11 @@ class Changes:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._version: dict[str, int] = {}
+        self._listeners: list[Callable[[str], None]] = []
+
+    def subscribe(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(act_id)`` after every transition made in this process."""
+        self._listeners.append(listener)
 
     def changed(self, act_id: str) -> None:
         with self._cond:
@@ -104,6 +109,11 @@ class Changes:
             if len(self._version) > 100_000:  # keep it bounded: waiters re-read the row anyway
                 self._version.clear()
             self._cond.notify_all()
+        for listener in self._listeners:
+            try:
+                listener(act_id)
+            except Exception:  # a listener must not break the transition that was made
+                log.exception("activation %s: a change listener failed", act_id)
 
     def version(self, act_id: str) -> int:
         return self._version.get(act_id, 0)

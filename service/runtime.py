@@ -15,6 +15,8 @@ from essc.core.masking import get_logger
 from essc.core.registry import Registry
 from essc.core.settings import Settings
 
+from .callbacks import CALLBACK_ATTEMPTS, Callbacks, backoff
+from .channels import Channels
 from .config import ServiceConfig
 from .flow import ActivationService, worker_id
 from .pool import FlowPool
@@ -23,6 +25,7 @@ from .store import Store
 log = get_logger("essc.service.runtime")
 
 TASK_NAME = "essc.run_activation"
+CALLBACK_TASK = "essc.deliver_callback"
 EARLY_S = 1.0  #: huey scheduler_interval: scheduled tasks are delivered up to this late
 STOP_WAIT_S = 5.0  #: how long :meth:`Runtime.stop_workers` waits for running tasks by default
 
@@ -45,6 +48,15 @@ def make_huey(config: ServiceConfig):
     return SqliteHuey(config.queue_name, filename=path, utc=True, timeout=30)
 
 
+def _channels(config: ServiceConfig) -> Channels | None:
+    """The channels (their HMAC secrets sign callbacks); None if the file cannot be read."""
+    try:
+        return Channels.load(config.channels_file)
+    except Exception:  # the API refuses to start on a broken file; a worker only loses callbacks
+        log.exception("channels file %s: callbacks cannot be signed", config.channels_file)
+        return None
+
+
 class Runtime:
     def __init__(self, config: ServiceConfig | None = None, settings: Settings | None = None,
                  registry: Registry | None = None) -> None:
@@ -57,6 +69,9 @@ class Runtime:
             if self.config.answer_budget_s > 0 else None
         self.service = ActivationService(self.registry, self.store, self.config, enqueue=self.enqueue,
                                          pool=self.pool)
+        self.callbacks = Callbacks(self.store, _channels(self.config))
+        self._callback_task = self.huey.task(name=CALLBACK_TASK, retries=0)(self._deliver_callback)
+        self.store.changes.subscribe(self.announce)
         self._consumer = None
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
@@ -77,6 +92,26 @@ class Runtime:
         if 0 < early <= EARLY_S + 0.5:  # delivered ahead of time on purpose (see enqueue)
             time.sleep(early)
         self.service.run(act_id)
+
+    # -- callbacks ------------------------------------------------------------------------------
+    def announce(self, act_id: str) -> None:
+        """After a transition: queue the signed callback if the activation has one and came to rest."""
+        marker = self.callbacks.due(act_id)
+        if marker is not None:
+            self._callback_task(act_id, marker, 1)
+
+    def _deliver_callback(self, act_id: str, marker: str, attempt: int) -> None:
+        act = self.store.get(act_id)
+        if act is None:
+            return
+        view = self.service.view(act)  # without the credential: the channel reads it with GET
+        view["audit"] = []
+        if self.callbacks.deliver(act_id, marker, view):
+            return
+        if attempt >= CALLBACK_ATTEMPTS:
+            self.callbacks._audit(act_id, "callback_failed", f"not delivered in {attempt} attempts")
+            return
+        self._callback_task.schedule(args=(act_id, marker, attempt + 1), delay=backoff(attempt))
 
     def enqueue(self, act_id: str, delay: float) -> None:
         """Hand an activation to the queue, now or after ``delay`` seconds.

@@ -69,6 +69,7 @@ def create_app(runtime, config: dict | None = None) -> Flask:
     channels = app.config["CHANNELS"] or Channels.load(
         app.config["CHANNELS_FILE"] or runtime.config.channels_file, max_skew_s=app.config["AUTH_MAX_SKEW_S"])
     component_validator("ActivationRequest")  # a broken OpenAPI document fails at start-up, not per request
+    runtime.callbacks.channels = channels  # callbacks are signed with the secrets this API knows
     app.extensions["essc"] = ApiState(runtime=runtime, channels=channels,
                                       search=CitySearch(runtime.registry.cities()), metrics=ApiMetrics(runtime),
                                       nonces=build_nonce_store(runtime, app.config),

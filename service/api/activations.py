@@ -59,8 +59,17 @@ def submit_activation():
     try:
         data = json_body(request)
         validate("ActivationRequest", data)
+        callback = data.get("callback_url")
+        if callback is not None:
+            channel = state.channels.channels.get(g.channel)
+            if channel is None or not channel.hmac_secret:
+                raise BadRequest("a callback is signed with the channel's HMAC secret: this channel has none",
+                                 field="$.callback_url", rule="channel-secret")
         act = state.runtime.service.submit(city=data["city"], id_number=data["id_number"], name=data["name"],
                                            consent=data["consent"], channel=g.channel)
+        if callback is not None:
+            state.runtime.callbacks.register(act["id"], callback)
+            state.runtime.announce(act["id"])  # it may have come to rest already
     except EsscError as err:
         state.metrics.count_submission(err.code.lower())
         raise

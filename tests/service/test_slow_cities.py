@@ -118,3 +118,101 @@ def test_a_long_poll_on_an_activation_at_rest_answers_at_once(slow, mock):
 
     threading.Thread(target=poll, daemon=True).start()
     assert answered.wait(10)  # far less than the 30 s asked for: nothing can change
+
+
+# -- signed callbacks -------------------------------------------------------------------------------
+class Receiver:
+    """The channel's callback endpoint: answers the statuses it is told to, records every call."""
+
+    def __init__(self, answers):
+        import queue
+        from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+        from flask import Flask, request
+
+        self.calls = queue.Queue()
+        self.answers = list(answers)
+        app = Flask("receiver")
+
+        @app.post("/hooks/essc")
+        def hook():
+            self.calls.put({"headers": dict(request.headers), "body": request.get_data()})
+            return ("", self.answers.pop(0) if self.answers else 204)
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        self.server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/essc?tenant=7"
+
+    def next(self, timeout=30):
+        return self.calls.get(timeout=timeout)  # waits for the event: the service's POST
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_signed_callback_is_delivered_and_retried(slow, mock):
+    import json as _json
+
+    from essc.service.callbacks import target_of
+    from essc.service.channels import Channel, Channels, sign
+
+    rt, _client = slow
+    channels = Channels({"bank": Channel("bank", hmac_secret="bank-secret")})
+    client = create_app(rt, {"TESTING": True, "CHANNELS": channels}).test_client()
+    receiver = Receiver([503])  # the first delivery fails: the service retries it
+    rt.start_workers()
+    try:
+        who = person(mock, "330100")
+        body = _json.dumps({"city": "330100", **who, "consent": True, "callback_url": receiver.url},
+                           ensure_ascii=False).encode()
+        stamp, nonce = str(int(__import__("time").time())), "n" * 20
+        created = client.post("/v1/activations", data=body, content_type="application/json", headers={
+            "X-Channel": "bank", "X-Timestamp": stamp, "X-Nonce": nonce,
+            "X-Signature": sign("bank-secret", "POST", "/v1/activations", stamp, nonce, body)})
+        assert created.status_code == 201, created.get_json()
+        first, second = receiver.next(), receiver.next()  # refused with 503, then delivered
+        for call in (first, second):
+            h = call["headers"]
+            expected = sign("bank-secret", "POST", target_of(receiver.url), h["X-Timestamp"], h["X-Nonce"],
+                            call["body"])
+            assert h["X-Channel"] == "bank" and h["X-Signature"] == expected  # verifiable by the channel
+        event = _json.loads(second["body"])
+        assert event["event"] == "activation.updated"
+        assert event["activation"]["status"] == states.AWAITING_VERIFICATION
+        assert "credential" not in event["activation"] and who["id_number"] not in second["body"].decode()
+        assert first["headers"]["X-Nonce"] != second["headers"]["X-Nonce"]
+        audit = [e["event"] for e in rt.store.audit(created.get_json()["id"])]
+        assert "callback_delivered" in audit
+    finally:
+        rt.stop_workers()
+        receiver.stop()
+
+
+def test_a_callback_needs_the_channels_hmac_secret(slow, mock):
+    from essc.service.channels import Channel, Channels
+
+    rt, _client = slow
+    client = create_app(rt, {"TESTING": True, "CHANNELS": Channels({"keyonly": Channel("keyonly", api_key="k")})}
+                        ).test_client()
+    response = client.post("/v1/activations", headers={"X-Channel": "keyonly", "X-Api-Key": "k"}, json={
+        "city": "330100", **person(mock, "330100"), "consent": True, "callback_url": "https://channel.example/h"})
+    assert response.status_code == 400 and response.get_json()["error"]["details"]["field"] == "$.callback_url"
+    assert rt.store.counts() == {}
+
+
+def test_a_city_with_a_full_bulkhead_gets_429_and_nothing_is_recorded(slow, mock):
+    rt, client = slow
+    guard = rt.registry.resilience.guard("330100")
+    guard.in_flight = guard.limit  # every slot of 杭州 taken (as by calls that hang)
+    try:
+        response = submit(client, person(mock, "330100"))
+        assert response.status_code == 429 and response.get_json()["error"]["code"] == "CITY_BUSY"
+        assert int(response.headers["Retry-After"]) >= 1 and rt.store.counts() == {}
+        assert submit(client, person(mock, "350100"), city="350100").status_code == 201  # other cities go on
+    finally:
+        guard.in_flight = 0
