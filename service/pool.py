@@ -97,13 +97,13 @@ class Changes:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._version: dict[str, int] = {}
-        self._listeners: list[Callable[[str], None]] = []
+        self._listeners: list[Callable[[str, str | None], None]] = []
 
-    def subscribe(self, listener: Callable[[str], None]) -> None:
-        """Call ``listener(act_id)`` after every transition made in this process."""
+    def subscribe(self, listener: Callable[[str, str | None], None]) -> None:
+        """Call ``listener(act_id, status)`` after every transition made in this process."""
         self._listeners.append(listener)
 
-    def changed(self, act_id: str) -> None:
+    def changed(self, act_id: str, status: str | None = None) -> None:
         with self._cond:
             self._version[act_id] = self._version.get(act_id, 0) + 1
             if len(self._version) > 100_000:  # keep it bounded: waiters re-read the row anyway
@@ -111,7 +111,7 @@ class Changes:
             self._cond.notify_all()
         for listener in self._listeners:
             try:
-                listener(act_id)
+                listener(act_id, status)
             except Exception:  # a listener must not break the transition that was made
                 log.exception("activation %s: a change listener failed", act_id)
 

@@ -15,7 +15,7 @@ from essc.core.masking import get_logger
 from essc.core.registry import Registry
 from essc.core.settings import Settings
 
-from .callbacks import CALLBACK_ATTEMPTS, Callbacks, backoff
+from .callbacks import CALLBACK_ATTEMPTS, RESTING, Callbacks, backoff
 from .channels import Channels
 from .config import ServiceConfig
 from .flow import ActivationService, worker_id
@@ -94,8 +94,11 @@ class Runtime:
         self.service.run(act_id)
 
     # -- callbacks ------------------------------------------------------------------------------
-    def announce(self, act_id: str) -> None:
-        """After a transition: queue the signed callback if the activation has one and came to rest."""
+    def announce(self, act_id: str, status: str | None = None) -> None:
+        """After a transition: queue the signed callback if the activation has one and came to rest
+        (``status``, when known, spares the look-up for the transitions that do not rest)."""
+        if status is not None and status not in RESTING:
+            return
         marker = self.callbacks.due(act_id)
         if marker is not None:
             self._callback_task(act_id, marker, 1)

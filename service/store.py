@@ -143,7 +143,7 @@ class Store:
                 return self.get(existing["id"]), "found"
             conn.execute(_AUDIT, {"act_id": existing["id"], "at": now, "event": "resubmitted",
                                   "status": states.RECEIVED, "detail": f"was {existing['status']}", "actor": channel})
-        self.changes.changed(existing["id"])
+        self.changes.changed(existing["id"], states.RECEIVED)
         return self.get(existing["id"]), "restarted"
 
     # -- reading -----------------------------------------------------------------------
@@ -213,7 +213,7 @@ class Store:
                 return False
             conn.execute(_AUDIT, {"act_id": act_id, "at": now, "event": event_name, "status": status,
                                   "detail": detail, "actor": owner})
-        self.changes.changed(act_id)
+        self.changes.changed(act_id, status)
         return True
 
     # -- identity checks of a citizen + city, across channels -------------------------------

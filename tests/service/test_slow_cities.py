@@ -12,6 +12,7 @@ from essc.service.api import create_app
 from essc.service.runtime import Runtime
 
 from .conftest import DEMO, person
+from .workers import wait_until
 
 AUTH = {"X-Channel": "demo", "X-Api-Key": "demo-key"}
 
@@ -186,8 +187,9 @@ def test_a_signed_callback_is_delivered_and_retried(slow, mock):
         assert event["activation"]["status"] == states.AWAITING_VERIFICATION
         assert "credential" not in event["activation"] and who["id_number"] not in second["body"].decode()
         assert first["headers"]["X-Nonce"] != second["headers"]["X-Nonce"]
-        audit = [e["event"] for e in rt.store.audit(created.get_json()["id"])]
-        assert "callback_delivered" in audit
+        act_id = created.get_json()["id"]
+        # recorded once the channel's 2xx came back (after the POST above reached the receiver)
+        assert wait_until(lambda: "callback_delivered" in [e["event"] for e in rt.store.audit(act_id)], timeout=30)
     finally:
         rt.stop_workers()
         receiver.stop()
