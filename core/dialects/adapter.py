@@ -110,6 +110,9 @@ class SpecAdapter(CityAdapter):
         if rule.get("table"):
             rule["inverse"] = self.spec.inverse_tables[rule["table"]]
         rule["integer"] = name in INTEGER_FIELDS
+        #: a required value read as it is (no table, date, type or optional): the fast path
+        rule["plain"] = ("parts" in rule and not rule["integer"] and
+                         not any(rule.get(k) for k in ("table", "date", "type", "optional", "from_request")))
         return compiled
 
     # -- request ------------------------------------------------------------------------------
@@ -180,7 +183,7 @@ class SpecAdapter(CityAdapter):
         resp = self.http.request(op.method, path, city=call.city, operation=operation,
                                  idempotent=operation != "activate", headers=headers,
                                  readable_statuses=self._body_statuses, **kwargs)
-        latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        latency_ms = (time.perf_counter() - started) * 1000  # the framework times health for the plugin
         status = resp.status_code
         if not 200 <= status < 300 and status not in self._body_statuses:
             raise call.rejected(f"the city refused the request with HTTP {status}")
@@ -193,7 +196,8 @@ class SpecAdapter(CityAdapter):
             if status >= 400:  # a refusal whose body cannot be read is still a refusal
                 raise call.rejected(f"the city refused the request with HTTP {status}") from None
             raise call.malformed(f"{err} (HTTP {status})") from None
-        self._check_echo(tree, answer, call)
+        if self._echo:
+            self._check_echo(tree, answer, call)
         code = self._first_code(answer)
         if 200 <= status < 300 and code in self._success:
             check = op.check
@@ -305,9 +309,14 @@ class SpecAdapter(CityAdapter):
             if state in (None, "") or isinstance(state, Mapping | list):
                 raise call.malformed(f"the answer lacks '{rule['path']}' (for status)")
             return call.fits("health", call.health(str(state or ""), str(words.get("up", "up")),
-                                                   str(words.get("down", "down")), latency_ms))
+                                                   str(words.get("down", "down")), round(latency_ms, 1)))
         result: dict[str, Any] = {}
         for name, rule in self._readers[op.name]:
+            if rule["plain"]:  # the common case, inline: a required string at a path
+                value = get_parts(tree, rule["parts"])
+                if type(value) is str and value:
+                    result[name] = value
+                    continue
             value = self._read(tree, rule, name, request, call)
             if value is not None:
                 result[name] = value

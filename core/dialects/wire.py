@@ -18,6 +18,8 @@ SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 CONTENT_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded",
                  "xml": "application/xml", "soap11": "text/xml"}
 _MISSING = object()
+#: one encoder for every JSON body (json.dumps with options builds a new one per call)
+_JSON = json.JSONEncoder(ensure_ascii=False)
 #: deeper documents are refused (a city does not nest 30 levels; an attacker might)
 MAX_DEPTH = 32
 
@@ -100,7 +102,7 @@ def encode(tree: Mapping[str, Any], encoding: str, transport: Mapping[str, Any],
     """The body for ``tree``; for soap11 ``fault`` makes it a SOAP Fault instead."""
     charset = str(transport.get("charset", "utf-8"))
     if encoding == "json":
-        return json.dumps(tree, ensure_ascii=False).encode(charset)
+        return _JSON.encode(tree).encode(charset)
     if encoding == "form":
         return urlencode({k: v for k, v in tree.items() if not isinstance(v, Mapping | list)}).encode(charset)
     if encoding == "xml":
@@ -130,6 +132,16 @@ def decode(body: bytes, encoding: str, transport: Mapping[str, Any]) -> dict[str
     """The tree of a body; :class:`WireError` when it is not a document of ``encoding``.
     A SOAP Fault decodes as ``{"Fault": {...}}``."""
     charset = transport.get("charset", "utf-8")
+    if encoding == "json" and charset == "utf-8":  # the hot path: json reads UTF-8 bytes itself
+        try:
+            tree = json.loads(body)
+        except RecursionError:
+            raise WireError("the JSON document is nested too deeply") from None
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
+            raise WireError("the body is not UTF-8 JSON") from None
+        if not isinstance(tree, dict):
+            raise WireError("the body is not a JSON object")
+        return tree
     try:
         text = body.decode(charset)
     except (UnicodeDecodeError, LookupError):
