@@ -322,10 +322,12 @@ def test_every_openapi_valid_submission_passes_the_contract_or_is_refused_at_onc
     def check(case, data):
         body = dict(case.body)
         # steer most examples to known cities and real ID numbers (still OpenAPI-valid)
-        if data.draw(st.integers(0, 3), label="known city unless 0"):
+        if data.draw(st.integers(0, 9), label="known city unless 0"):
             body["city"] = data.draw(st.sampled_from(cities), label="city")
-        if data.draw(st.integers(0, 3), label="real ID number unless 0"):
+        if data.draw(st.integers(0, 9), label="real ID number unless 0"):
             body["id_number"] = _valid_id(body["id_number"], data.draw(st.booleans(), label="lower-case x"))
+        if "callback_url" in body and data.draw(st.integers(0, 3), label="callback kept only if 0"):
+            del body["callback_url"]  # this channel has no HMAC secret: a callback is refused (NOT_IN_SCHEMA)
         component_validator("ActivationRequest").validate(body)  # an OpenAPI-valid request
 
         # after the service's normalisation, the contract's card_query accepts it
