@@ -1,5 +1,8 @@
 """Fixtures of the activation service: an in-process mock of the city systems, and a
 Runtime (registry + SQLite store + SQLite huey queue) in a temporary folder."""
+import os
+import uuid
+
 import pytest
 
 from essc.core.registry import Registry
@@ -53,3 +56,25 @@ def runtime(service_config, registry, mock):
 def person(mock, city, scenario="normal", index=0):
     c = mock.citizens(city, scenario)[index]
     return {"id_number": c["id_number"], "name": c["name"]}
+
+
+PG_ADMIN = os.environ.get("ESSC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database for one test (SQLAlchemy URL), dropped after it; the test is
+    skipped, with the reason, where no server answers."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as err:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}: {err}")
+    name = f"essc_test_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

@@ -13,25 +13,7 @@ from essc.service.runtime import Runtime
 from .conftest import DEMO
 from .workers import start_worker, stop, unsettled, wait_until, worker_env
 
-PG_ADMIN = os.environ.get("ESSC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("ESSC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture
-def pg_url():
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as err:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}: {err}")
-    name = f"essc_test_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.fixture

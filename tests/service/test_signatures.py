@@ -25,7 +25,6 @@ from essc.service.throttle import FailureThrottle, MemoryCounters, RedisCounters
 
 NOW = 1_800_000_000
 ACT_ID = "0123456789abcdef0123456789abcdef"
-PG_ADMIN = os.environ.get("ESSC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("ESSC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 _nonces = (f"test-nonce-{n:08d}-{uuid.uuid4().hex[:8]}" for n in itertools.count())
 
@@ -61,22 +60,12 @@ def redis_client():
 
 
 @pytest.fixture
-def pg_engine():
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as err:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}: {err}")
-    name = f"essc_test_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    engine = create_engine(f"{base}/{name}")
+def pg_engine(pg_url):
+    engine = create_engine(pg_url)
     try:
         yield engine
     finally:
         engine.dispose()
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql", "redis"])
