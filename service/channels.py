@@ -121,6 +121,14 @@ def request_target(environ: Mapping[str, str]) -> bytes:
 
 
 class Channels:
+    """The channels of one file, and how a request proves it comes from one of them.
+
+    Subclasses authenticate other callers the same way (``header`` names the caller, ``kind``
+    is what error messages call it; essc.service.relying: relying parties)."""
+
+    header = "X-Channel"
+    kind = "channel"
+
     def __init__(self, channels: Mapping[str, Channel], source: str = "<memory>",
                  max_skew_s: float = MAX_SKEW_S, nonces=None, clock=time.time) -> None:
         from .nonces import MemoryNonceStore
@@ -151,15 +159,15 @@ class Channels:
         return cls(channels, str(path), max_skew_s)
 
     def authenticate(self, headers: Mapping[str, str], body: bytes, now: float | None = None, *,
-                     method: str, target: str | bytes, nonces=None) -> Channel:
-        """The calling channel, or :class:`AuthFailure`.
+                     method: str, target: str | bytes, nonces=None):
+        """The calling channel (the entry named by ``self.header``), or :class:`AuthFailure`.
 
         ``method`` and ``target`` (PATH_WITH_QUERY, see :func:`request_target`) are what a
         signature covers besides the body; ``nonces`` (default ``self.nonces``) remembers the
         nonces of accepted signatures."""
-        name = (headers.get("X-Channel") or "").strip()
+        name = (headers.get(self.header) or "").strip()
         if not name:
-            raise AuthFailure("missing X-Channel header")
+            raise AuthFailure(f"missing {self.header} header")
         channel = self.channels.get(name)
         if any(headers.get(h) is not None for h in ("X-Signature", "X-Timestamp", "X-Nonce")):
             self._check_signature(channel, headers, method, target, body, self.clock() if now is None else now,
@@ -167,12 +175,12 @@ class Channels:
         elif headers.get("X-Api-Key") is not None:
             expected = channel.api_key if channel and channel.api_key else _DUMMY
             if not hmac.compare_digest(headers["X-Api-Key"].encode(), expected.encode()) or expected is _DUMMY:
-                raise AuthFailure("invalid channel credentials")
+                raise AuthFailure(f"invalid {self.kind} credentials")
         else:
             raise AuthFailure("missing credentials: send X-Api-Key, or X-Timestamp, X-Nonce and X-Signature")
         return channel
 
-    def _check_signature(self, channel: Channel | None, headers: Mapping[str, str], method: str,
+    def _check_signature(self, channel, headers: Mapping[str, str], method: str,
                          target: str | bytes, body: bytes, now: float, nonces) -> None:
         stamp, nonce = headers.get("X-Timestamp") or "", headers.get("X-Nonce") or ""
         signature = (headers.get("X-Signature") or "").strip().lower()
@@ -190,8 +198,8 @@ class Channels:
         valid = _HEX64.fullmatch(signature) is not None
         if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected.encode()) or not valid \
                 or secret is _DUMMY:
-            raise AuthFailure("invalid channel credentials")
+            raise AuthFailure(f"invalid {self.kind} credentials")
         # Only a valid signature spends its nonce. It must be remembered for as long as its
         # timestamp is inside the window: until stamp + max_skew_s (+1 s for fractions).
         if not nonces.claim(channel.name, nonce, expires_at=int(stamp) + self.max_skew_s + 1, now=now):
-            raise AuthFailure("X-Nonce was already used by this channel: the request is a replay", rule="replay")
+            raise AuthFailure(f"X-Nonce was already used by this {self.kind}: the request is a replay", rule="replay")

@@ -3,7 +3,8 @@
 Defaults need no server: SQLite files under ``data_dir`` for the activations and for the
 huey queue. ``database_url`` = ``postgresql+psycopg://...`` and ``queue_url`` =
 ``redis://...`` switch to the scale-out path. Environment: ``ESSC_DATA_DIR``,
-``ESSC_DATABASE_URL``, ``ESSC_QUEUE_URL``, ``ESSC_SECRET_KEY``, ``ESSC_CHANNELS_FILE``, and
+``ESSC_DATABASE_URL``, ``ESSC_QUEUE_URL``, ``ESSC_SECRET_KEY``, ``ESSC_CHANNELS_FILE``,
+``ESSC_OIDC_ISSUER``, ``ESSC_OIDC_SIGNING_KEY``, and
 ``ESSC_<NUMBER>`` for the numeric settings below.
 """
 from __future__ import annotations
@@ -56,6 +57,18 @@ class ServiceConfig:
     #: open connections `essc serve` keeps (waitress's default of 100 makes the 101st channel wait
     #: in the accept queue)
     api_connections: int = 2000
+    #: the e-SSC in use (docs/using-the-essc.md): a citizen's dynamic code is valid qrcode_ttl_s
+    #: (single use; a new code replaces the binding's unused one); a portal's scan-login code
+    #: login_ttl_s; an OpenID Connect authorization code oidc_code_ttl_s, its access token
+    #: oidc_token_ttl_s (userinfo)
+    qrcode_ttl_s: float = 60.0
+    login_ttl_s: float = 120.0
+    oidc_code_ttl_s: float = 60.0
+    oidc_token_ttl_s: float = 600.0
+    #: OpenID Connect issuer URL (default: the URL the request came to) and the ID-token signing
+    #: key (a PEM file; default: an RSA key generated into data_dir/oidc-signing-key.pem)
+    oidc_issuer: str | None = None
+    oidc_signing_key: Path | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -70,6 +83,10 @@ class ServiceConfig:
                 data[key] = env[name]
         if env.get("ESSC_CHANNELS_FILE"):
             data["channels_file"] = Path(env["ESSC_CHANNELS_FILE"])
+        if env.get("ESSC_OIDC_ISSUER"):
+            data["oidc_issuer"] = env["ESSC_OIDC_ISSUER"]
+        if env.get("ESSC_OIDC_SIGNING_KEY"):
+            data["oidc_signing_key"] = Path(env["ESSC_OIDC_SIGNING_KEY"])
         for key, cast in _NUMBERS.items():
             name = "ESSC_" + key.upper()
             if env.get(name):
@@ -106,4 +123,5 @@ class ServiceConfig:
 _NUMBERS = {"max_identity_attempts": int, "identity_lockout_s": float, "retry_base_s": float, "retry_cap_s": float,
             "answer_budget_s": float, "flow_threads": int, "max_in_flight": int, "max_wait_s": float,
             "api_threads": int, "api_connections": int, "max_age_s": float, "lease_s": float,
-            "sweep_interval_s": float, "workers": int}
+            "sweep_interval_s": float, "workers": int, "qrcode_ttl_s": float, "login_ttl_s": float,
+            "oidc_code_ttl_s": float, "oidc_token_ttl_s": float}

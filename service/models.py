@@ -77,3 +77,94 @@ class Callback(Base):
     url: Mapped[str] = mapped_column(String(2048))
     #: "<status>@<updated_at>" of the last delivered announcement
     delivered: Mapped[str | None] = mapped_column(String(80), nullable=True)
+
+
+# -- the e-SSC in use (service/qrcodes.py, service/login.py, service/oidc.py) ------------------
+# Codes and tokens are kept as SHA-256 hashes only: whoever reads the database cannot use them.
+
+
+class QrCode(Base):
+    """A citizen's dynamic code: bound to one activation (one channel's binding), single use."""
+
+    __tablename__ = "qrcodes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    activation_id: Mapped[str] = mapped_column(ForeignKey("activations.id"), index=True)
+    issued_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    used_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    busi_type: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    #: set when the binding ended (the channel unlinked the e-SSC)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class UsageEvent(Base):
+    """Audit of the e-SSC's use: code issues and verifications, logins (no personal data: the
+    party, the business type, the activation id, the outcome code)."""
+
+    __tablename__ = "usage_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    #: the relying party or channel that asked
+    party: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    activation_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    busi_type: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    #: "ok" or the error code
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+
+class LoginSession(Base):
+    """A portal's scan login: pending -> confirmed (by the citizen's channel) -> delivered (the
+    portal read the result once, or an OpenID Connect authorization code was issued)."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    party: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    activation_id: Mapped[str | None] = mapped_column(ForeignKey("activations.id"), nullable=True)
+    confirmed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: OpenID Connect: hash of the authorization request this session belongs to
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class OidcCode(Base):
+    """An OpenID Connect authorization code (single use, short-lived)."""
+
+    __tablename__ = "oidc_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(40))
+    activation_id: Mapped[str] = mapped_column(ForeignKey("activations.id"))
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    scope: Mapped[str] = mapped_column(String(200))
+    nonce: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    code_challenge_method: Mapped[str] = mapped_column(String(8))
+    auth_time: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class OidcToken(Base):
+    """An OpenID Connect access token (bearer, for userinfo)."""
+
+    __tablename__ = "oidc_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(40))
+    activation_id: Mapped[str] = mapped_column(ForeignKey("activations.id"))
+    scope: Mapped[str] = mapped_column(String(200))
+    issued_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    #: the authorization code it was issued for (a replayed code revokes its tokens)
+    code_hash: Mapped[str] = mapped_column(String(64), index=True)
+    revoked: Mapped[int] = mapped_column(Integer, default=0)  # 0 or 1

@@ -17,12 +17,13 @@ CARD_STATUS_ABNORMAL = "card_status_abnormal"  #: final, names the status
 IDENTITY_FAILED = "identity_failed"  #: final: too many identity mismatches (the citizen is locked out)
 EXPIRED = "expired"  #: final: pending longer than the maximum age
 FAILED = "failed"  #: final: contract violation, plugin unavailable, invalid data
+UNLINKED = "unlinked"  #: final: the channel's binding ended (DELETE, action 003); a resubmission starts again
 
 #: states a worker may pick up (the flow resumes from the last completed step)
 RUNNABLE = (RECEIVED, VERIFIED, PENDING_SYNC, PENDING_UPSTREAM)
 PENDING = (PENDING_SYNC, PENDING_UPSTREAM)
 #: states a resubmission restarts from the card read (with the data of the resubmission)
 RESTARTABLE = (RECEIVED, PENDING_SYNC, PENDING_UPSTREAM, AWAITING_VERIFICATION, CITY_NOT_OPENED, CARD_STATUS_ABNORMAL,
-               IDENTITY_FAILED, EXPIRED, FAILED)
-FINAL = (ACTIVATED, CITY_NOT_OPENED, CARD_STATUS_ABNORMAL, IDENTITY_FAILED, EXPIRED, FAILED)
+               IDENTITY_FAILED, EXPIRED, FAILED, UNLINKED)
+FINAL = (ACTIVATED, CITY_NOT_OPENED, CARD_STATUS_ABNORMAL, IDENTITY_FAILED, EXPIRED, FAILED, UNLINKED)
 ALL = RUNNABLE + (AWAITING_VERIFICATION,) + FINAL

@@ -6,7 +6,9 @@
     app = create_app(Runtime())                 # WSGI app, e.g. waitress.serve(app)
 
 Routes (schemas/openapi.json is the reference): ``POST /v1/activations``,
-``GET /v1/activations/<id>``, ``GET /v1/adapters`` (channel credentials required);
+``GET /v1/activations/<id>``, ``DELETE /v1/activations/<id>``, ``POST
+/v1/activations/<id>/qrcode``, ``GET /v1/adapters`` (channel credentials required);
+``POST /v1/qrcode/verify`` (relying-party credentials);
 ``GET /v1/cities?q=``, ``GET /healthz``, ``GET /metrics``, ``GET /v1/openapi.json`` (public).
 
 ``config`` keys (all optional):
@@ -14,6 +16,8 @@ Routes (schemas/openapi.json is the reference): ``POST /v1/activations``,
 * ``CHANNELS`` - a ready :class:`essc.service.channels.Channels` (wins over the file);
 * ``CHANNELS_FILE`` - path of the channels TOML file; default ``runtime.config.channels_file``,
   else the packaged demo-only ``service/channels.default.toml``;
+* ``RELYING_PARTIES`` - a ready :class:`essc.service.relying.RelyingParties` (wins over the
+  ``[relying_parties.*]`` tables of the channels file);
 * ``AUTH_MAX_SKEW_S`` - allowed clock skew of signed requests, seconds (default 300);
 * ``NONCE_STORE`` / ``NONCE_URL`` - a ready nonce store / a Redis URL for the nonces of signed
   requests (default: the Redis ``queue_url``, else the service database; essc.service.nonces);
@@ -46,6 +50,8 @@ class ApiState:
     metrics: Any  # essc.service.metrics.ApiMetrics
     nonces: Any = None  # essc.service.nonces store: nonces of accepted signatures
     throttle: Any = None  # essc.service.throttle.FailureThrottle, None when disabled
+    relying_parties: Any = None  # essc.service.relying.RelyingParties
+    qrcodes: Any = None  # essc.service.qrcodes.QrCodes: the citizen's dynamic codes
 
 
 def create_app(runtime, config: dict | None = None) -> Flask:
@@ -53,29 +59,37 @@ def create_app(runtime, config: dict | None = None) -> Flask:
     from ..channels import MAX_SKEW_S, Channels
     from ..metrics import ApiMetrics
     from ..nonces import build_nonce_store
+    from ..qrcodes import QrCodes
+    from ..relying import RelyingParties
     from ..search import CitySearch
     from ..throttle import build_throttle
-    from . import activations, public
+    from . import activations, public, qrcode
     from .errors import register_error_handlers
     from .validation import component_validator
 
     # explicit paths: Flask cannot find an instance folder of an editable namespace package
     here = Path(__file__).resolve().parent
     app = Flask(__name__, root_path=str(here), instance_path=str(here / "instance"))
-    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, AUTH_MAX_SKEW_S=MAX_SKEW_S, CHANNELS=None, CHANNELS_FILE=None)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, AUTH_MAX_SKEW_S=MAX_SKEW_S, CHANNELS=None, CHANNELS_FILE=None,
+                      RELYING_PARTIES=None)
     app.config.update(config or {})
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # DefaultJSONProvider's; 杭州, not \u676d\u5dde
 
     channels = app.config["CHANNELS"] or Channels.load(
         app.config["CHANNELS_FILE"] or runtime.config.channels_file, max_skew_s=app.config["AUTH_MAX_SKEW_S"])
+    parties = app.config["RELYING_PARTIES"] or RelyingParties.load(
+        app.config["CHANNELS_FILE"] or runtime.config.channels_file, max_skew_s=app.config["AUTH_MAX_SKEW_S"],
+        channels=channels)
     component_validator("ActivationRequest")  # a broken OpenAPI document fails at start-up, not per request
     runtime.callbacks.channels = channels  # callbacks are signed with the secrets this API knows
     app.extensions["essc"] = ApiState(runtime=runtime, channels=channels,
                                       search=CitySearch(runtime.registry.cities()), metrics=ApiMetrics(runtime),
                                       nonces=build_nonce_store(runtime, app.config),
-                                      throttle=build_throttle(runtime, app.config))
+                                      throttle=build_throttle(runtime, app.config),
+                                      relying_parties=parties, qrcodes=QrCodes(runtime))
 
     app.register_blueprint(activations.bp)
     app.register_blueprint(public.bp)
+    app.register_blueprint(qrcode.bp)
     register_error_handlers(app)
     return app

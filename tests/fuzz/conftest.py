@@ -66,10 +66,11 @@ def runtime(tmp_path, registry, mock):
 def app(runtime):
     from essc.service.api import create_app
 
-    # the packaged demo channel (demo-key / demo-secret); the failure throttle counts but never
+    # the packaged demo channel (demo-key / demo-secret) and demo relying parties; the failure throttle counts but never
     # trips: the negative cases that drop credentials must not turn the valid ones into 429s
     app = create_app(runtime, {"TESTING": True, "AUTH_FAILURE_LIMIT": 1_000_000})
-    app.wsgi_app = SignAsSent(app.wsgi_app, app.extensions["essc"].channels)
+    state = app.extensions["essc"]
+    app.wsgi_app = SignAsSent(app.wsgi_app, state.channels, state.relying_parties)
     return app
 
 
@@ -79,8 +80,8 @@ class SignAsSent:
     encodes generated query parameters - odd keys, nulls - its own way; the client side cannot
     know the bytes). The server's check runs unchanged on the result."""
 
-    def __init__(self, app, channels):
-        self.app, self.channels = app, channels
+    def __init__(self, app, channels, parties):
+        self.app, self.channels, self.parties = app, channels, parties
 
     def __call__(self, environ, start_response):
         import io
@@ -88,12 +89,13 @@ class SignAsSent:
         from essc.service.channels import request_target, sign
 
         marked = environ.pop("HTTP_X_FUZZ_SIGN", None)
-        parts = [environ.get(k) for k in ("HTTP_X_CHANNEL", "HTTP_X_TIMESTAMP", "HTTP_X_NONCE")]
-        known = parts[0] in self.channels.channels
-        if marked and known and all(parts):  # a negative case that dropped a header stays as it is
+        caller = environ.get("HTTP_X_CHANNEL") or environ.get("HTTP_X_RELYING_PARTY")
+        parts = [caller, environ.get("HTTP_X_TIMESTAMP"), environ.get("HTTP_X_NONCE")]
+        entry = self.channels.channels.get(caller) or self.parties.channels.get(caller)
+        if marked and entry is not None and all(parts):  # a negative case that dropped a header stays as it is
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
             environ["wsgi.input"] = io.BytesIO(body)
-            secret = self.channels.channels[environ["HTTP_X_CHANNEL"]].hmac_secret
+            secret = entry.hmac_secret
             environ["HTTP_X_SIGNATURE"] = sign(secret, environ["REQUEST_METHOD"],
                                                request_target(environ).decode("latin-1"),
                                                environ["HTTP_X_TIMESTAMP"], environ["HTTP_X_NONCE"], body)

@@ -5,10 +5,14 @@ $ref; the first test checks it is that very document), requests go to the app in
 through its WSGI interface. Every operation gets about
 ``ESSC_FUZZ_EXAMPLES`` (default 50) generated requests, valid and invalid ones, per scheme:
 
-* ``api-key``: ``X-Channel: demo`` + ``X-Api-Key: demo-key``;
+* ``api-key``: ``X-Channel: demo`` + ``X-Api-Key: demo-key`` (a relying party's operation:
+  ``X-Relying-Party`` naming a demo party + its key);
 * ``signature``: ``X-Timestamp``, a fresh ``X-Nonce`` and ``X-Signature`` made by
   :func:`essc.service.channels.sign` over the method, the path with its query, the
   timestamp, the nonce and the exact body bytes sent (only operations that take credentials).
+
+Who calls an operation is read from its ``security`` in the document: ``Channel`` (the demo
+channel), ``RelyingParty`` (a demo relying party of the packaged channels file), or none (public).
 
 A response fails the run when it is a 5xx, has a status the document does not list, a
 content type it does not list, or a body that does not match the documented schema. A
@@ -43,8 +47,15 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 EXAMPLES = int(os.environ.get("ESSC_FUZZ_EXAMPLES", "50"))
 SEED = os.environ.get("ESSC_FUZZ_SEED")
 CHANNEL = "demo"
-#: operations that take channel credentials (the others are public: fuzzed once, with no credentials)
-CHANNEL_PATHS = r"^/v1/(activations|adapters)"
+#: the demo relying party calling an operation: portals open login sessions, a hospital verifies codes
+PARTY_OF = {"/v1/qrcode/verify": "hospital-demo"}
+DEFAULT_PARTY = "portal-demo"
+
+
+def caller_kind(operation) -> str:
+    """``channel``, ``party`` or ``public``: the credentials the operation's ``security`` asks for."""
+    names = {name for requirement in operation.definition.raw.get("security") or () for name in requirement}
+    return "channel" if "Channel" in names else "party" if "RelyingParty" in names else "public"
 
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=SEED is None,
                 suppress_health_check=list(HealthCheck))
@@ -73,10 +84,19 @@ def real_activation(app, mock):
               for city, scenario in (("330100", "normal"), ("350100", "normal"), ("510100", "normal"),
                                      ("370200", "normal"), ("330100", "reported_lost"), ("110000", "normal"))
               for c in mock.citizens(city, scenario)[:2]]
-    created = app.test_client().post("/v1/activations", json={**people[0], "consent": True},
-                                     headers={"X-Channel": CHANNEL, "X-Api-Key": "demo-key"})
+    client, auth = app.test_client(), {"X-Channel": CHANNEL, "X-Api-Key": "demo-key"}
+    created = client.post("/v1/activations", json={**people[0], "consent": True}, headers=auth)
     assert created.status_code == 201, created.get_json()
-    REAL.update(id=created.get_json()["id"], people=people)
+    # an activated e-SSC: its codes steer the verification towards real ones
+    other = client.post("/v1/activations", json={**people[2], "consent": True}, headers=auth).get_json()
+    done = client.post(f"/v1/activations/{other['id']}/verification", json=PASSING_CHECKS[0], headers=auth)
+    assert done.status_code == 201, done.get_json()
+
+    def fresh_code(_):
+        answer = client.post(f"/v1/activations/{other['id']}/qrcode", headers=auth)
+        return answer.get_json()["qrcode"] if answer.status_code == 201 else "essc1." + "A" * 43
+
+    REAL.update(id=created.get_json()["id"], activated=other["id"], people=people, fresh_code=fresh_code)
     yield
     REAL.clear()
 
@@ -84,7 +104,8 @@ def real_activation(app, mock):
 @schema.hook
 def flatmap_path_parameters(context, path_parameters):
     if REAL and isinstance(path_parameters, dict) and "id" in path_parameters:
-        return st.sampled_from([path_parameters, {**path_parameters, "id": REAL["id"]}])
+        return st.sampled_from([path_parameters, {**path_parameters, "id": REAL["id"]},
+                                {**path_parameters, "id": REAL["activated"]}])
     return st.just(path_parameters)
 
 
@@ -96,6 +117,8 @@ def flatmap_body(context, body):
         return st.one_of(st.just(body), st.sampled_from(REAL["people"]).map(lambda who: {**body, **who}))
     if context.operation.path.endswith("/verification") and "face_token" in body:
         return st.one_of(st.just(body), st.sampled_from(PASSING_CHECKS))
+    if context.operation.path == "/v1/qrcode/verify" and "qrcode" in body:
+        return st.one_of(st.just(body), st.just(body).map(lambda b: {**b, "qrcode": REAL["fresh_code"](b)}))
     return st.just(body)
 
 
@@ -132,7 +155,7 @@ def _target(case) -> str:
     return path + ("?" + query if query else "")
 
 
-AUTH_HEADERS = {"x-channel", "x-api-key", "x-timestamp", "x-nonce", "x-signature"}
+AUTH_HEADERS = {"x-channel", "x-relying-party", "x-api-key", "x-timestamp", "x-nonce", "x-signature"}
 
 
 def _call(case, scheme: str, app):
@@ -142,18 +165,23 @@ def _call(case, scheme: str, app):
         del case.headers[name]
     headers: dict[str, str] = {}
     body = _body_bytes(case) or b""  # always given: werkzeug would make up a body for a bare multipart type
+    state = app.extensions["essc"]
+    if caller_kind(case.operation) == "party":
+        name = PARTY_OF.get(case.path, DEFAULT_PARTY)
+        header, entry = "X-Relying-Party", state.relying_parties.channels[name]
+    else:
+        header, entry = "X-Channel", state.channels.channels[CHANNEL]
     if scheme == "api-key":
-        headers = {"X-Channel": CHANNEL, "X-Api-Key": app.extensions["essc"].channels.channels[CHANNEL].api_key}
+        headers = {header: entry.name, "X-Api-Key": entry.api_key}
     elif scheme == "signature":
         if not body:  # werkzeug's test client invents a multipart body (random boundary) for an empty one
             for name in [h for h in (case.headers or {}) if h.lower() == "content-type"]:
                 del case.headers[name]
-        secret = app.extensions["essc"].channels.channels[CHANNEL].hmac_secret
         stamp, nonce = str(int(time.time())), secrets.token_urlsafe(24)
         # signed again at the wire (conftest.SignAsSent) when the query holds what only the
         # transport knows how it encodes; a plain query is signed here, as a client does
-        headers = {"X-Channel": CHANNEL, "X-Timestamp": stamp, "X-Nonce": nonce,
-                   "X-Signature": sign(secret, case.method, _target(case), stamp, nonce, body)}
+        headers = {header: entry.name, "X-Timestamp": stamp, "X-Nonce": nonce,
+                   "X-Signature": sign(entry.hmac_secret, case.method, _target(case), stamp, nonce, body)}
         if case.query:
             headers["X-Fuzz-Sign"] = "1"
     SENT[(f"{case.method.upper()} {case.path}", scheme)] += 1
@@ -166,19 +194,19 @@ def _call(case, scheme: str, app):
     return response
 
 
-@schema.include(path_regex=CHANNEL_PATHS).parametrize()
+@schema.include(lambda ctx: caller_kind(ctx.operation) != "public").parametrize()
 @FUZZ
 def test_api_key(case, app):
     _call(case, "api-key", app)
 
 
-@schema.include(path_regex=CHANNEL_PATHS).parametrize()
+@schema.include(lambda ctx: caller_kind(ctx.operation) != "public").parametrize()
 @FUZZ
 def test_signature(case, app):
     _call(case, "signature", app)
 
 
-@schema.exclude(path_regex=CHANNEL_PATHS).parametrize()
+@schema.include(lambda ctx: caller_kind(ctx.operation) == "public").parametrize()
 @FUZZ
 def test_public(case, app):
     _call(case, "public", app)

@@ -1,0 +1,45 @@
+"""The e-SSC in use, codes and bindings: ``POST /v1/activations/<id>/qrcode`` (the channel
+holding the activation: a fresh dynamic code), ``POST /v1/qrcode/verify`` (a relying party:
+whose code is it?), ``DELETE /v1/activations/<id>`` (the channel unlinks its binding).
+See essc.service.qrcodes and essc.service.bindings."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from ..bindings import unlink
+from .activations import _own_activation_id
+from .auth import require_channel, require_relying_party
+from .validation import json_body, validate
+
+bp = Blueprint("qrcode", __name__)
+
+
+@bp.post("/v1/activations/<act_id>/qrcode")
+@require_channel
+def issue_qrcode(act_id: str):
+    state = current_app.extensions["essc"]
+    answer = state.qrcodes.issue(_own_activation_id(act_id), g.channel)
+    response = jsonify(answer)
+    response.status_code = 201
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/v1/qrcode/verify")
+@require_relying_party
+def verify_qrcode():
+    state = current_app.extensions["essc"]
+    data = json_body(request)
+    validate("QrCodeVerifyRequest", data)
+    verified = state.qrcodes.verify(data["qrcode"], data["busi_type"], g.relying_party)
+    response = jsonify(verified.view)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.delete("/v1/activations/<act_id>")
+@require_channel
+def unlink_activation(act_id: str):
+    state = current_app.extensions["essc"]
+    act = unlink(state.runtime, state.qrcodes, _own_activation_id(act_id), g.channel)
+    return jsonify(state.runtime.service.view(act))
