@@ -5,7 +5,7 @@ import pluggy
 
 #: MAJOR.MINOR of the contract (hooks + schemas). A plugin targeting the same major and
 #: a minor up to this one is compatible; another major is quarantined.
-CONTRACT_VERSION = "1.1"
+CONTRACT_VERSION = "1.2"
 
 #: Entry-point group through which installed plugins are found.
 ENTRY_POINT_GROUP = "essc.plugins"
@@ -17,6 +17,7 @@ from .errors import (  # noqa: E402
     CardStatusAbnormal,
     CityNotOpened,
     ContractViolation,
+    CredentialNotFound,
     EsscError,
     IdentityMismatch,
     InvalidInput,
@@ -25,6 +26,8 @@ from .errors import (  # noqa: E402
     RecordNotSynced,
     RetryableError,
     ReverifyError,
+    SettlementConflict,
+    SettlementNotFound,
     UpstreamUnavailable,
 )
 
@@ -32,5 +35,5 @@ __all__ = [
     "CONTRACT_VERSION", "ENTRY_POINT_GROUP", "hookimpl", "CityAdapter", "OPERATIONS",
     "EsscError", "RetryableError", "ReverifyError", "PermanentError", "CityNotOpened", "RecordNotSynced",
     "CardStatusAbnormal", "IdentityMismatch", "UpstreamUnavailable", "ContractViolation", "InvalidInput",
-    "PluginUnavailable",
+    "PluginUnavailable", "CredentialNotFound", "SettlementNotFound", "SettlementConflict",
 ]

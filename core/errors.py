@@ -28,6 +28,9 @@ __all__ = [
     "ContractViolation",
     "InvalidInput",
     "PluginUnavailable",
+    "CredentialNotFound",
+    "SettlementNotFound",
+    "SettlementConflict",
     "CARD_STATUSES",
     "UPSTREAM_REASONS",
     "error_from_dict",
@@ -213,11 +216,43 @@ class PluginUnavailable(PermanentError):
     message_en = "the plugin serving this city is unavailable"
 
 
+class CredentialNotFound(PermanentError):
+    """The city holds no e-SSC credential with this sign number for the citizen (never issued,
+    another person's, or one of another city): activate first, or use the citizen's own."""
+
+    code = "CREDENTIAL_NOT_FOUND"
+    http_status = 409
+    message_zh = "未查询到该电子社保卡的签发信息，请先申领电子社保卡"
+    message_en = "the city holds no e-SSC credential with this sign number for the citizen"
+
+
+class SettlementNotFound(PermanentError):
+    """``settle_medical`` confirm of a settlement id the city does not hold for the citizen
+    (never pre-settled there)."""
+
+    code = "SETTLEMENT_NOT_FOUND"
+    http_status = 404
+    message_zh = "未查询到该笔结算信息"
+    message_en = "the city holds no settlement with this id for the citizen"
+
+
+class SettlementConflict(PermanentError):
+    """``settle_medical`` cannot do this to the settlement as it stands: confirm of a reversed
+    one, or a pre-settlement under an id already used for another bill (or reversed).
+    ``state`` names the settlement's state at the city when it is the citizen's."""
+
+    code = "SETTLEMENT_CONFLICT"
+    http_status = 409
+    message_zh = "该笔结算状态不允许此操作"
+    message_en = "the settlement's state at the city does not allow this action"
+
+
 #: Every ``reason`` of :class:`UpstreamUnavailable` (``schemas/error.schema.json`` lists the same).
 UPSTREAM_REASONS = UpstreamUnavailable.REASONS
 
 _BY_CODE = {cls.code: cls for cls in (CityNotOpened, RecordNotSynced, CardStatusAbnormal, IdentityMismatch,
-                                      UpstreamUnavailable, ContractViolation, InvalidInput, PluginUnavailable)}
+                                      UpstreamUnavailable, ContractViolation, InvalidInput, PluginUnavailable,
+                                      CredentialNotFound, SettlementNotFound, SettlementConflict)}
 
 
 def error_from_dict(data: dict[str, Any]) -> EsscError:

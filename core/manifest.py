@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import CONTRACT_VERSION, ENTRY_POINT_GROUP
+from .adapter import OPERATIONS
 from .schemas import validator
 from .settings import Settings
 
@@ -133,9 +134,21 @@ def read_manifest(record: PluginRecord) -> None:
         return
     record.manifest = data
     record.cities = tuple(c["code"] for c in data["cities"])
-    incompatible = contract_problem(data["contract_version"])
+    incompatible = contract_problem(data["contract_version"]) or newer_operations(data)
     if incompatible:
         record.quarantine(incompatible)
+
+
+def newer_operations(manifest: dict[str, Any]) -> str | None:
+    """Why a manifest declares operations its ``contract_version`` does not have (e.g.
+    ``settle_medical``, new in 1.2, in a plugin targeting 1.1), or None."""
+    target = tuple(int(x) for x in manifest["contract_version"].split("."))
+    newer = [f"{name} ({OPERATIONS[name].since})" for name in manifest["capabilities"]["operations"]
+             if name in OPERATIONS and tuple(int(x) for x in OPERATIONS[name].since.split(".")) > target]
+    if newer:
+        return (f"declares {', '.join(newer)} but targets contract {manifest['contract_version']}: set "
+                "contract_version to the newest of them")
+    return None
 
 
 def contract_problem(version: str, current: str = CONTRACT_VERSION) -> str | None:

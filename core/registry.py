@@ -32,6 +32,7 @@ from .idnumber import validate_id_number
 from .manifest import PluginRecord, discover, read_manifest
 from .masking import get_logger
 from .resilience import BUSY_RETRY_AFTER_S, CityGuard, Clock, Policy, Resilience
+from .rules import request_problem
 from .schemas import validator
 from .settings import PluginContext, Settings
 
@@ -406,6 +407,9 @@ class Registry:
                                rule="same-city", city=city, operation=operation)
         if "aac002" in request:
             validate_id_number(request["aac002"])
+        problem = request_problem(operation, request)
+        if problem is not None:
+            raise problem.with_context(city=city, operation=operation)
         if not bound.opened and operation != "health":
             raise CityNotOpened(city=city, operation=operation, plugin=bound.plugin)
         method = bound.methods.get(operation)

@@ -1,4 +1,5 @@
-"""The admin API ``/__admin/`` (docs/mock.md): cities, citizens, clock, faults, journal, reset.
+"""The admin API ``/__admin/`` (docs/mock.md): cities, citizens (and their card status), clock,
+faults, journal, settlements, reset.
 
 Bad input gets ``400 {"error": "<what is wrong>"}`` naming the field (numbers must be finite:
 ``NaN`` and ``Infinity``, which Python's JSON parser takes, are refused); an unknown city
@@ -11,6 +12,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from essc.core.errors import CARD_STATUSES
+from essc.core.masking import mask_id
 
 from .cities import city_changes, city_from_dict
 from .citizens import SCENARIOS
@@ -117,6 +121,33 @@ def list_citizens() -> Response:
         raise AdminError(f"'scenario' must be one of {', '.join(SCENARIOS)}")
     people = mock_state().citizens(code)
     return jsonify([c.admin_view() for c in people if scenario is None or c.scenario == scenario])
+
+
+@bp.put("/citizens/<city>/<id_number>")
+def change_citizen(city: str, id_number: str) -> Response:
+    """Change a citizen's card status (lost, sealed, cancelled, locked, or back to normal)."""
+    code = _known_city(city)
+    body = _body()
+    _only(body, ("card_status",))
+    if body.get("card_status") not in CARD_STATUSES:
+        raise AdminError(f"'card_status' must be one of {', '.join(CARD_STATUSES)}")
+    citizen = mock_state().set_card_status(code, id_number, body["card_status"])
+    if citizen is None:
+        raise AdminError(f"city {code} has no such citizen", 404)
+    return jsonify(citizen.admin_view())
+
+
+# -- settlements ---------------------------------------------------------------------------
+@bp.get("/settlements")
+def list_settlements() -> Response:
+    """The medical settlements of a city (or of every city), the citizen masked."""
+    code = request.args.get("city")
+    if code is not None:
+        _known_city(code)
+    return jsonify([{"city": s.city, "settlement_id": s.settlement_id, "citizen": mask_id(s.id_number),
+                     "hospital": s.hospital, "busi_type": s.busi_type, "year": s.year,
+                     "deductible_cents": s.deductible_cents, **s.result()}
+                    for s in mock_state().settlements(code)])
 
 
 # -- clock ---------------------------------------------------------------------------------

@@ -6,14 +6,20 @@ dialect modules translate both to and from their wire format.
 """
 from __future__ import annotations
 
+import datetime as dt
+import random
+from dataclasses import dataclass
 from typing import Any
 
+from . import contributions, settlement
 from .cities import City
-from .citizens import Citizen
+from .citizens import Citizen, derive_seed
 from .state import Credential, MockState
 
 __all__ = ["KINDS", "MESSAGES", "SERVICES", "SMS_CODE", "PASSWORD", "FACE_TOKEN_PREFIX", "UNKNOWN_RETRY_AFTER",
-           "MockBusinessError", "read_card", "verify_identity", "activate", "list_services", "health"]
+           "BANK_BINS", "CardState", "PaymentBinding", "MockBusinessError", "read_card", "verify_identity",
+           "activate", "list_services", "health", "card_status", "enable_payment", "reset_password",
+           "query_contributions", "settle_medical", "bank_account"]
 
 #: Identity checks the mock accepts (docs/dialects.md).
 FACE_TOKEN_PREFIX = "live-"
@@ -39,7 +45,16 @@ MESSAGES = {
     "identity_mismatch": "人脸与身份不匹配",
     "ticket_invalid": "核验凭证无效或已过期，请重新核验身份",
     "unknown_city": "本系统不受理该城市的业务",
+    "credential_unknown": "未查询到该电子社保卡的签发信息",
+    "settlement_unknown": "未查询到该笔结算信息",
+    "settlement_conflict": "该笔结算状态不允许此操作",
 }
+#: Card statuses with which a password can still be reset (a reset unlocks a locked card).
+RESETTABLE = ("normal", "locked")
+#: The first digits of the card's bank account, by bank (the mock's choice).
+BANK_BINS = {"中国工商银行": "622202", "中国农业银行": "622848", "中国银行": "621661", "中国建设银行": "621700",
+             "交通银行": "622262", "中国邮政储蓄银行": "621799", "招商银行": "621483", "兴业银行": "622909",
+             "浦发银行": "622521", "中信银行": "622696"}
 KINDS = tuple(MESSAGES)
 
 
@@ -95,9 +110,9 @@ def verify_identity(state: MockState, dialect: str, city: str, id_number: str, f
     citizen = _citizen(state, the_city, id_number)
     if not face_token.startswith(FACE_TOKEN_PREFIX) or not citizen.face_match:
         raise MockBusinessError("identity_mismatch", check="face")
-    if code != (SMS_CODE if factor == "sms" else PASSWORD):
+    if code != (SMS_CODE if factor == "sms" else state.password(the_city.code, citizen.id_number, PASSWORD)):
         raise MockBusinessError("identity_mismatch", check=factor)
-    return state.issue_ticket(the_city.code, citizen.id_number)
+    return state.issue_ticket(the_city.code, citizen.id_number, factor)
 
 
 def activate(state: MockState, dialect: str, city: str, id_number: str, ticket: str, channel: str,
@@ -122,3 +137,101 @@ def health(state: MockState, dialect: str, city: str) -> str:
     """``"up"`` in every mode of a city this dialect serves (only faults make it fail)."""
     _city(state, dialect, city, opened_only=False)
     return "up"
+
+
+# -- contract 1.2: the e-SSC in use --------------------------------------------------------------
+@dataclass(frozen=True)
+class CardState:
+    """The answer of card_status: the status now, when it was read, the credential's level."""
+
+    city: str
+    status: str
+    checked_at: dt.datetime
+    sign_level: int | None = None
+
+
+@dataclass(frozen=True)
+class PaymentBinding:
+    """The answer of enable_payment."""
+
+    city: str
+    sign_no: str
+    sign_level: int
+    bank: str
+    account_hint: str
+
+
+def _credential(state: MockState, city: City, citizen: Citizen, sign_no: str | None) -> Credential | None:
+    """The citizen's credential when ``sign_no`` is it (credential_unknown otherwise); None without sign_no."""
+    if sign_no is None:
+        return None
+    held = state.find_credential(city.code, citizen.id_number)
+    if held is None or held.sign_no != sign_no:
+        raise MockBusinessError("credential_unknown")
+    return held
+
+
+def bank_account(seed: int, citizen: Citizen) -> str:
+    """The card's bank account number (19 digits), the same for the citizen in every process."""
+    rng = random.Random(derive_seed(seed, "account", citizen.city, citizen.id_number))
+    return BANK_BINS.get(citizen.bank, "621000") + "".join(rng.choice("0123456789") for _ in range(13))
+
+
+def card_status(state: MockState, dialect: str, city: str, id_number: str, sign_no: str | None = None) -> CardState:
+    """The card's status now, abnormal or not (a query never refuses an abnormal card)."""
+    the_city = _city(state, dialect, city)
+    citizen = _citizen(state, the_city, id_number)
+    held = _credential(state, the_city, citizen, sign_no)
+    return CardState(the_city.code, citizen.card_status, state.calendar(), held.level if held else None)
+
+
+def enable_payment(state: MockState, dialect: str, city: str, id_number: str, sign_no: str, ticket: str,
+                   channel: str) -> PaymentBinding:
+    """Sign level 2 after a password check; the same binding again for the same credential."""
+    the_city = _city(state, dialect, city)
+    citizen = _citizen(state, the_city, id_number)
+    _credential(state, the_city, citizen, sign_no)
+    if not state.ticket_valid(ticket, the_city.code, citizen.id_number, "password"):
+        raise MockBusinessError("ticket_invalid")
+    if citizen.card_status != "normal":
+        raise MockBusinessError("card_status", status=citizen.card_status)
+    held = state.raise_level(the_city.code, citizen.id_number, 2)
+    account = bank_account(state.seed, citizen)
+    return PaymentBinding(the_city.code, held.sign_no, held.level, citizen.bank, account[:4] + "****" + account[-4:])
+
+
+def reset_password(state: MockState, dialect: str, city: str, id_number: str, ticket: str, new_password: str,
+                   ) -> dt.date:
+    """A new password after a face + SMS check; a locked card (应用锁定) is unlocked. Returns the day."""
+    the_city = _city(state, dialect, city)
+    citizen = _citizen(state, the_city, id_number)
+    if not state.ticket_valid(ticket, the_city.code, citizen.id_number, "sms"):
+        raise MockBusinessError("ticket_invalid")
+    if citizen.card_status not in RESETTABLE:
+        raise MockBusinessError("card_status", status=citizen.card_status)
+    state.set_password(the_city.code, citizen.id_number, new_password)
+    if citizen.card_status == "locked":
+        state.set_card_status(the_city.code, citizen.id_number, "normal")
+    return state.calendar().date()
+
+
+def query_contributions(state: MockState, dialect: str, city: str, id_number: str, from_month: str,
+                        to_month: str) -> list[dict[str, Any]]:
+    """The citizen's contribution entries of the period (mockserver/contributions.py)."""
+    the_city = _city(state, dialect, city)
+    citizen = _citizen(state, the_city, id_number)
+    return contributions.history(state.seed, citizen.id_number, from_month, to_month, state.calendar().date())
+
+
+def settle_medical(state: MockState, dialect: str, city: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Pre-settle, confirm or reverse (mockserver/settlement.py); ``request`` holds the contract's
+    settlement_request fields. Returns the contract's settlement_result."""
+    the_city = _city(state, dialect, city)
+    citizen = _citizen(state, the_city, str(request["aac002"]))
+    _credential(state, the_city, citizen, str(request["sign_no"]))
+    change = settlement.decide(request, city=the_city.code, year=state.calendar().year, seed=state.seed,
+                               card_status=citizen.card_status)
+    try:
+        return state.change_settlement(the_city.code, str(request["settlement_id"]), change).result()
+    except settlement.Refusal as refusal:
+        raise MockBusinessError(refusal.kind, **refusal.data) from None

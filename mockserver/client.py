@@ -44,6 +44,13 @@ class MockAdmin:
             raise LookupError(f"the mock has no {scenario} citizen in city {city}")
         return found[0]
 
+    def set_card_status(self, city: str, id_number: str, status: str) -> dict:
+        """Change the citizen's card status (``normal`` brings the card back)."""
+        return self._call("PUT", f"citizens/{city}/{id_number}", json={"card_status": status})
+
+    def settlements(self, city: str | None = None) -> list[dict]:
+        return self._call("GET", "settlements", params={"city": city} if city else {})
+
     def clock(self) -> dict:
         return self._call("GET", "clock")
 

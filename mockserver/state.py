@@ -2,7 +2,9 @@
 
 One :class:`MockState` lives at ``app.extensions["essc_mock"]``: the cities and their modes,
 the virtual clock, per-citizen sync progress of delayed cities, verification tickets,
-issued credentials, attempt counters per (city, operation), fault rules and the journal.
+issued credentials, card statuses and passwords changed since the reset, medical settlements
+and the fund usage they hold, attempt counters per (city, operation), fault rules and the
+journal.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import datetime as dt
 import hashlib
 import math
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,7 +24,7 @@ from .citizens import Citizen, generate_citizens
 from .clock import VirtualClock
 from .faults import FaultRule, parse_rule
 
-__all__ = ["STATE_KEY", "TICKET_TTL_S", "Credential", "MockState", "mock_state"]
+__all__ = ["STATE_KEY", "TICKET_TTL_S", "Credential", "Settlement", "MockState", "mock_state"]
 
 #: Where the app keeps its state: ``app.extensions[STATE_KEY]``.
 STATE_KEY = "essc_mock"
@@ -40,6 +42,30 @@ class Credential:
     channel: str
     signed_at: dt.datetime  # virtual calendar time
     valid_until: dt.date
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A medical settlement at a city (mockserver/settlement.py computes it)."""
+
+    city: str
+    settlement_id: str
+    id_number: str
+    digest: str  #: what was billed (busi_type, hospital, items): the same id with another bill conflicts
+    state: str  #: pre_settled | settled | reversed
+    total_cents: int
+    fund_cents: int
+    deductible_cents: int  #: the part of the yearly deductible the bill used
+    year: int
+    city_ref: str
+    busi_type: str = ""
+    hospital: str = ""  #: the institution code
+
+    def result(self) -> dict[str, Any]:
+        """The contract's ``settlement_result``."""
+        return {"settlement_id": self.settlement_id, "state": self.state, "total_cents": self.total_cents,
+                "fund_cents": self.fund_cents, "self_pay_cents": self.total_cents - self.fund_cents,
+                "city_ref": self.city_ref}
 
 
 class MockState:
@@ -66,9 +92,14 @@ class MockState:
             self._cities = {c.code: c for c in self._initial_cities}
             self._clock = VirtualClock(self.config["CLOCK_MODE"])
             self._sync: dict[tuple[str, str], dict[str, Any]] = {}
-            self._tickets: dict[str, tuple[str, str, float]] = {}
+            self._tickets: dict[str, tuple[str, str, float, str]] = {}
             self._ticket_count = 0
             self._credentials: dict[tuple[str, str], Credential] = {}
+            self._card_status: dict[tuple[str, str], str] = {}
+            self._passwords: dict[tuple[str, str], str] = {}
+            self._settlements: dict[tuple[str, str], Settlement] = {}
+            #: (city, ID number, year) -> [deductible used, fund paid] by pre-settled and settled bills
+            self._fund_usage: dict[tuple[str, str, int], list[int]] = {}
             self._sign_seq: collections.Counter[str] = collections.Counter()
             self._attempts: collections.Counter[tuple[str, str]] = collections.Counter()
             self._faults: list[FaultRule] = []
@@ -120,10 +151,37 @@ class MockState:
             return entry
 
     def citizens(self, city: str) -> list[Citizen]:
-        return list(self._citizen_entry(city)[0])
+        return [self._changed(c) for c in self._citizen_entry(city)[0]]
 
     def find_citizen(self, city: str, id_number: str) -> Citizen | None:
-        return self._citizen_entry(city)[1].get(id_number)
+        citizen = self._citizen_entry(city)[1].get(id_number)
+        return self._changed(citizen) if citizen is not None else None
+
+    def _changed(self, citizen: Citizen) -> Citizen:
+        """The citizen with the card status the admin or a password reset set since the reset."""
+        if not self._card_status:  # the common case: nothing changed
+            return citizen
+        with self._lock:
+            status = self._card_status.get((citizen.city, citizen.id_number))
+        return citizen if status is None or status == citizen.card_status else replace(citizen, card_status=status)
+
+    def set_card_status(self, city: str, id_number: str, status: str) -> Citizen | None:
+        """Change a citizen's card status (lost, sealed, ... or back to normal); None if unknown."""
+        citizen = self._citizen_entry(city)[1].get(id_number)
+        if citizen is None:
+            return None
+        with self._lock:
+            self._card_status[(city, id_number)] = status
+        return self._changed(citizen)
+
+    def password(self, city: str, id_number: str, default: str) -> str:
+        """The citizen's e-SSC password: ``default`` until reset_password set another."""
+        with self._lock:
+            return self._passwords.get((city, id_number), default)
+
+    def set_password(self, city: str, id_number: str, password: str) -> None:
+        with self._lock:
+            self._passwords[(city, id_number)] = password
 
     # -- clock ---------------------------------------------------------------------------
     def now(self) -> float:
@@ -164,7 +222,9 @@ class MockState:
             return 0 if progress["visible"] else max(1, math.ceil(remaining))
 
     # -- tickets and credentials ---------------------------------------------------------
-    def issue_ticket(self, city: str, id_number: str) -> str:
+    def issue_ticket(self, city: str, id_number: str, factor: str = "sms") -> str:
+        """A verification ticket of the citizen in ``city``, valid TICKET_TTL_S virtual seconds;
+        it remembers the second factor the check used (sms or password)."""
         with self._lock:
             now = self._clock.now()
             if len(self._tickets) >= _MAX_TICKETS:
@@ -172,13 +232,15 @@ class MockState:
             self._ticket_count += 1
             digest = hashlib.sha256(f"{self.seed}|ticket|{city}|{id_number}|{self._ticket_count}".encode())
             ticket = "VT" + digest.hexdigest()[:30].upper()
-            self._tickets[ticket] = (city, id_number, now + TICKET_TTL_S)
+            self._tickets[ticket] = (city, id_number, now + TICKET_TTL_S, factor)
             return ticket
 
-    def ticket_valid(self, ticket: str, city: str, id_number: str) -> bool:
+    def ticket_valid(self, ticket: str, city: str, id_number: str, factor: str | None = None) -> bool:
+        """Is ``ticket`` the citizen's in ``city``, unexpired and (when given) of ``factor``?"""
         with self._lock:
             held = self._tickets.get(ticket)
-            return held is not None and held[:2] == (city, id_number) and self._clock.now() <= held[2]
+            return (held is not None and held[:2] == (city, id_number) and self._clock.now() <= held[2]
+                    and (factor is None or held[3] == factor))
 
     def credential(self, city: str, id_number: str, level: int, channel: str) -> Credential:
         """The citizen's credential in ``city``: issued once, the same one on every later call."""
@@ -197,6 +259,65 @@ class MockState:
                 city=city, sign_no=sign_no, sign_seq=f"{self._sign_seq[city]:08d}", level=level, channel=channel,
                 signed_at=signed_at, valid_until=valid_until)
             return held
+
+    def find_credential(self, city: str, id_number: str) -> Credential | None:
+        with self._lock:
+            return self._credentials.get((city, id_number))
+
+    def raise_level(self, city: str, id_number: str, level: int) -> Credential:
+        """The citizen's credential at sign level ``level`` (KeyError when none was issued)."""
+        with self._lock:
+            held = self._credentials[(city, id_number)]
+            if held.level != level:
+                held = self._credentials[(city, id_number)] = replace(held, level=level)
+            return held
+
+    # -- medical settlements -------------------------------------------------------------
+    def settlement(self, city: str, settlement_id: str) -> Settlement | None:
+        with self._lock:
+            return self._settlements.get((city, settlement_id))
+
+    def settlements(self, city: str | None = None) -> list[Settlement]:
+        with self._lock:
+            return [s for s in self._settlements.values() if city is None or s.city == city]
+
+    def fund_usage(self, city: str, id_number: str, year: int) -> tuple[int, int]:
+        """``(deductible used, fund paid)`` of the citizen's pre-settled and settled bills in ``year``."""
+        with self._lock:
+            used = self._fund_usage.get((city, id_number, year), [0, 0])
+            return used[0], used[1]
+
+    def change_settlement(self, city: str, settlement_id: str,
+                          decide: Callable[[Settlement | None, Callable[[str, int], tuple[int, int]]], Settlement],
+                          ) -> Settlement:
+        """Run ``decide(current, usage)`` under the state's lock and store what it returns, moving the
+        citizen's yearly fund usage by what the settlement holds. ``current`` is the stored settlement
+        (None: the city never saw the id); ``usage(id_number, year)`` gives ``(deductible used, fund
+        paid)`` of the citizen's pre-settled and settled bills. ``decide`` may raise (nothing changes)
+        and must not call back into the state."""
+        with self._lock:
+            key = (city, settlement_id)
+            current = self._settlements.get(key)
+
+            def usage(id_number: str, year: int) -> tuple[int, int]:
+                used = self._fund_usage.get((city, id_number, year), [0, 0])
+                return used[0], used[1]
+
+            new = decide(current, usage)
+            if new is current:
+                return new
+            for held, sign in ((current, -1), (new, 1)):
+                if held is not None and held.state != "reversed":
+                    used = self._fund_usage.setdefault((held.city, held.id_number, held.year), [0, 0])
+                    used[0] += sign * held.deductible_cents
+                    used[1] += sign * held.fund_cents
+            self._settlements[key] = new
+            return new
+
+    def calendar(self) -> dt.datetime:
+        """The virtual calendar time now (China Standard Time)."""
+        with self._lock:
+            return self._clock.datetime()
 
     # -- attempts and faults -------------------------------------------------------------
     def count_attempt(self, city: str, operation: str) -> int:

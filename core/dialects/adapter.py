@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote
 
-from ..adapter import CityAdapter, Payload
+from ..adapter import OPERATIONS, CityAdapter, Payload
 from ..answers import CityCall, named_fields, retry_seconds
 from ..errors import EsscError, InvalidInput, UpstreamUnavailable
 from ..outcomes import outcome_error
@@ -181,7 +181,7 @@ class SpecAdapter(CityAdapter):
                 headers["SOAPAction"] = '"' + str(transport["soap_action"]).replace("{code}", op.code or "") + '"'
         started = time.perf_counter()
         resp = self.http.request(op.method, path, city=call.city, operation=operation,
-                                 idempotent=operation != "activate", headers=headers,
+                                 idempotent=OPERATIONS[operation].idempotent, headers=headers,
                                  readable_statuses=self._body_statuses, **kwargs)
         latency_ms = (time.perf_counter() - started) * 1000  # the framework times health for the plugin
         status = resp.status_code

@@ -146,7 +146,7 @@ def test_guard_catches_a_narrowed_common_definition(schema_copy):
 
 def test_guard_allows_the_breaking_edit_only_with_a_new_major_and_migration_notes(schema_copy):
     edit(schema_copy, "card_record", lambda d: d["properties"].pop("aac067"))
-    _, same_major = guard(schema_copy, "1.1")
+    _, same_major = guard(schema_copy, CONTRACT_VERSION)
     assert same_major is not None and "CONTRACT_VERSION = \"2.0\"" in same_major
     _, no_entry = guard(schema_copy, "2.0")
     assert no_entry is not None and "no '## Contract 2.x' entry" in no_entry

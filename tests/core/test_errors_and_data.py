@@ -19,6 +19,9 @@ ALL = [
     errors.ContractViolation("bad", city="330100", hook="read_card", path="$.aaz502", rule="enum"),
     errors.InvalidInput("checksum", field="aac002"),
     errors.PluginUnavailable("quarantined"),
+    errors.CredentialNotFound(city="330100", operation="enable_payment"),
+    errors.SettlementNotFound(city="330100", operation="settle_medical"),
+    errors.SettlementConflict(state="reversed", city="330100", operation="settle_medical"),
 ]
 
 
