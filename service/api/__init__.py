@@ -8,8 +8,11 @@
 Routes (schemas/openapi.json is the reference): ``POST /v1/activations``,
 ``GET /v1/activations/<id>``, ``DELETE /v1/activations/<id>``, ``POST
 /v1/activations/<id>/qrcode``, ``GET /v1/adapters`` (channel credentials required);
-``POST /v1/qrcode/verify`` (relying-party credentials);
-``GET /v1/cities?q=``, ``GET /healthz``, ``GET /metrics``, ``GET /v1/openapi.json`` (public).
+``POST /v1/login-sessions/<code>/confirm`` (channel); ``POST /v1/qrcode/verify``,
+``POST /v1/login-sessions``, ``GET /v1/login-sessions/<id>`` (relying-party credentials);
+``GET /v1/cities?q=``, ``GET /healthz``, ``GET /metrics``, ``GET /v1/openapi.json`` (public);
+the OpenID Connect provider: ``GET /.well-known/openid-configuration``, ``GET /oidc/jwks.json``,
+``GET /oidc/authorize``, ``POST /oidc/token``, ``GET|POST /oidc/userinfo``.
 
 ``config`` keys (all optional):
 
@@ -52,18 +55,22 @@ class ApiState:
     throttle: Any = None  # essc.service.throttle.FailureThrottle, None when disabled
     relying_parties: Any = None  # essc.service.relying.RelyingParties
     qrcodes: Any = None  # essc.service.qrcodes.QrCodes: the citizen's dynamic codes
+    logins: Any = None  # essc.service.login.LoginSessions: portals' scan logins
+    oidc: Any = None  # essc.service.oidc.Provider: the OpenID Connect provider over the scan login
 
 
 def create_app(runtime, config: dict | None = None) -> Flask:
     """Build the API application around ``runtime`` (an essc.service.runtime.Runtime)."""
     from ..channels import MAX_SKEW_S, Channels
+    from ..login import LoginSessions
     from ..metrics import ApiMetrics
     from ..nonces import build_nonce_store
+    from ..oidc import Provider
     from ..qrcodes import QrCodes
     from ..relying import RelyingParties
     from ..search import CitySearch
     from ..throttle import build_throttle
-    from . import activations, public, qrcode
+    from . import activations, login, oidc, public, qrcode
     from .errors import register_error_handlers
     from .validation import component_validator
 
@@ -86,10 +93,15 @@ def create_app(runtime, config: dict | None = None) -> Flask:
                                       search=CitySearch(runtime.registry.cities()), metrics=ApiMetrics(runtime),
                                       nonces=build_nonce_store(runtime, app.config),
                                       throttle=build_throttle(runtime, app.config),
-                                      relying_parties=parties, qrcodes=QrCodes(runtime))
+                                      relying_parties=parties, qrcodes=QrCodes(runtime),
+                                      logins=LoginSessions(runtime))
+    state = app.extensions["essc"]
+    state.oidc = Provider(app, runtime, parties, state.logins)
 
     app.register_blueprint(activations.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(qrcode.bp)
+    app.register_blueprint(login.bp)
+    app.register_blueprint(oidc.bp)
     register_error_handlers(app)
     return app

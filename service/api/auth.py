@@ -28,11 +28,13 @@ def authenticate(principals):
     name = (request.headers.get(principals.header) or "").strip()
     address = request.remote_addr or ""
     shown = name if NAME.match(name) else "-"  # names only; never the address
+    # the route, not the path: a path may hold a code (/v1/login-sessions/<code>/confirm)
+    where = request.url_rule.rule if request.url_rule is not None else request.path
     if throttle is not None:
         wait = throttle.retry_after(name, address)
         if wait is not None:
             log.warning("throttled %s %s (%s %s): too many failed authentications",
-                        request.method, request.path, principals.kind, shown)
+                        request.method, where, principals.kind, shown)
             raise TooManyRequests(f"too many failed authentications from this {principals.kind} or address",
                                   retry_after=wait, rule="throttle")
     body = request.get_data(cache=True)
@@ -43,7 +45,7 @@ def authenticate(principals):
     except AuthFailure as failure:
         if throttle is not None:
             throttle.failed(name, address)
-        log.info("refused %s %s (%s %s): %s", request.method, request.path, principals.kind, shown, failure.reason)
+        log.info("refused %s %s (%s %s): %s", request.method, where, principals.kind, shown, failure.reason)
         raise Unauthorized(failure.reason, **failure.details) from None
     return entry
 

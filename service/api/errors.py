@@ -107,6 +107,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         # frames and the exception type only: an exception's message may hold personal data
+        route = request.url_rule.rule if request.url_rule is not None else request.path  # a path may hold a code
         log.error("unhandled %s on %s %s (message withheld)\n%s", type(exc).__name__, request.method,
-                  request.path, scrub("".join(traceback.format_tb(exc.__traceback__))))
+                  route, scrub("".join(traceback.format_tb(exc.__traceback__))))
         return error_response(EsscError("see the service log"))
