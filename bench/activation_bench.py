@@ -31,7 +31,9 @@ channels drive it over HTTP, both steps of the flow, as a channel does:
   the other cities over their p99 in the slow phase (channels of the hanging city submit and
   leave: they do not hold client slots);
 - ``suite_400_s``: wall time of ``essc contract`` over 400 synthetic cities (one manifest-only
-  rest-json plugin in a temporary ``ESSC_PLUGIN_DIRS``; ``--no-suite`` skips it, it takes long).
+  rest-json plugin in a temporary ``ESSC_PLUGIN_DIRS``; ``--no-suite`` skips it). The suite
+  teaches the mock its cities once and waits on the hang checks' budgets in batches
+  (conformance/hangs.py); with pytest-xdist installed it also runs ``-n auto --dist loadgroup``.
 
 The client is a pool of C threads, each one keep-alive ``http.client`` connection (a channel):
 the standard library only (no new dependency), and cheaper per request than requests, since the
@@ -828,7 +830,7 @@ def suite_phase(args: argparse.Namespace, tmp: Path) -> dict:
     parallel = None
     if importlib.util.find_spec("xdist") is not None and args.suite_workers != 1:
         parallel = str(args.suite_workers or "auto")
-        cmd += ["-n", parallel]
+        cmd += ["-n", parallel, "--dist", "loadgroup"]  # the hang checks stay together in one worker
     env = {**os.environ, "ESSC_PLUGIN_DIRS": str(folder)}
     log = tmp / "suite.log"
     say(f"suite: essc contract over {args.suite_cities} synthetic cities"

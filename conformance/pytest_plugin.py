@@ -27,6 +27,42 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run the contract suite for this plugin's cities only (repeatable)")
     group.addoption("--essc-mock-url", default=None, metavar="URL",
                     help="use a running mock city system instead of an in-process one")
+    group.addoption("--essc-hang-batch", type=int, default=None, metavar="N",
+                    help="hang checks that wait on their plugins' budgets at once (default "
+                         f"{HANG_BATCH} with the in-process mock, {HANG_BATCH_EXTERNAL} with --essc-mock-url: "
+                         "the mock needs more threads than that)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the hang checks run in one pytest-xdist group (--dist loadgroup): one worker takes them all and
+    # waits on them together (essc.conformance.hangs); registered here too for runs without xdist
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist runs a group's tests in one worker")
+
+
+#: hang checks waiting at once (essc.conformance.hangs); the in-process mock gets HANG_BATCH + 16 threads,
+#: ``essc mock`` serves 48 by default
+HANG_BATCH, HANG_BATCH_EXTERNAL = 64, 32
+_CURRENT_KEY = pytest.StashKey["pytest.Item"]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.config.stash[_CURRENT_KEY] = item
+
+
+def _hang_check(item: pytest.Item) -> bool:
+    from .hangs import CHECK, KIND
+
+    callspec = getattr(item, "callspec", None)
+    return (getattr(item, "originalname", None) == CHECK and callspec is not None
+            and callspec.params.get("kind") == KIND and "essc_city" in callspec.params)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list) -> None:
+    for item in items:
+        if _hang_check(item):
+            item.add_marker(pytest.mark.xdist_group("essc-hang"))
 
 
 def _manifest_registry(config: pytest.Config):
@@ -64,9 +100,6 @@ class EsscMockWarning(UserWarning):
     """The mock city systems cannot play a city of the registry (the suite skips that city's checks)."""
 
 
-#: cities of the registry the mock plays: those the suite taught it (POST /__admin/cities) and those it
-#: knew - which may be gone after a reset, when someone else had added them through the admin API
-_MOCK_CITIES_KEY = pytest.StashKey["list"]()
 _MOCK_SKIPPED_KEY = pytest.StashKey["dict"]()  # city code -> why the mock cannot play it
 
 
@@ -101,7 +134,7 @@ def _teach_mock(config: pytest.Config, url: str) -> None:
                                 f"({type(err).__name__}: {err})\nhint: start one with `essc mock` or drop "
                                 "--essc-mock-url to start one in-process") from None
     reg = _manifest_registry(config)
-    added, skipped, notes = [], {}, []
+    skipped, notes = {}, []
     for info in reg.cities():
         manifest = reg.plugin(info.plugin).manifest
         dialect = manifest["dialect"]
@@ -109,18 +142,14 @@ def _teach_mock(config: pytest.Config, url: str) -> None:
             if known[info.code].get("dialect") != dialect:
                 notes.append(f"the mock plays city {info.code} in dialect {known[info.code].get('dialect')} but "
                              f"plugin {info.plugin!r} declares {dialect}: expect contract failures")
-            added.append({k: known[info.code][k] for k in ("code", "name", "province", "dialect", "mode")
-                          if k in known[info.code]})
             continue
         city = _mock_city(info, manifest)
         refusal = _add_mock_city(admin.session, url, city)
         if refusal is None:
-            added.append(city)
             continue
         skipped[info.code] = (f"the mock city systems cannot play city {info.code} {info.name} of plugin "
                               f"{info.plugin!r} (dialect {dialect}): POST /__admin/cities answered {refusal}")
         notes.append(skipped[info.code] + "; its checks that need the mock are skipped")
-    config.stash[_MOCK_CITIES_KEY] = added
     config.stash[_MOCK_SKIPPED_KEY] = skipped
     # A warning, not an error, even under ``-W error``: one city the mock cannot play must not fail
     # the session fixture (and with it every other city's checks).
@@ -143,7 +172,7 @@ def essc_mock_url(request: pytest.FixtureRequest):
     from essc.mockserver import create_app
     from essc.mockserver.serve import start_in_thread
 
-    server = start_in_thread(create_app({"CLOCK_MODE": "frozen"}))
+    server = start_in_thread(create_app({"CLOCK_MODE": "frozen"}), threads=_hang_batch(request.config) + 16)
     try:
         _teach_mock(request.config, server.url)
         yield server.url
@@ -151,30 +180,36 @@ def essc_mock_url(request: pytest.FixtureRequest):
         server.stop()
 
 
-def _suite_admin(config: pytest.Config, url: str):
-    """An admin client whose reset keeps the cities of the registry the mock plays: the mock's own
-    reset goes back to its initial cities (docs/mock.md), so those it lost are added again right
-    after it (a city added by hand to a running mock, before the suite ran, included)."""
+def _suite_admin(url: str):
+    """An admin client whose reset keeps the cities the mock plays now: the suite taught them once
+    per session (:func:`_teach_mock`), and a city added by hand to a running mock before the suite
+    ran stays too (``keep_cities``: the mock's own reset would go back to its initial cities)."""
     from essc.mockserver.client import MockAdmin
 
-    extra = list(config.stash.get(_MOCK_CITIES_KEY, []))
-
     class SuiteMockAdmin(MockAdmin):
-        def reset(self, seed: int | None = None) -> None:
-            super().reset(seed)
-            present = {c["code"] for c in self.cities()} if extra else set()
-            for city in extra:
-                if city["code"] in present:
-                    continue
-                refusal = _add_mock_city(self.session, self.url, city)
-                if refusal is not None:
-                    raise RuntimeError(f"mock admin POST cities {city['code']} after reset -> {refusal}")
+        def reset(self, seed: int | None = None, *, keep_cities: bool = True) -> None:
+            super().reset(seed, keep_cities=keep_cities)
+
+        def reset_frozen(self) -> None:
+            """Reset, then freeze the clock unless the reset left it frozen (an in-process mock)."""
+            answer = self._call("POST", "reset", json={"keep_cities": True})
+            if (answer.get("clock") or {}).get("mode") != "frozen":
+                self.freeze()
 
     return SuiteMockAdmin(url)
 
 
+@pytest.fixture(scope="session")
+def essc_mock_admin(essc_mock_url: str):
+    """The session's admin client of the mock (one keep-alive connection); reset at the end."""
+    admin = _suite_admin(essc_mock_url)
+    yield admin
+    admin.reset()
+    admin.session.close()
+
+
 @pytest.fixture
-def essc_mock(request: pytest.FixtureRequest, essc_mock_url: str):
+def essc_mock(request: pytest.FixtureRequest, essc_mock_admin):
     """Admin client of the mock, reset to its initial state (plus the cities the suite added) with a
     frozen clock. A check of a city the mock cannot play is skipped with the reason (and the run
     fails, naming it: :mod:`essc.conformance.selection`)."""
@@ -183,11 +218,8 @@ def essc_mock(request: pytest.FixtureRequest, essc_mock_url: str):
     why = request.config.stash.get(_MOCK_SKIPPED_KEY, {}).get(city)
     if why:
         pytest.skip(why)
-    admin = _suite_admin(request.config, essc_mock_url)
-    admin.reset()
-    admin.freeze()
-    yield admin
-    admin.reset()
+    essc_mock_admin.reset_frozen()  # the next check resets it again, and the session's end
+    return essc_mock_admin
 
 
 @pytest.fixture(scope="session")
@@ -206,3 +238,52 @@ def essc_registry(essc_mock_url: str):
 @pytest.fixture
 def essc_city_info(essc_city: str, essc_registry):
     return essc_registry.city(essc_city)
+
+
+def _hang_batch(config: pytest.Config) -> int:
+    given = config.getoption("essc_hang_batch")
+    if given is not None:
+        return max(1, given)
+    return HANG_BATCH_EXTERNAL if config.getoption("essc_mock_url") else HANG_BATCH
+
+
+@pytest.fixture(scope="session")
+def essc_hang_probes(request: pytest.FixtureRequest, essc_registry, essc_mock_admin):
+    """The hang probes of this process (:mod:`essc.conformance.hangs`): the hang checks of the cities
+    this process runs next wait on their plugins' budgets together, each timed on its own."""
+    from .hangs import HangProbes, hang_fault
+    from .tiers import exemption
+
+    config, session = request.config, request.session
+    unplayable = config.stash.get(_MOCK_SKIPPED_KEY, {})
+
+    def probed(item: pytest.Item) -> str | None:
+        """The city whose hang check ``item`` is, if that check will take a probe."""
+        if not _hang_check(item):
+            return None
+        city = str(item.callspec.params["essc_city"])
+        try:
+            info = essc_registry.city(city)
+            manifest = essc_registry.plugin(info.plugin).manifest
+        except Exception:  # the check itself reports it
+            return None
+        if not info.opened or city in unplayable or exemption(manifest, "test_upstream_fault"):
+            return None
+        return city
+
+    def upcoming() -> list[str]:
+        items = session.items
+        current = config.stash.get(_CURRENT_KEY, None)
+        start = next((i + 1 for i, item in enumerate(items) if item is current), 0)
+        return [city for city in map(probed, items[start:]) if city is not None]
+
+    def prepare(city: str) -> dict:
+        total_s = essc_registry.plugin(essc_registry.city(city).plugin).manifest["timeouts"]["total_s"]
+        essc_mock_admin.set_city(city, mode="supported")
+        citizen = essc_mock_admin.citizen(city, "normal")
+        essc_mock_admin.fault(**hang_fault(city, total_s))
+        return {"aac002": citizen["id_number"], "aac003": citizen["name"], "aab301": city}
+
+    return HangProbes(upcoming=upcoming, prepare=prepare, release=essc_mock_admin.reset,
+                      call=lambda city, query: essc_registry.call(city, "read_card", query),
+                      batch=_hang_batch(config))

@@ -170,10 +170,9 @@ class Recorder:
     def _ask_seed(admin: Any) -> tuple[int | None, str | None]:
         """The seed the mock runs with: the answer of ``POST /__admin/reset`` (no GET tells it).
         Asked once, after a test that uses the ``essc_mock`` fixture, which resets the mock
-        around every test anyway; the fixture's own reset then restores the suite's state."""
+        before every test anyway (keeping the cities the suite taught it)."""
         try:
-            answer = admin._call("POST", "reset", json={})
-            admin.reset()
+            answer = admin._call("POST", "reset", json={"keep_cities": True})
             return int(answer["seed"]), "mock"
         except Exception:
             return None, None

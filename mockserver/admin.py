@@ -218,10 +218,13 @@ def clear_journal() -> Response:
 @bp.post("/reset")
 def reset() -> Response:
     body = _body(allow_empty=True)
-    _only(body, ("seed",))
+    _only(body, ("seed", "keep_cities"))
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
         raise AdminError("'seed' must be an integer between 0 and 2**63 - 1")
+    keep = body.get("keep_cities", False)
+    if not isinstance(keep, bool):
+        raise AdminError("'keep_cities' must be true or false")
     state = mock_state()
-    state.reset(seed)
-    return jsonify({"reset": True, "seed": state.seed})
+    state.reset(seed, keep_cities=keep)
+    return jsonify({"reset": True, "seed": state.seed, "clock": state.clock()})

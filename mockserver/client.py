@@ -20,8 +20,12 @@ class MockAdmin:
             raise RuntimeError(f"mock admin {method} {path} -> HTTP {resp.status_code}: {resp.text[:300]}")
         return resp.json() if resp.content else None
 
-    def reset(self, seed: int | None = None) -> None:
-        self._call("POST", "reset", json={} if seed is None else {"seed": seed})
+    def reset(self, seed: int | None = None, *, keep_cities: bool = False) -> None:
+        """Back to the initial state; ``keep_cities``: the cities added through the admin API stay."""
+        body: dict[str, Any] = {} if seed is None else {"seed": seed}
+        if keep_cities:
+            body["keep_cities"] = True
+        self._call("POST", "reset", json=body)
 
     def cities(self) -> list[dict]:
         return self._call("GET", "cities")

@@ -31,6 +31,7 @@ STATE_KEY = "essc_mock"
 TICKET_TTL_S = 300
 CREDENTIAL_YEARS = 10
 _MAX_TICKETS = 50_000
+_MAX_CITIZEN_CACHE = 2_000  #: (seed, city) entries of generated citizens kept across resets
 
 
 @dataclass(frozen=True)
@@ -84,12 +85,17 @@ class MockState:
         self.reset()
 
     # -- reset ---------------------------------------------------------------------------
-    def reset(self, seed: int | None = None) -> None:
-        """Back to the initial state (``seed`` or the configured SEED); releases hung requests."""
+    def reset(self, seed: int | None = None, *, keep_cities: bool = False) -> None:
+        """Back to the initial state (``seed`` or the configured SEED); releases hung requests.
+        ``keep_cities``: the cities added through the admin API stay (each as it was added), so
+        that a suite which taught the mock its cities once can reset it before every check."""
         with self._lock:
             self.generation += 1  # requests that started before a reset are not journaled
             self.seed = int(self.config["SEED"]) if seed is None else seed
+            if not keep_cities:
+                self._added: dict[str, City] = {}
             self._cities = {c.code: c for c in self._initial_cities}
+            self._cities.update(self._added)
             self._clock = VirtualClock(self.config["CLOCK_MODE"])
             self._sync: dict[tuple[str, str], dict[str, Any]] = {}
             self._tickets: dict[str, tuple[str, str, float, str]] = {}
@@ -106,8 +112,9 @@ class MockState:
             self._fault_ids = 0
             self._journal: collections.deque[dict[str, Any]] = collections.deque(maxlen=self.config["JOURNAL_MAX"])
             self._seq = 0
-        with self._citizen_lock:
-            self._citizen_cache.clear()
+        with self._citizen_lock:  # keyed by seed and city: still right after a reset, only bounded
+            if len(self._citizen_cache) > _MAX_CITIZEN_CACHE:
+                self._citizen_cache.clear()
         self.release_hangs()
 
     def release_hangs(self) -> None:
@@ -133,7 +140,7 @@ class MockState:
         with self._lock:
             if city.code in self._cities:
                 raise KeyError(city.code)
-            self._cities[city.code] = city
+            self._cities[city.code] = self._added[city.code] = city
 
     def update_city(self, code: str, **changes: Any) -> City:
         with self._lock:

@@ -53,6 +53,22 @@ def test_add_city_serves_it_and_reset_removes_it(client):
     assert client.get("/__admin/citizens?city=320100").status_code == 404
 
 
+def test_a_reset_that_keeps_cities_keeps_the_added_ones_as_they_were_added(client):
+    new = {"code": "320100", "name": "南京", "province": "江苏", "dialect": "rest-json", "mode": "supported"}
+    assert client.post("/__admin/cities", json=new).status_code == 201
+    client.put("/__admin/cities/320100", json={"mode": "not_opened"})
+    client.put("/__admin/cities/330100", json={"mode": "not_opened"})
+    client.post("/__admin/faults", json={"city": "320100", "kind": "http_500"})
+    answer = client.post("/__admin/reset", json={"keep_cities": True}).get_json()
+    assert answer["reset"] is True and answer["clock"]["mode"] == "frozen"
+    modes = {c["code"]: c["mode"] for c in client.get("/__admin/cities").get_json()}
+    assert (modes["320100"], modes["330100"]) == ("supported", "supported")  # as added, as initially
+    assert client.get("/__admin/faults").get_json() == []
+    assert client.post("/__admin/cities", json=new).status_code == 409  # still there
+    client.post("/__admin/reset", json={"keep_cities": False})
+    assert client.get("/__admin/citizens?city=320100").status_code == 404
+
+
 @pytest.mark.parametrize("change", [{"dialect": "soap"}, {"code": "32010"}, {"mode": None}, {"name": ""},
                                     {"extra": 1}])
 def test_add_city_bad_input(client, change):
@@ -165,6 +181,6 @@ def test_reset_restores_everything(client):
     assert client.get("/__admin/citizens?city=330100").get_json() == original
 
 
-@pytest.mark.parametrize("body", [{"seed": "abc"}, {"seed": True}, {"sed": 1}])
+@pytest.mark.parametrize("body", [{"seed": "abc"}, {"seed": True}, {"sed": 1}, {"keep_cities": "yes"}])
 def test_reset_bad_input(client, body):
     assert client.post("/__admin/reset", json=body).status_code == 400
