@@ -123,10 +123,17 @@ def activate_cmd(city, id_number, name, scenario, sms_code, password, face_token
         if not id_number:
             if not mock_url:
                 raise click.UsageError("--id-number and --name are required with real city endpoints")
-            from essc.mockserver.client import MockAdmin
+            if runtime.registry.served(code) is None:  # no plugin, no mock city: any synthetic citizen
+                import datetime
 
-            citizen = MockAdmin(mock_url).citizen(code, scenario)
-            id_number, name = citizen["id_number"], citizen["name"]
+                from essc.core.idnumber import make_id_number
+
+                id_number, name = make_id_number(code, datetime.date(1990, 3, 7), 17), "张三"
+            else:
+                from essc.mockserver.client import MockAdmin
+
+                citizen = MockAdmin(mock_url).citizen(code, scenario)
+                id_number, name = citizen["id_number"], citizen["name"]
         elif not name:
             raise click.UsageError("--name is required with --id-number")
         if not sms_code and not password:

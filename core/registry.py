@@ -23,10 +23,9 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from . import divisions, hookspecs
 from .adapter import OPERATIONS, CityAdapter, Payload, implemented_operations
 from .answers import problem_path
-from .divisions import abolished_hint
 from .errors import CityNotOpened, ContractViolation, EsscError, InvalidInput, PluginUnavailable
 from .idnumber import validate_id_number
 from .manifest import PluginRecord, discover, read_manifest
@@ -171,24 +170,38 @@ class Registry:
         return sorted(self._cities.values(), key=lambda c: c.code)
 
     def city(self, code: str) -> CityInfo:
-        """The city's manifest entry, or :class:`InvalidInput` naming what is wrong."""
+        """The city's manifest entry. Raises :class:`CityNotOpened` for a city of the country no
+        plugin serves (essc.core.divisions), :class:`PluginUnavailable` when its plugin is
+        quarantined or disabled, else :class:`InvalidInput` naming what is wrong with the code."""
         self.setup()
         info = self._cities.get(code)
         if info is None:
             raise self._unknown_city(code)
         return info
 
+    def served(self, code: str) -> CityInfo | None:
+        """The manifest entry of a city a plugin serves, or ``None`` (no error; no lock once set up)."""
+        if not self._ready:
+            self.setup()
+        return self._cities.get(code)
+
     def _unknown_city(self, code: object) -> EsscError:
-        if not isinstance(code, str) or len(code) != 6 or not code.isdigit():
+        if not isinstance(code, str) or len(code) != 6 or not code.isascii() or not code.isdigit():
             return InvalidInput("a city code is 6 digits (GB/T 2260)", field="city", rule="format")
-        hint = abolished_hint(code)
-        if hint:
-            return InvalidInput(hint, field="city", rule="abolished-division", city=code)
         for rec in self._records.values():
             if code in rec.cities and rec.status != "loaded":
                 return PluginUnavailable(f"plugin {rec.name!r} serving city {code} is {rec.status}: {rec.reason}",
                                          city=code, plugin=rec.name)
-        return InvalidInput(f"no plugin serves city {code}", field="city", rule="unknown-city", city=code)
+        country = divisions.city(code)
+        if country is not None:  # a city of the country without a plugin: not opened, nothing to call
+            return CityNotOpened(f"no plugin serves city {code} ({country.name})", city=code)
+        if code in divisions.ABOLISHED:
+            return InvalidInput(divisions.abolished_hint(code), field="city", rule="abolished-division", city=code)
+        hint = divisions.explain(code)
+        if hint:
+            return InvalidInput(hint, field="city", rule="not-a-city", city=code)
+        return InvalidInput(f"no plugin serves city {code}, and GB/T 2260 has no division {code}", field="city",
+                            rule="unknown-city", city=code)
 
     # -- loading -----------------------------------------------------------------------
     def adapter(self, city: str) -> CityAdapter:

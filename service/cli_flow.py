@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+from essc.core import divisions
 from essc.core.errors import InvalidInput
 from essc.core.masking import mask_id
 
@@ -18,19 +19,19 @@ STEPS = (
 
 
 def resolve_city(registry, text: str) -> str:
-    """A city code from a code, a Chinese name, full pinyin or initials."""
+    """A city code from a code, a Chinese name, full pinyin or initials, over the whole country
+    (a city no plugin serves is resolved too: its activation ends city_not_opened)."""
     text = text.strip()
-    codes = {c.code for c in registry.cities()}
-    if text in codes:
-        return text
-    from .search import CitySearch
+    if len(text) == 6 and text.isdigit():
+        return text  # any code: the service says what is wrong with it
+    from .cities import CityDirectory
 
-    found = CitySearch(registry.cities()).search(text)
+    found = CityDirectory(registry).find(text)
     if not found:
         raise InvalidInput(f"no city matches {text!r}", field="city", rule="unknown-city")
-    exact = [c for c in found if c.name == text]
-    if len(found) > 1 and not exact:
-        names = ", ".join(f"{c.name} {c.code}" for c in found[:5])
+    exact = [c for c in found if text in (c.name, c.short)]
+    if len(found) > 1 and len(exact) != 1:
+        names = ", ".join(f"{c.short} {c.code}" for c in found[:5])
         raise InvalidInput(f"{text!r} matches several cities: {names}", field="city", rule="ambiguous")
     return (exact or found)[0].code
 
@@ -52,8 +53,9 @@ def walk(console, runtime, city, id_number, name, face_token, sms_code, password
 
     from essc.core.errors import EsscError
 
-    info = runtime.registry.city(city)
-    console.print(f"activating the e-SSC of {mask_id(id_number)} in {info.name} {city} ({info.province})")
+    info, place = runtime.registry.served(city), divisions.city(city)
+    where = f"{info.name} {city} ({info.province})" if info else f"{place.name if place else '?'} {city}"
+    console.print(f"activating the e-SSC of {mask_id(id_number)} in {where}")
     credential = None
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True) as progress:
         task = progress.add_task("reading the card record from the city system…")

@@ -81,7 +81,10 @@ class ActivationService:
         data: see :meth:`Store.create`) and read the card record once now."""
         if consent is not True:
             raise InvalidInput("the citizen must agree to the terms (consent: true)", field="consent", rule="const")
-        self.registry.city(city)  # unknown / abolished city -> InvalidInput
+        try:
+            self.registry.city(city)  # no city (unknown, abolished, a district) -> InvalidInput
+        except CityNotOpened:
+            pass  # a city of the country no plugin serves: recorded, and ends city_not_opened without a call
         self._check_channel(channel)
         id_number = validate_id_number(id_number, field="id_number")
         name = check_name(name, field="name")

@@ -1,13 +1,20 @@
-"""City search for the "choose your insured city" step: by Chinese name, full pinyin or
-pinyin initials, case-insensitive, prefixes allowed ("杭州", "hangzhou", "hz", "HZ", "hang").
+"""City search for the "choose your insured city" step: by Chinese name (prefix or any part),
+full pinyin, pinyin initials or a prefix of either, case-insensitive, spaces ignored ("杭州",
+"杭州市", "hangzhou", "hang zhou", "hz", "HZ", "hang"), or a division-code prefix ("3301").
 
-The index is built once (pinyin conversion is the slow part); a query is a scan over a
-few hundred short strings at most, which is faster than any smarter structure would pay off.
+Every key a query can be is computed once, when the index is built: the exact keys, every prefix
+of the pinyin keys and of the names, every part of the Chinese names, every prefix of the code.
+A query is then one dict lookup, whatever the number of cities (``bench/city_search_bench.py``
+measures it over the whole country). Ranks: 0 exact (name, short name, full pinyin, initials,
+code), 1 prefix, 2 a part of the Chinese name, 3 another reading of a polyphonic character;
+within a rank, by code.
 
-Pinyin caveat: pypinyin reads characters in context from its phrase dictionary, which is
-right for most place names (重庆 -> chongqing, 长沙 -> changsha, 厦门 -> xiamen), but it can
-misread rare place names, surname-like readings and polyphones (曾都 is Zengdu, not Cengdou;
-单县 is Shanxian; 朝阳 is Chaoyang). We handle that in two ways:
+Pinyin is read from the short name (杭州 for 杭州市, 黔东南 for 黔东南苗族侗族自治州:
+:func:`essc.core.divisions.short_name`), so "hz" is exactly 杭州. pypinyin reads characters in
+context from its phrase dictionary, which is right for most place names (重庆 -> chongqing,
+长沙 -> changsha, 厦门 -> xiamen), but it can misread rare place names, surname-like readings
+and polyphones (曾都 is Zengdu, not Cengdou; 单县 is Shanxian; 朝阳 is Chaoyang). We handle that
+in two ways:
 
 * :data:`READINGS` - a small override table of authoritative readings that wins over
   pypinyin (add a line when a city is misread; the initials follow from it);
@@ -20,12 +27,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Generic, Protocol, TypeVar
 
 from pypinyin import Style, lazy_pinyin, pinyin
 
-from essc.core.registry import CityInfo
+from essc.core.divisions import short_name
 
-#: Authoritative readings of place names pypinyin gets wrong or that are polyphonic.
+#: Authoritative readings of place names pypinyin gets wrong or that are polyphonic (every short
+#: name of the country's list was checked against pypinyin's reading).
 READINGS: dict[str, tuple[str, ...]] = {
     "重庆": ("chong", "qing"),
     "曾都": ("zeng", "du"),
@@ -37,35 +47,59 @@ READINGS: dict[str, tuple[str, ...]] = {
     "乐清": ("yue", "qing"),
     "长沙": ("chang", "sha"),
     "长春": ("chang", "chun"),
+    "长治": ("chang", "zhi"),
+    "漯河": ("luo", "he"),
+    "锡林郭勒": ("xi", "lin", "guo", "le"),
+    "克孜勒苏": ("ke", "zi", "le", "su"),
+    "阿勒泰": ("a", "le", "tai"),
 }
 _MAX_ALTERNATES = 16
 _SUFFIXES = ("市", "地区", "自治州", "盟")  # 杭州市 finds 杭州; 白杨市 finds 白杨市
 
 
+class _Place(Protocol):
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+P = TypeVar("P", bound=_Place)
+
+
 @dataclass(frozen=True)
-class _Entry:
-    city: CityInfo
-    name: str
-    primary: tuple[str, ...]  # full pinyin and initials of the primary reading
-    secondary: tuple[str, ...]  # other readings (heteronyms, ü written u or v)
+class Reading:
+    """How a city's short name reads: ``pinyin`` "hangzhou", ``initials`` "hz"."""
+
+    pinyin: str
+    initials: str
 
 
-def _readings(name: str) -> tuple[list[str], list[list[str]]]:
+@lru_cache(maxsize=4096)
+def _readings(name: str) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
     """(primary syllables, alternative syllable lists) of a Chinese name."""
     if name in READINGS:
         primary = list(READINGS[name])
     else:
         primary = lazy_pinyin(name, style=Style.NORMAL, errors="ignore")
-    options = [opts for opts in pinyin(name, style=Style.NORMAL, heteronym=True, errors="ignore")]
+    options = pinyin(name, style=Style.NORMAL, heteronym=True, errors="ignore")
     alternates = []
     if len(options) == len(primary):
         for combo in itertools.islice(itertools.product(*options), _MAX_ALTERNATES):
             if list(combo) != primary:
-                alternates.append(list(combo))
-    return primary, alternates
+                alternates.append(tuple(combo))
+    return tuple(primary), tuple(alternates)
 
 
-def _keys(syllables: list[str]) -> set[str]:
+def reading(name: str) -> Reading:
+    """The primary reading of a (short) Chinese name."""
+    primary, _ = _readings(name)
+    return Reading("".join(primary).lower(), "".join(s[0] for s in primary if s).lower())
+
+
+def _keys(syllables: Iterable[str]) -> set[str]:
+    syllables = list(syllables)
     full = "".join(syllables).lower()
     initials = "".join(s[0] for s in syllables if s).lower()
     keys = {full, initials}
@@ -82,46 +116,65 @@ def _normalise(text: str) -> str:
     return text
 
 
-class CitySearch:
-    """Search over a fixed list of cities (``Registry.cities()``)."""
+def _prefixes(word: str) -> Iterable[str]:
+    return (word[:n] for n in range(1, len(word) + 1))
 
-    def __init__(self, cities: Iterable[CityInfo]) -> None:
-        self._entries: list[_Entry] = []
-        for city in sorted(cities, key=lambda c: c.code):
-            primary, alternates = _readings(city.name)
-            keys = _keys(primary)
-            other = set().union(*(_keys(a) for a in alternates)) - keys if alternates else set()
-            self._entries.append(_Entry(city, city.name, tuple(sorted(keys)), tuple(sorted(other))))
+
+@lru_cache(maxsize=8)
+def _build(places: tuple[tuple[str, str, str], ...]) -> dict[str, tuple[str, ...]]:
+    """Every query key -> the codes it finds, best first. ``places``: (code, name, short) by code."""
+    best: dict[str, dict[str, int]] = {}
+
+    def add(key: str, code: str, rank: int) -> None:
+        found = best.setdefault(key, {})
+        if rank < found.get(code, 9):
+            found[code] = rank
+
+    for code, name, short in places:
+        primary, alternates = _readings(short)
+        keys = _keys(primary)
+        for key in {name, short, _normalise(name), code, *keys}:
+            add(key.lower(), code, 0)
+        for word in (name, short, *keys):
+            for prefix in _prefixes(word.lower()):
+                add(prefix, code, 1)
+        for prefix in _prefixes(code):
+            add(prefix, code, 1)
+        for i in range(len(name)):  # every part of the Chinese name: 木齐 finds 乌鲁木齐
+            for j in range(i + 1, len(name) + 1):
+                add(name[i:j], code, 2)
+        for alternate in alternates:
+            for key in _keys(alternate) - keys:
+                for prefix in _prefixes(key):
+                    add(prefix, code, 3)
+    return {key: tuple(c for c, _ in sorted(found.items(), key=lambda cr: (cr[1], cr[0])))
+            for key, found in best.items()}
+
+
+class CitySearch(Generic[P]):
+    """Search over a fixed list of places (anything with ``code`` and ``name``; a ``short`` name is
+    used for pinyin when it has one, else :func:`short_name` of the name)."""
+
+    def __init__(self, places: Iterable[P]) -> None:
+        self._places: dict[str, P] = {p.code: p for p in sorted(places, key=lambda p: p.code)}
+        self._shorts = {code: getattr(p, "short", None) or short_name(p.name) for code, p in self._places.items()}
+        self._index = _build(tuple((code, p.name, self._shorts[code]) for code, p in self._places.items()))
+        self._all = list(self._places.values())
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._places)
 
-    def search(self, query: str | None, limit: int | None = None) -> list[CityInfo]:
-        """Cities matching ``query``, best first (all cities, by code, for an empty query)."""
-        q = _normalise(query or "")
+    def reading(self, code: str) -> Reading:
+        """The pinyin and initials of the place ``code`` (of its short name)."""
+        return reading(self._shorts[code])
+
+    def search(self, query: str | None, limit: int | None = None) -> list[P]:
+        """Places matching ``query``, best first (all places, by code, for an empty query)."""
+        q = "".join((query or "").split()).replace("'", "").replace("’", "").lower()
         if not q:
-            hits = [e.city for e in self._entries]
-            return hits[:limit] if limit else hits
-        ranked = []
-        for entry in self._entries:
-            rank = self._rank(entry, q)
-            if rank is not None:
-                ranked.append((rank, entry.city.code, entry.city))
-        ranked.sort(key=lambda r: (r[0], r[1]))
-        hits = [r[2] for r in ranked]
-        return hits[:limit] if limit else hits
-
-    @staticmethod
-    def _rank(entry: _Entry, q: str) -> int | None:
-        name = entry.name
-        if q == name or q == _normalise(name) or q in entry.primary:
-            return 0  # exact: name, full pinyin or initials
-        if name.startswith(q) or any(k.startswith(q) for k in entry.primary):
-            return 1
-        if q.isdigit() and entry.city.code.startswith(q):
-            return 1  # a division-code prefix: 3301
-        if q in name:
-            return 2
-        if any(k.startswith(q) for k in entry.secondary):
-            return 3  # another reading of a polyphonic character
-        return None
+            return self._all[:limit] if limit else list(self._all)
+        codes = self._index.get(q) or self._index.get(_normalise(q)) or ()
+        if limit:
+            codes = codes[:limit]
+        places = self._places
+        return [places[c] for c in codes]

@@ -49,7 +49,7 @@ class ApiState:
 
     runtime: Any  # essc.service.runtime.Runtime
     channels: Any  # essc.service.channels.Channels
-    search: Any  # essc.service.search.CitySearch
+    cities: Any  # essc.service.cities.CityDirectory: the country's cities, their status, search
     metrics: Any  # essc.service.metrics.ApiMetrics
     nonces: Any = None  # essc.service.nonces store: nonces of accepted signatures
     throttle: Any = None  # essc.service.throttle.FailureThrottle, None when disabled
@@ -62,13 +62,13 @@ class ApiState:
 def create_app(runtime, config: dict | None = None) -> Flask:
     """Build the API application around ``runtime`` (an essc.service.runtime.Runtime)."""
     from ..channels import MAX_SKEW_S, Channels
+    from ..cities import CityDirectory
     from ..login import LoginSessions
     from ..metrics import ApiMetrics
     from ..nonces import build_nonce_store
     from ..oidc import Provider
     from ..qrcodes import QrCodes
     from ..relying import RelyingParties
-    from ..search import CitySearch
     from ..throttle import build_throttle
     from . import activations, login, oidc, public, qrcode
     from .errors import register_error_handlers
@@ -90,7 +90,7 @@ def create_app(runtime, config: dict | None = None) -> Flask:
     component_validator("ActivationRequest")  # a broken OpenAPI document fails at start-up, not per request
     runtime.callbacks.channels = channels  # callbacks are signed with the secrets this API knows
     app.extensions["essc"] = ApiState(runtime=runtime, channels=channels,
-                                      search=CitySearch(runtime.registry.cities()), metrics=ApiMetrics(runtime),
+                                      cities=CityDirectory(runtime.registry), metrics=ApiMetrics(runtime),
                                       nonces=build_nonce_store(runtime, app.config),
                                       throttle=build_throttle(runtime, app.config),
                                       relying_parties=parties, qrcodes=QrCodes(runtime),

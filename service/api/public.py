@@ -1,6 +1,6 @@
-"""City search, adapters, health, metrics and the OpenAPI document.
+"""The country's city list and its search, adapters, health, metrics and the OpenAPI document.
 
-Public (no channel credentials): city search, ``/healthz``, ``/metrics``, the OpenAPI
+Public (no channel credentials): the city list, ``/healthz``, ``/metrics``, the OpenAPI
 document. ``/v1/adapters`` names modules and file paths of plugins: channels only.
 """
 from __future__ import annotations
@@ -22,12 +22,16 @@ MAX_QUERY = 64
 
 
 @bp.get("/v1/cities")
-def search_cities():
+def list_cities():
+    """Without ``q`` (or a blank one): every city of the country grouped by province. With ``q``:
+    the matching cities, best first, each with its province (service/cities.py)."""
     query = request.args.get("q", "")
     if len(query) > MAX_QUERY:
         raise BadRequest(f"q is longer than {MAX_QUERY} characters", field="q", rule="maxLength")
-    cities = current_app.extensions["essc"].search.search(query)
-    return jsonify([c.to_dict() for c in cities])
+    cities = current_app.extensions["essc"].cities
+    if not query.strip():
+        return jsonify(cities.grouped())
+    return jsonify({"query": query, "cities": cities.search(query)})
 
 
 @bp.get("/v1/adapters")

@@ -105,6 +105,26 @@ def test_unknown_and_abolished_city(plugin_folder):
         reg.call("371200", "read_card", query("371200"))
 
 
+def test_a_city_of_the_country_without_a_plugin_is_not_opened(plugin_folder):
+    plugin_folder.add("y")
+    reg = plugin_folder.registry()
+    for attempt in (lambda: reg.call("320100", "read_card", query("320100")), lambda: reg.city("320100")):
+        with pytest.raises(CityNotOpened) as err:
+            attempt()
+        assert err.value.details == {"city": "320100"} and "no plugin serves city 320100 (南京市)" in str(err.value)
+        assert err.value.to_dict()["message_zh"] == "该城市暂未开通电子社保卡业务"
+    assert reg.served("320100") is None and reg.served("700001").plugin == reg.plugins[0].name
+
+
+@pytest.mark.parametrize("code, rule", [("110100", "not-a-city"), ("330106", "not-a-city"), ("330000", "not-a-city"),
+                                        ("999999", "unknown-city"), ("371200", "abolished-division")])
+def test_a_code_that_is_no_city_is_invalid_input_naming_the_field(plugin_folder, code, rule):
+    plugin_folder.add("z")
+    with pytest.raises(InvalidInput) as err:
+        plugin_folder.registry().city(code)
+    assert err.value.details["field"] == "city" and err.value.details["rule"] == rule
+
+
 def test_request_is_validated_before_the_adapter(plugin_folder):
     plugin_folder.add("v")
     reg = plugin_folder.registry()

@@ -172,14 +172,16 @@ def test_unknown_activation_is_404(client, act_id):
 
 
 # -- public and operational endpoints -------------------------------------------------------
-def test_city_search_is_public(client):
-    assert [c["code"] for c in client.get("/v1/cities?q=hz").get_json()] == ["330100", "330500"]
-    assert client.get("/v1/cities?q=白杨").get_json() == [
-        {"code": "659012", "name": "白杨市", "province": "新疆", "opened": True, "plugin": "mohrss"}]
+def test_city_list_is_public(client):
+    found = client.get("/v1/cities?q=hz").get_json()
+    conforms("CitySearchResult", found)
+    assert [c["code"] for c in found["cities"]][:2] == ["330100", "330500"]  # 杭州, 湖州 before 菏泽 ...
+    assert client.get("/v1/cities?q=白杨").get_json()["cities"] == [
+        {"code": "659012", "name": "白杨市", "short": "白杨", "pinyin": "baiyang", "initials": "by", "status": "opened",
+         "plugin": "mohrss", "province": {"code": "650000", "name": "新疆维吾尔自治区", "short": "新疆"}}]
     everything = client.get("/v1/cities").get_json()
-    assert len(everything) >= 13
-    for city in everything:
-        conforms("City", city)
+    conforms("CityList", everything)
+    assert sum(len(p["cities"]) for p in everything["provinces"]) >= 340
 
 
 def test_adapters_list_needs_a_channel(client):

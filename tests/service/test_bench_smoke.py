@@ -52,3 +52,16 @@ def test_suite_over_synthetic_cities_runs():
     assert suite["cities"] == 2 and not suite["timed_out"]
     assert suite["summary"] and "passed" in suite["summary"], suite
     assert suite["wall_s"] > 0
+
+
+def test_city_search_bench_prints_its_figures():
+    """bench/city_search_bench.py over the whole country, one round (the figures are the bench's)."""
+    proc = subprocess.run([sys.executable, str(BENCH.with_name("city_search_bench.py")), "--rounds", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout)
+    assert out["cities"] >= 340 and out["queries"] >= 5 * 340 and out["rounds"] == 1
+    for figure in ("search", "rows"):
+        assert set(out[figure]) == {"p50_us", "p99_us", "max_us", "mean_us"}
+        assert 0 < out[figure]["p50_us"] <= out[figure]["p99_us"] <= out[figure]["max_us"]
+    assert out["grouped_ms"] > 0 and out["build_s"] > 0

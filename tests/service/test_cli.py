@@ -41,3 +41,11 @@ def test_activate_refuses_an_ambiguous_or_unknown_city(env):
     assert result.exit_code == 2 and "杭州 330100" in result.output and "湖州 330500" in result.output
     result = CliRunner().invoke(main, ["activate", "--city", "atlantis"], env=env)
     assert result.exit_code == 2 and "no city matches" in result.output
+
+
+def test_activate_in_a_city_without_a_plugin_says_not_opened(env):
+    result = run(["activate", "--city", "南京"], env)
+    assert result.exit_code == 1, result.output
+    assert "南京市 320100" in result.output and "city_not_opened" in result.output and "暂未开通" in result.output
+    result = CliRunner().invoke(main, ["activate", "--city", "371200"], env=env)
+    assert result.exit_code == 2 and "abolished in 2019" in result.output

@@ -1,6 +1,7 @@
 """City search by Chinese name, full pinyin, initials and prefixes (service/search.py)."""
 import pytest
 
+from essc.core import divisions
 from essc.core.registry import CityInfo
 from essc.service.search import CitySearch
 
@@ -64,3 +65,55 @@ def test_empty_query_lists_everything_by_code(search):
     assert codes(search, None) == codes(search, "   ")
     assert len(search) == len(CITIES)
     assert len(search.search("", limit=3)) == 3
+
+
+# -- over the whole country (essc.core.divisions) ---------------------------------------------
+@pytest.fixture(scope="module")
+def country():
+    return CitySearch(divisions.cities())
+
+
+@pytest.mark.parametrize("q, first", [
+    ("hz", "330100"), ("HZ", "330100"), ("杭州", "330100"), ("杭州市", "330100"), ("hangzhou", "330100"),
+    ("hang zhou", "330100"), ("hang", "330100"), ("杭", "330100"), ("3301", "330100"),
+    ("chengdu", "510100"), ("成都", "510100"),
+    ("bj", "110000"), ("beijing", "110000"), ("北京市", "110000"),
+    ("sansha", "460300"), ("三沙", "460300"),
+    ("jinan", "370100"), ("济南", "370100"),
+    ("qdn", "522600"), ("黔东南", "522600"), ("黔东南苗族侗族自治州", "522600"), ("侗族", "522600"),
+    ("wlmq", "650100"), ("木齐", "650100"),
+    ("changzhi", "140400"), ("luohe", "411100"), ("xilinguole", "152500"), ("aletai", "654300"),
+    ("xianggang", "810000"), ("taiwan", "710000"),
+])
+def test_country_search_puts_the_city_first(country, q, first):
+    assert codes(country, q)[0] == first
+
+
+def test_hz_finds_hangzhou_first_and_every_hz_city(country):
+    found = codes(country, "hz")
+    assert found[0] == "330100"
+    assert {"330500", "371700", "441300", "451100", "610700"} <= set(found[:6])  # 湖州 菏泽 惠州 贺州 汉中
+
+
+def test_same_initials_by_code(country):
+    assert codes(country, "cd")[:4] == ["130800", "430700", "510100", "540300"]  # 承德 常德 成都 昌都
+
+
+def test_exact_before_prefix_before_part_of_the_name(country):
+    found = codes(country, "南")  # 南京 (prefix) before 济南 (a part of the name)
+    assert found.index("320100") < found.index("370100")
+    assert codes(country, "zhangzhi")[-1:] == ["140400"]  # pypinyin's misreading: still found, ranked last
+
+
+def test_abolished_and_unknown_codes_are_not_found(country):
+    assert codes(country, "莱芜") == [] and codes(country, "laiwu") == [] and codes(country, "371200") == []
+    assert codes(country, "atlantis") == [] and codes(country, "999999") == []
+
+
+def test_every_city_of_the_country_has_a_reading(country):
+    for city in divisions.cities():
+        read = country.reading(city.code)
+        assert read.pinyin.isascii() and read.pinyin.isalpha() and read.pinyin.islower(), city
+        assert read.initials and read.pinyin.startswith(read.initials[0]), city
+        assert codes(country, read.pinyin)[0] == city.code or city.code in codes(country, read.pinyin), city
+    assert len(country) == len(divisions.cities()) and len(country.search("")) == len(country)
