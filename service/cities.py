@@ -5,7 +5,9 @@ status:
 
 * ``opened`` - served by a plugin and opened (its manifest says so);
 * ``not_opened`` - served, but the plugin's manifest says the city has not opened the e-SSC;
-* ``no_plugin`` - no plugin serves it: an activation ends ``city_not_opened`` without a call.
+* ``no_plugin`` - no usable plugin serves it: an activation ends ``city_not_opened`` without a
+  call (or is refused ``PLUGIN_UNAVAILABLE`` while the city's plugin is quarantined or disabled:
+  :meth:`CityDirectory.operator_rows` shows operators which plugin and why).
 
 The status is read from the registry at every request (one dict lookup per city), so a plugin
 quarantined while loading shows at once.
@@ -18,7 +20,7 @@ from typing import Any
 from essc.core import divisions
 from essc.core.registry import Registry
 
-from .search import CitySearch
+from .search import CitySearch, reading
 
 OPENED, NOT_OPENED, NO_PLUGIN = "opened", "not_opened", "no_plugin"
 STATUSES = (OPENED, NOT_OPENED, NO_PLUGIN)
@@ -41,15 +43,16 @@ class CityDirectory:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         places = {d.code: Place(d.code, d.name, d.short, d.province) for d in divisions.cities()}
+        self._provinces = {p.code: p for p in divisions.provinces()}
         for info in registry.cities():  # served codes the country list lacks
-            if info.code not in places:
-                prefix = info.code[:2] + "0000"
-                known = any(p.code == prefix for p in divisions.provinces())
-                places[info.code] = Place(info.code, info.name, divisions.short_name(info.name),
-                                          prefix if known else "")
+            places.setdefault(info.code, self._outside(info.code, info.name))
         self.places = dict(sorted(places.items()))
         self.index: CitySearch[Place] = CitySearch(self.places.values())
-        self._provinces = {p.code: p for p in divisions.provinces()}
+
+    def _outside(self, code: str, name: str) -> Place:
+        """A code a plugin claims outside the country's list, under its province if it has one."""
+        prefix = code[:2] + "0000"
+        return Place(code, name, divisions.short_name(name), prefix if prefix in self._provinces else "")
 
     def __len__(self) -> int:
         return len(self.places)
@@ -66,7 +69,7 @@ class CityDirectory:
 
     def row(self, place: Place) -> dict[str, Any]:
         """One city as the API shows it: code, name, short, pinyin, initials, status, plugin (when served)."""
-        read = self.index.reading(place.code)
+        read = reading(place.short)
         status, plugin = self.status(place.code)
         out = {"code": place.code, "name": place.name, "short": place.short, "pinyin": read.pinyin,
                "initials": read.initials, "status": status}
@@ -87,6 +90,28 @@ class CityDirectory:
         order = sorted(groups, key=lambda code: (code == "", code))
         return {"provinces": [{**self.province_row(code), "cities": groups[code]} for code in order]}
 
+    def operator_rows(self) -> list[dict[str, Any]]:
+        """Every city for an operator (the console), by code: :meth:`row` plus ``province`` and,
+        where a plugin claims the city (loaded, not loaded yet, quarantined or disabled),
+        ``plugin``, ``plugin_version``, ``plugin_state`` and ``plugin_reason``; where the city was
+        called, ``breaker`` (closed / open / half_open), ``in_flight`` and ``rejected``. Codes that
+        only a quarantined or disabled plugin claims are included."""
+        claims = {code: rec for rec in self.registry.plugins for code in rec.cities}
+        guards = self.registry.resilience_snapshot()
+        rows = []
+        for code in sorted(set(self.places) | set(claims)):
+            rec = claims.get(code)
+            place = self.places.get(code) or self._outside(code, _manifest_name(rec, code))
+            row: dict[str, Any] = {**self.row(place), "province": self.province_row(place.province)}
+            if rec is not None:
+                row.update(plugin=rec.name, plugin_version=rec.version, plugin_state=rec.status,
+                           plugin_reason=rec.reason)
+            guard = guards.get(code)
+            if guard is not None:
+                row.update(breaker=guard["breaker"], in_flight=guard["in_flight"], rejected=guard["rejected"])
+            rows.append(row)
+        return rows
+
     def find(self, query: str | None, limit: int | None = None) -> list[Place]:
         """Places matching ``query``, best first."""
         return self.index.search(query, limit)
@@ -94,3 +119,11 @@ class CityDirectory:
     def search(self, query: str | None, limit: int | None = None) -> list[dict[str, Any]]:
         """Rows matching ``query``, best first, each with its ``province`` ({code, name, short})."""
         return [{**self.row(p), "province": self.province_row(p.province)} for p in self.find(query, limit)]
+
+
+def _manifest_name(record: Any, code: str) -> str:
+    """The name a plugin's manifest gives the city ``code`` (the code itself without a manifest)."""
+    for city in ((record.manifest or {}).get("cities") or []) if record is not None else []:
+        if city.get("code") == code:
+            return str(city.get("name") or code)
+    return code

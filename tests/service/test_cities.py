@@ -78,23 +78,70 @@ def test_search_over_the_whole_country(client):
     assert client.get("/v1/cities", query_string={"q": "  "}).get_json().keys() == {"provinces"}
 
 
+class FakeRegistry:
+    """A province's own system (330000) and a code that names no province, served by plugin "own";
+    a quarantined plugin claiming 330200 and 700002."""
+
+    def __init__(self):
+        self.own = Record("own", "1.0.0", "loaded", None, {"330000": "浙江省本级", "700001": "合成市"})
+        self.broken = Record("broken", "0.1.0", "quarantined", "import failed", {"330200": "宁波", "700002": "坏市"})
+
+    def cities(self):
+        return [Info(code, name) for code, name in self.own.names.items()]
+
+    def served(self, code):
+        return {c.code: c for c in self.cities()}.get(code)
+
+    @property
+    def plugins(self):
+        return [self.own, self.broken]
+
+    def resilience_snapshot(self):
+        return {"330000": {"breaker": "open", "in_flight": 0, "rejected": 3}}
+
+
+class Record:
+    def __init__(self, name, version, status, reason, names):
+        self.name, self.version, self.status, self.reason, self.names = name, version, status, reason, names
+        self.cities = tuple(names)
+        self.manifest = {"cities": [{"code": c, "name": n} for c, n in names.items()]}
+
+
+class Info:
+    def __init__(self, code, name):
+        self.code, self.name, self.opened, self.plugin = code, name, True, "own"
+
+
 def test_a_code_a_plugin_serves_outside_the_list_is_listed():
-    class Registry:  # a province's own system (330000) and a code that names no province
-        def cities(self):
-            return [Info("330000", "浙江省本级"), Info("700001", "合成市")]
-
-        def served(self, code):
-            return {c.code: c for c in self.cities()}.get(code)
-
-    class Info:
-        def __init__(self, code, name):
-            self.code, self.name, self.opened, self.plugin = code, name, True, "own"
-
-    listing = CityDirectory(Registry()).grouped()
+    listing = CityDirectory(FakeRegistry()).grouped()
     cities = by_code(listing)
     assert cities["330000"]["group"] == "330000" and cities["330000"]["status"] == "opened"
+    assert cities["330000"]["short"] == "浙江省本级" and cities["330000"]["pinyin"] == "zhejiangshengbenji"
     assert listing["provinces"][-1]["name"] == "其他" and [c["code"] for c in listing["provinces"][-1]["cities"]] == [
         "700001"]
+    assert "700002" not in cities and cities["330200"]["status"] == "no_plugin"  # its plugin is quarantined
+
+
+def test_operator_rows_say_which_plugin_claims_a_city_and_its_state():
+    rows = {r["code"]: r for r in CityDirectory(FakeRegistry()).operator_rows()}
+    assert len(rows) == len(divisions.cities()) + 3
+    own = rows["330000"]
+    assert (own["status"], own["plugin"], own["plugin_version"], own["plugin_state"]) == ("opened", "own", "1.0.0",
+                                                                                           "loaded")
+    assert (own["breaker"], own["rejected"]) == ("open", 3)
+    ningbo = rows["330200"]
+    assert (ningbo["status"], ningbo["plugin_state"], ningbo["plugin_reason"]) == ("no_plugin", "quarantined",
+                                                                                   "import failed")
+    assert rows["700002"]["name"] == "坏市" and rows["700002"]["province"]["name"] == "其他"
+    assert "plugin" not in rows["320100"] and "breaker" not in rows["320100"]
+
+
+def test_operator_rows_of_the_real_registry(client, mock, runtime):
+    post(client, body("330100", person(mock, "330100")))
+    rows = {r["code"]: r for r in client.application.extensions["essc"].cities.operator_rows()}
+    hangzhou = rows["330100"]
+    assert (hangzhou["plugin"], hangzhou["plugin_state"], hangzhou["breaker"]) == ("zhejiang", "loaded", "closed")
+    assert hangzhou["plugin_version"] and hangzhou["province"]["short"] == "浙江"
 
 
 # -- a city without a plugin: city_not_opened, nothing called --------------------------------
