@@ -3,7 +3,9 @@
 Four citizens, four outcomes, each through the two steps (submit: the card record is read;
 verify: face + SMS code, then the credential): activated in a supported city; a city that has not opened
 the service; a record not synced yet (pending, then activated once the mock's clock
-passes the sync delay); a card reported lost. Ends with a summary table.
+passes the sync delay); a card reported lost. Then the e-SSC in use (essc.service.demo_use): the
+code verified at a pharmacy, a portal login through OpenID Connect, a lost card blocking the
+code. Ends with a summary table.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from essc.mockserver.client import MockAdmin
 from . import states
 from .cli_flow import settle
 from .config import ServiceConfig
+from .demo_use import run_scenes
 from .local import local_runtime
 
 VERIFY = {"face_token": "live-demo", "sms_code": "123456"}  # the mock's accepted checks (docs/dialects.md)
@@ -92,7 +95,10 @@ def run(console, data_dir: Path | None = None, wait_s: float = 30.0) -> bool:
                 console.print(f"[{colour}]→ {act['status']}[/] {_outcome(act)}")
                 rows.append((str(n), scene.title, f"{names.get(scene.city, '')} {scene.city}", act["status"],
                              _outcome(act), f"{time.monotonic() - started:.1f}s", "✓" if ok else "✗"))
-            table = Table(title="e-SSC activation demo — summary", expand=True)
+            for n, used in enumerate(run_scenes(console, rt, admin, wait_s, first=len(rows) + 1), len(rows) + 1):
+                rows.append((str(n), used.title, used.city, used.status, used.outcome, f"{used.took:.1f}s",
+                             "✓" if used.ok else "✗"))
+            table = Table(title="e-SSC demo — summary", expand=True)
             for col, ratio in (("#", None), ("scene", 6), ("city", 4), ("final status", 6), ("outcome", 9),
                                ("took", None), ("ok", None)):
                 table.add_column(col, ratio=ratio, overflow="fold", no_wrap=ratio is None)

@@ -21,6 +21,9 @@ def test_demo_runs_its_tour_to_the_summary(env):
     assert "summary" in out
     for status in ("activated", "city_not_opened", "pending_sync", "card_status_abnormal"):
         assert status in out, f"{status} missing from the demo output"
+    # the e-SSC in use: a pharmacy verifies the code once; a portal logs the citizen in (OIDC)
+    assert "verified at a pharmacy" in out and "QRCODE_USED" in out
+    assert "OpenID Connect" in out and "ID token checked with the JWKS" in out
     assert "✗" not in out
 
 
