@@ -199,7 +199,23 @@ def test_only_relying_parties_verify_and_they_sign_like_channels(client, mock):
     assert error(replay, 401, "UNAUTHORIZED")["details"]["rule"] == "replay"
 
 
-def test_two_parties_verifying_one_code_at_once_exactly_one_wins(app, mock):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def racing_app(request, service_config, registry, mock):
+    """The API on the default SQLite database, and on PostgreSQL (skipped where none answers)."""
+    from essc.service.runtime import Runtime
+
+    if request.param == "postgresql":
+        service_config.database_url = request.getfixturevalue("pg_url")
+    rt = Runtime(service_config, registry=registry)
+    try:
+        yield create_app(rt, {"TESTING": True, "CHANNELS": CHANNELS, "RELYING_PARTIES": PARTIES})
+    finally:
+        rt.stop_workers()
+        rt.store.engine.dispose()
+
+
+def test_two_parties_verifying_one_code_at_once_exactly_one_wins(racing_app, mock):
+    app = racing_app
     client = app.test_client()
     code = code_of(client, activated(client, person(mock, "330100")))
     codes = app.extensions["essc"].qrcodes
