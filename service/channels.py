@@ -65,6 +65,8 @@ class Channel:
     hmac_secret: str | None = field(default=None, repr=False)
     description: str = ""
     demo: bool = False
+    #: prefixes the return URL of a page launch must start with (essc.service.pages.launch)
+    return_urls: tuple[str, ...] = ()
 
 
 def _bytes(value: str | bytes) -> bytes:
@@ -152,8 +154,13 @@ class Channels:
                 raise ValueError(f"{path}: channel name {name!r} must match {NAME.pattern}")
             if not isinstance(entry, dict) or not (entry.get("api_key") or entry.get("hmac_secret")):
                 raise ValueError(f"{path}: channel {name!r} needs an api_key or an hmac_secret")
+            returns = entry.get("return_urls", [])
+            if not isinstance(returns, list) or not all(isinstance(u, str) and u.startswith(("https://", "http://"))
+                                                        for u in returns):
+                raise ValueError(f"{path}: channel {name!r}: return_urls must be a list of http(s) URL prefixes")
             channels[name] = Channel(name, entry.get("api_key") or None, entry.get("hmac_secret") or None,
-                                     str(entry.get("description", "")), bool(entry.get("demo", False)))
+                                     str(entry.get("description", "")), bool(entry.get("demo", False)),
+                                     tuple(returns))
         if any(c.demo for c in channels.values()):
             log.warning("channels file %s holds DEMO-ONLY credentials; configure ESSC_CHANNELS_FILE", path)
         return cls(channels, str(path), max_skew_s)

@@ -28,6 +28,8 @@ the OpenID Connect provider: ``GET /.well-known/openid-configuration``, ``GET /o
   (False: none) / failed authentications per channel name or address (default 10, 0: off) /
   per window in seconds (default 60) before 429 (essc.service.throttle);
 * ``MAX_CONTENT_LENGTH`` - largest request body in bytes (default 64 KiB; larger gets 413);
+* ``PAGES_SESSION_MINUTES`` / ``PAGES_DEMO_HINTS`` - the citizen's pages and the console
+  (essc.service.pages): page session length / show the mock's codes on the identity step;
 * any other Flask setting (``TESTING``...).
 """
 from __future__ import annotations
@@ -67,6 +69,7 @@ def create_app(runtime, config: dict | None = None) -> Flask:
     from ..metrics import ApiMetrics
     from ..nonces import build_nonce_store
     from ..oidc import Provider
+    from ..pages import init_pages
     from ..qrcodes import QrCodes
     from ..relying import RelyingParties
     from ..throttle import build_throttle
@@ -104,4 +107,5 @@ def create_app(runtime, config: dict | None = None) -> Flask:
     app.register_blueprint(login.bp)
     app.register_blueprint(oidc.bp)
     register_error_handlers(app)
+    init_pages(app, runtime)
     return app
