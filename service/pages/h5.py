@@ -179,6 +179,8 @@ def activation():
         extra["locked_minutes"] = stages.minutes(left) if left > 0 else 0
     elif stage == "activated":
         extra["credential"] = act["credential"]
+    elif stage == "verify":
+        extra["notice"] = stages.verify_notice(act["error"])
     return render_template("h5/activation.html", act=act, stage=stage, city_name=_city_name(act["city"]),
                            face_ready=bool(session.get("face")), moving=stage in stages.MOVING,
                            wait_s=STATE_WAIT_S, **extra)
@@ -234,20 +236,16 @@ def verify():
     try:
         done, _ = st.runtime.service.verify(act["id"], channel=session["ch"], face_token=face_token, **second)
         st.metrics.count_verification(done["status"])
-    except IdentityMismatch as err:
+    except IdentityMismatch as err:  # recorded on the activation: its page says it (also after a 202)
         st.metrics.count_verification(err.code.lower())
-        left = err.details.get("attempts_left")
-        flash("人脸与身份不匹配，请重新核验。" + (f"还可尝试 {left} 次。" if left is not None else ""))
     except IdentityLocked as err:
         st.metrics.count_verification(err.code.lower())
         wait = float(err.details.get("retry_after") or 60)
         flash(f"身份核验失败次数过多，已暂停核验。请 {stages.minutes(wait)} 分钟后再试。")
     except InvalidInput:
         flash("验证码或密码应为 6 位数字，请重新输入。")
-    except (VerificationBusy, ActivationConflict, ActivationNotFound):
-        pass  # the activation page shows where it stands
-    except RetryableError:
-        flash("参保城市系统暂时不可用，请稍后再试；已完成的步骤不会丢失。")
+    except (VerificationBusy, ActivationConflict, ActivationNotFound, RetryableError):
+        pass  # the activation page shows where it stands (a city outage is recorded on it)
     return redirect(url_for(".activation"), 303)
 
 

@@ -57,3 +57,16 @@ def stage_of(act: dict, now: float | None = None) -> str:
 def minutes(seconds: float) -> int:
     """Whole minutes to show for a wait (at least 1)."""
     return max(1, int(-(-seconds // 60)))
+
+
+def verify_notice(error: dict | None) -> str | None:
+    """What the identity step says about the last check of this activation (recorded on it, so
+    that a check slower than the answer budget is reported too), or None."""
+    if not error:
+        return None
+    if error.get("code") == "IDENTITY_MISMATCH":
+        left = (error.get("details") or {}).get("attempts_left")
+        return "人脸与身份不匹配，请重新核验。" + (f"还可尝试 {left} 次。" if left is not None else "")
+    if error.get("retryable"):
+        return "参保城市系统暂时不可用，请稍后再试；已完成的步骤不会丢失。"
+    return "核验已失效，请重新完成人脸识别和验证码核验。"
