@@ -104,9 +104,7 @@ def cities():
     st = state()
     if request.method == "POST":
         code = request.form.get("city", "")
-        try:
-            st.runtime.registry.city(code)
-        except EsscError:
+        if st.cities.place(code) is None:
             flash("请从列表中选择参保城市。")
             return redirect(url_for(".cities"), 303)
         session["city"] = code
@@ -114,17 +112,17 @@ def cities():
         session.pop("face", None)
         return redirect(url_for(".confirm"), 303)
     query = request.args.get("q", "")[:MAX_QUERY]
-    found = st.search.search(query)
-    provinces = citylist.group(found)
-    return render_template("h5/cities.html", provinces=provinces, letters=citylist.letters(provinces), q=query,
-                           count=len(found))
+    found = st.cities.find(query)
+    if query.strip():  # best first, as the search ranks them
+        return render_template("h5/cities.html", results=citylist.rows(st.cities, found), q=query, count=len(found))
+    provinces = citylist.group(st.cities, found)
+    return render_template("h5/cities.html", results=None, provinces=provinces, letters=citylist.letters(provinces),
+                           q=query, count=len(found))
 
 
 def _city_name(code: str) -> str:
-    try:
-        return state().runtime.registry.city(code).name
-    except EsscError:
-        return code
+    place = state().cities.place(code)
+    return (place.short or place.name) if place else code
 
 
 @bp.route("/confirm", methods=["GET", "POST"])
@@ -133,7 +131,10 @@ def confirm():
     code = session.get("city")
     if not code or not session.get("agreed"):
         return redirect(url_for(".cities"), 303)
-    info = state().runtime.registry.city(code)
+    place = state().cities.place(code)
+    if place is None:
+        return redirect(url_for(".cities"), 303)
+    info = {"name": place.short or place.name, "province": state().cities.province_row(place.province)["name"]}
     if request.method == "GET":
         return render_template("h5/confirm.html", city=info, error=None)
     if request.form.get("agree") != "yes":

@@ -51,10 +51,14 @@ def test_supported_city_from_search_to_the_card_and_back_to_the_channel(page, li
     # follows the activation by itself to the identity step
     live.mock.fault(city=HANGZHOU, operation="read_card", kind="latency", latency_ms=1500, attempts=[1])
     to_city_list(page, live, person)
+    expect(page.get_by_role("navigation", name="按省份首字母跳转")).to_be_visible()
+    expect(page.get_by_role("heading", name=re.compile("浙江"))).to_be_visible()
+    shot(page, "h5-city-list")
     page.get_by_label("搜索城市").fill("hz")
     expect(page.get_by_role("button", name=re.compile("^杭州"))).to_be_visible()
     expect(page.get_by_role("button", name=re.compile("^北京"))).to_be_hidden()
     expect(page.locator("#search-count")).to_contain_text("找到")
+    expect(page.locator("#search-results li").first).to_contain_text("杭州")  # best first
     shot(page, "h5-cities")
     choose(page, "hz", "杭州")
     expect(page.get_by_role("heading", name="正在读取社保卡信息")).to_be_visible()
@@ -80,11 +84,16 @@ def test_supported_city_from_search_to_the_card_and_back_to_the_channel(page, li
                                                                                    act["id"])
 
 
-def test_not_opened_city_says_so_and_offers_another_city(page, live):
+@pytest.mark.parametrize(("query", "city"), [("三沙", "三沙"),  # served, its manifest says not opened
+                                             ("huizhou", "惠州")])  # a city of the country no plugin serves
+def test_not_opened_city_says_so_and_offers_another_city(page, live, query, city):
     to_city_list(page, live, citizen(live, HANGZHOU))
-    choose(page, "三沙", "三沙")
-    expect(page.get_by_role("heading", name="三沙暂未开通电子社保卡业务")).to_be_visible()
-    shot(page, "h5-not-opened")
+    page.get_by_label("搜索城市").fill(query)
+    expect(page.get_by_role("button", name=re.compile("^" + city))).to_contain_text("暂未开通")
+    choose(page, query, city)
+    expect(page.get_by_role("heading", name=f"{city}暂未开通电子社保卡业务")).to_be_visible()
+    if city == "三沙":
+        shot(page, "h5-not-opened")
     page.get_by_role("button", name="重新选择参保城市").click()
     expect(page.get_by_role("heading", name="选择参保城市")).to_be_visible()
 

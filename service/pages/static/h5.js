@@ -1,7 +1,8 @@
 /* Progressive enhancement of the citizen's pages (they work without it):
    - a waiting page follows its activation by long-polling its state and reloads when the
      stage changes (without JavaScript a <noscript> refresh does it every 3 s);
-   - the city search filters the list as the citizen types, with GET /v1/cities?q=. */
+   - the city search shows the matching cities as the citizen types, best first, with
+     GET /v1/cities?q= (without JavaScript the search form reloads the page with them). */
 (function () {
   "use strict";
 
@@ -21,21 +22,30 @@
   function search(form) {
     var input = form.querySelector("input[name=q]");
     var count = document.getElementById("search-count");
-    var items = Array.prototype.slice.call(document.querySelectorAll(".city-list li[data-code]"));
-    var sections = Array.prototype.slice.call(document.querySelectorAll(".city-list .province"));
-    var api = form.getAttribute("data-search-api");
+    var results = document.getElementById("search-results");
+    var list = results.querySelector("ul");
+    var sections = Array.prototype.slice.call(document.querySelectorAll(".city-list .province[data-letter]"));
+    var index = document.querySelector("nav.az");
     var empty = document.getElementById("search-empty");
+    var items = {};
+    document.querySelectorAll(".city-list .province[data-letter] li[data-code]").forEach(function (li) {
+      items[li.getAttribute("data-code")] = li;
+    });
+    var api = form.getAttribute("data-search-api");
+    var total = Object.keys(items).length;
     var timer = null, asked = 0;
-    function show(codes) {
+    function show(codes) {  /* null: every city by province; else the found ones, best first */
+      var searching = codes !== null;
+      sections.forEach(function (sec) { sec.hidden = searching; });
+      index.hidden = searching;
+      results.hidden = !searching;
+      list.textContent = "";
       var shown = 0;
-      items.forEach(function (li) {
-        var on = codes === null || codes.has(li.getAttribute("data-code"));
-        li.hidden = !on;
-        if (on) { shown += 1; }
+      (codes || []).forEach(function (code) {
+        if (items[code]) { list.appendChild(items[code].cloneNode(true)); shown += 1; }
       });
-      sections.forEach(function (sec) { sec.hidden = !sec.querySelector("li:not([hidden])"); });
-      count.textContent = codes === null ? "共 " + shown + " 个城市" : "找到 " + shown + " 个城市";
-      if (empty) { empty.hidden = shown !== 0; }
+      count.textContent = searching ? "找到 " + shown + " 个城市" : "共 " + total + " 个城市";
+      empty.hidden = !searching || shown !== 0;
     }
     function run() {
       var q = input.value.trim();
@@ -43,8 +53,8 @@
       var mine = ++asked;
       fetch(api + "?q=" + encodeURIComponent(q))
         .then(function (r) { return r.json(); })
-        .then(function (cities) {
-          if (mine === asked) { show(new Set(cities.map(function (c) { return c.code; }))); }
+        .then(function (found) {
+          if (mine === asked) { show(found.cities.map(function (c) { return c.code; })); }
         });
     }
     input.addEventListener("input", function () { window.clearTimeout(timer); timer = window.setTimeout(run, 120); });
