@@ -33,7 +33,7 @@ from .errors import ActivationNotFound
 from .identity import fresh_identity_check
 from .models import AuditEvent, LoginSession
 from .relying import RelyingParty
-from .usage import audit_use, pairwise_id, pairwise_key, person_view, token_hash
+from .usage import Purger, audit_use, pairwise_id, pairwise_key, person_view, token_hash
 from .use_errors import LoginNotAllowed, LoginSessionExpired, LoginSessionNotFound, LoginSessionUsed, NotActivated
 
 __all__ = ["LoginSessions", "PREFIX", "PENDING", "CONFIRMED", "DELIVERED", "EXPIRED"]
@@ -54,6 +54,7 @@ class LoginSessions:
         self.engine = runtime.store.engine
         self.clock = clock
         self._pairwise = pairwise_key(runtime.config.resolved_secret())
+        self._purge = Purger(self.engine, L)
 
     @property
     def ttl_s(self) -> float:
@@ -71,6 +72,7 @@ class LoginSessions:
             conn.execute(insert(L).values(id=session_id, code_hash=token_hash(code), party=party.name, status=PENDING,
                                           created_at=now, expires_at=expires_at, request_hash=request_hash))
             audit_use(conn, "login_opened", party=party.name, at=now, detail="oidc" if request_hash else "scan")
+        self._purge(now)
         return {"session_id": session_id, "login_code": code, "expires_at": expires_at, "ttl_s": self.ttl_s}
 
     def poll(self, session_id: str, party: RelyingParty) -> dict:

@@ -53,7 +53,7 @@ from essc.core.masking import get_logger
 from . import states
 from .models import OidcCode, OidcToken
 from .relying import OIDC_SCOPES, RelyingParty
-from .usage import audit_use, token_hash
+from .usage import Purger, audit_use, token_hash
 
 __all__ = ["Provider", "load_signing_key", "SCOPE_CLAIMS", "ALG"]
 
@@ -288,6 +288,7 @@ class Provider:
         self.engine = runtime.store.engine
         self.parties = parties
         self.logins = logins
+        self._purge_codes, self._purge_tokens = Purger(self.engine, C), Purger(self.engine, T)
         self.key = load_signing_key(self.config)
         self.kid = self.key.thumbprint()
         app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {"authorization_code": int(self.config.oidc_token_ttl_s)})
@@ -341,6 +342,7 @@ class Provider:
                 expires_at=now + self.config.oidc_code_ttl_s))
             audit_use(conn, "oidc_code_issued", party=oauth_request.client.client_id,
                       activation_id=user.activation_id, at=now, detail=f"scope {oauth_request.scope}")
+        self._purge_codes(now)
 
     def query_code(self, code: str, client: PortalClient) -> CodeRecord | None:
         digest = token_hash(code)
@@ -390,6 +392,7 @@ class Provider:
                 code_hash=oauth_request.authorization_code.code_hash, revoked=0))
             audit_use(conn, "oidc_token_issued", party=oauth_request.client.client_id,
                       activation_id=oauth_request.user.activation_id, at=now, detail=f"scope {token.get('scope')}")
+        self._purge_tokens(now)
 
     def token(self, token_string: str) -> TokenRecord | None:
         with self.engine.connect() as conn:

@@ -20,12 +20,11 @@ Neither holds personal data or the code.
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, insert, select, update
 
 from essc.core.errors import CardStatusAbnormal, EsscError
 from essc.core.masking import get_logger
@@ -35,7 +34,7 @@ from .cardstatus import CardStatus, current_card_status
 from .errors import ActivationNotFound
 from .models import AuditEvent, QrCode
 from .relying import RelyingParty
-from .usage import audit_use, pairwise_id, pairwise_key, person_view, token_hash
+from .usage import Purger, audit_use, pairwise_id, pairwise_key, person_view, token_hash
 from .use_errors import (
     BusiTypeNotAllowed,
     NotActivated,
@@ -52,7 +51,6 @@ log = get_logger("essc.service.qrcodes")
 Q = cast(Table, QrCode.__table__)
 E = cast(Table, AuditEvent.__table__)
 PREFIX = "essc1."
-RETENTION_S = 86400.0  #: spent and expired codes are purged after a day (the audit stays)
 
 
 @dataclass(frozen=True)
@@ -75,8 +73,7 @@ class QrCodes:
         self.sealer = runtime.service.sealer
         self.clock = clock
         self._pairwise = pairwise_key(runtime.config.resolved_secret())
-        self._purge_lock = threading.Lock()
-        self._next_purge = 0.0
+        self._purge = Purger(self.engine, Q)
 
     @property
     def ttl_s(self) -> float:
@@ -108,7 +105,7 @@ class QrCodes:
             audit_use(conn, "qrcode_issued", party=channel, activation_id=act_id, at=now,
                       detail=f"card status {card.status} ({card.source}" + (f": {card.reason})" if card.reason
                                                                               else ")"))
-        self._maybe_purge(now)
+        self._purge(now)
         answer = {"qrcode": code, "expires_at": expires_at, "ttl_s": self.ttl_s, "card_status": card.status,
                   "card_status_source": card.source}
         if card.reason:
@@ -184,14 +181,3 @@ class QrCodes:
         """Revoke the codes of the binding ``act_id`` (in the caller's transaction: unlinking)."""
         return conn.execute(update(Q).where(Q.c.activation_id == act_id, Q.c.revoked_at.is_(None))
                             .values(revoked_at=now)).rowcount
-
-    def _maybe_purge(self, now: float) -> None:
-        with self._purge_lock:
-            if now < self._next_purge:
-                return
-            self._next_purge = now + 60.0
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(delete(Q).where(Q.c.expires_at < now - RETENTION_S))
-        except Exception:  # opportunistic: the next purge catches up
-            log.warning("purging old codes failed", exc_info=True)

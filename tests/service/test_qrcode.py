@@ -319,3 +319,16 @@ def test_without_the_citys_card_status_the_stored_status_decides_and_says_so(cli
     answer = show(client, act_id).get_json()
     assert answer["card_status_source"] == "stored" and "card_status" in answer["card_status_note"]
     assert scan(client, answer["qrcode"]).status_code == 200
+
+
+def test_codes_are_purged_a_day_after_their_expiry_and_the_audit_stays(app, client, runtime, mock):
+    clock = app.extensions["essc"].qrcodes.clock = Clock()
+    act_id = activated(client, person(mock, "330100"))
+    old = code_of(client, act_id)
+    clock.now += 86400 + 61  # a day after the old code expired
+    code_of(client, act_id)
+    with runtime.store.engine.connect() as conn:
+        hashes = [r.code_hash for r in conn.execute(select(QrCode.__table__))]
+        issued = conn.execute(text("SELECT count(*) FROM usage_events WHERE event = 'qrcode_issued'")).scalar()
+    assert hashlib.sha256(old.encode()).hexdigest() not in hashes and len(hashes) == 1 and issued == 2
+    error(scan(client, old), 404, "QRCODE_NOT_FOUND")
