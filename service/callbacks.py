@@ -44,6 +44,15 @@ TIMEOUT_S = 5.0
 RESTING = (states.AWAITING_VERIFICATION,) + states.FINAL
 
 
+def due_marker(act: dict, delivered: str) -> str | None:
+    """The announcement due for ``act`` (``"<status>@<updated_at>"``) when it rests and that was
+    not announced yet (``delivered``: the last one, ``''`` for none), else None."""
+    if act["status"] not in RESTING:
+        return None
+    marker = f"{act['status']}@{act['updated_at']}"
+    return None if delivered == marker else marker
+
+
 def target_of(url: str) -> str:
     """PATH_WITH_QUERY of the callback URL, as the signature covers it."""
     parts = urlsplit(url)
@@ -60,7 +69,7 @@ class Callbacks:
     # -- registration ------------------------------------------------------------------------
     def register(self, act_id: str, url: str) -> None:
         """Remember (or replace) the activation's callback URL."""
-        with self.store.engine.begin() as conn:
+        with self.store.writing() as conn:
             try:
                 with conn.begin_nested():
                     conn.execute(insert(C).values(activation_id=act_id, url=url, delivered=None))
@@ -74,13 +83,10 @@ class Callbacks:
         if row is None:
             return None
         act = self.store.get(act_id)
-        if act is None or act["status"] not in RESTING:
-            return None
-        marker = f"{act['status']}@{act['updated_at']}"
-        return None if row[0] == marker else marker
+        return None if act is None else due_marker(act, row[0] or "")
 
     def forget(self, act_id: str) -> None:
-        with self.store.engine.begin() as conn:
+        with self.store.writing() as conn:
             conn.execute(delete(C).where(C.c.activation_id == act_id))
 
     # -- delivery ------------------------------------------------------------------------------
@@ -108,7 +114,7 @@ class Callbacks:
         except requests.RequestException as err:
             ok, why = False, type(err).__name__
         if ok:
-            with self.store.engine.begin() as conn:
+            with self.store.writing() as conn:
                 conn.execute(update(C).where(C.c.activation_id == act_id).values(delivered=marker))
             self._audit(act_id, "callback_delivered", f"{marker.split('@')[0]}: {why}")
         else:
@@ -119,7 +125,7 @@ class Callbacks:
         from .store import _AUDIT
 
         act = self.store.get(act_id)
-        with self.store.engine.begin() as conn:
+        with self.store.writing() as conn:
             conn.execute(_AUDIT, {"act_id": act_id, "at": time.time(), "event": event,
                                   "status": act["status"] if act else states.RECEIVED, "detail": detail[:300],
                                   "actor": "callbacks"})

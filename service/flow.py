@@ -54,8 +54,12 @@ log = get_logger("essc.service")
 Enqueue = Callable[[str, float], None]  # (activation id, delay in seconds)
 
 
+_HOST = socket.gethostname()
+
+
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
+    """``host:pid:thread``: who holds a lease (the host name is read once: a system call)."""
+    return f"{_HOST}:{os.getpid()}:{threading.get_ident() % 100000}"
 
 
 class ActivationService:
@@ -117,26 +121,16 @@ class ActivationService:
         city's retryable error (nothing recorded: verify again later)."""
         self._check_channel(channel)
         factor, code = self._second_factor(face_token, sms_code, password)
-        act = self.store.get(act_id)
-        if act is None or act["channel"] != channel:
-            raise ActivationNotFound("no activation with this id")
-        city, key, now = act["city"], act["citizen_key"], time.time()
-        ident = self.store.identity(key, city)
-        if ident and ident["locked_until"] and ident["locked_until"] > now:
-            raise self._locked(ident["locked_until"] - now)
-        if act["status"] != states.AWAITING_VERIFICATION:
-            why = {states.ACTIVATED: "the activation is already activated (read it with GET)",
-                   states.VERIFIED: "the identity check already passed; the credential is being issued"}
-            raise ActivationConflict(why.get(act["status"], f"no card record waits for a check (status "
-                                                                f"{act['status']}; submit again to re-read it)"),
-                                     activation_status=act["status"])
-        if self.pool is not None:
-            self.pool.check()
         owner = worker_id()
-        act = self.store.claim_verification(act_id, owner, self.config.lease_s)
+        # the usual case in one statement: the channel's activation, waiting for a check, held by no
+        # one; when it is not that, _not_claimed says why (as it is: not found, locked, conflict, busy)
+        act = self.store.claim_verification(act_id, owner, self.config.lease_s, channel=channel)
         if act is None:
-            raise VerificationBusy("this activation is being verified or re-read right now", retry_after=1.0)
+            raise self._not_claimed(act_id, channel)
+        city, key = act["city"], act["citizen_key"]
         try:
+            if self.pool is not None:
+                self.pool.check()
             if self.store.identity_begin(key, city, self.config.lease_s) is None:
                 ident = self.store.identity(key, city) or {}
                 if (ident.get("locked_until") or 0) > time.time():
@@ -153,6 +147,24 @@ class ActivationService:
         future = self.pool.run(self._check_identity_logged, act, owner, factor, face_token, code)
         done, result = answer_within(future, self.config.answer_budget_s)
         return result if done else (self.store.get(act_id), None)
+
+    def _not_claimed(self, act_id: str, channel: str) -> EsscError:
+        """Why the channel's verification of ``act_id`` could not take it, checked in this order:
+        not the channel's (404), the citizen locked out, not waiting for a check (409), held."""
+        act = self.store.get(act_id)
+        if act is None or act["channel"] != channel:
+            return ActivationNotFound("no activation with this id")
+        ident = self.store.identity(act["citizen_key"], act["city"])
+        now = time.time()
+        if ident and ident["locked_until"] and ident["locked_until"] > now:
+            return self._locked(ident["locked_until"] - now)
+        if act["status"] != states.AWAITING_VERIFICATION:
+            why = {states.ACTIVATED: "the activation is already activated (read it with GET)",
+                   states.VERIFIED: "the identity check already passed; the credential is being issued"}
+            return ActivationConflict(why.get(act["status"], f"no card record waits for a check (status "
+                                                                 f"{act['status']}; submit again to re-read it)"),
+                                      activation_status=act["status"])
+        return VerificationBusy("this activation is being verified or re-read right now", retry_after=1.0)
 
     def _check_identity_logged(self, act: dict, owner: str, factor: str, face_token: str, code: str
                                ) -> tuple[dict, dict | None]:
@@ -182,8 +194,7 @@ class ActivationService:
                                   release=True, error=err.to_dict(), detail=f"verify_identity: {err.code}")
             raise
         except EsscError as err:
-            self._failed(act, owner, "verify_identity", err)
-            return self.store.get(act_id), None
+            return self._failed(act, owner, "verify_identity", err) or self.store.get(act_id), None
         except BaseException:
             self.store.release(act_id, owner)
             raise
@@ -192,11 +203,12 @@ class ActivationService:
                 self.store.identity_end(key, city, passed=passed, max_failures=self.config.max_identity_attempts,
                                         lockout_s=self.config.identity_lockout_s)
         # runnable from now on: if this process dies, the sweeper finds it once the lease ends
-        if not self.store.transition(act_id, owner, states.VERIFIED, "identity_verified", next_attempt_at=time.time(),
-                                     detail=f"face + {verification['factor']}",
-                                     verified=self.sealer.seal({"verify_id": verification["verify_id"]})):
+        verified = self.store.transition(act_id, owner, states.VERIFIED, "identity_verified",
+                                         next_attempt_at=time.time(), detail=f"face + {verification['factor']}",
+                                         verified=self.sealer.seal({"verify_id": verification["verify_id"]}))
+        if verified is None:
             raise ActivationConflict("the activation was resubmitted during the identity check; verify again")
-        act = self._run_claimed(self.store.get(act_id), owner)
+        act = self._run_claimed(verified, owner, pii=pii, verify_id=verification["verify_id"])
         return act, act["credential"] if act["status"] == states.ACTIVATED else None
 
     def _mismatch(self, act: dict, owner: str, err: IdentityMismatch) -> dict:
@@ -247,22 +259,25 @@ class ActivationService:
             return self.store.get(act_id)
         return self._run_claimed(act, owner)
 
-    def _run_claimed(self, act: dict, owner: str) -> dict:
+    def _run_claimed(self, act: dict, owner: str, *, pii: dict | None = None, verify_id: str | None = None) -> dict:
+        """Take the claimed activation as far as it goes now; the activation as it is then."""
         act_id = act["id"]
         try:
-            self._steps(act, owner)
+            now = self._steps(act, owner, pii, verify_id)
         except Exception:  # a bug, not a city failure: keep the activation, try later
             log.exception("activation %s: unexpected error; retrying later", act_id)
-            self.store.transition(act_id, owner, act["status"], "internal_error", release=True,
-                                  next_attempt_at=time.time() + self.config.retry_cap_s)
+            now = self.store.transition(act_id, owner, act["status"], "internal_error", release=True,
+                                        next_attempt_at=time.time() + self.config.retry_cap_s)
             self._schedule(act_id, self.config.retry_cap_s)
-        return self.store.get(act_id)
+        return now if now is not None else self.store.get(act_id)  # None: the lease was lost meanwhile
 
     # -- the steps -------------------------------------------------------------------------
-    def _steps(self, act: dict, owner: str) -> None:
-        """The card read (before the identity check) or the credential (after it)."""
+    def _steps(self, act: dict, owner: str, pii: dict | None = None, verify_id: str | None = None) -> dict | None:
+        """The card read (before the identity check) or the credential (after it). Returns the
+        activation after its transition (None if the lease was lost). ``pii`` and ``verify_id``:
+        the sealed values already opened by the caller."""
         act_id, city = act["id"], act["city"]
-        pii = self.sealer.unseal(act["sealed"])
+        pii = pii or self.sealer.unseal(act["sealed"])
         ident = {"aac002": pii["id_number"], "aab301": city}
         step = "read_card"
         try:
@@ -271,40 +286,42 @@ class ActivationService:
                 status = record["aaz502"]
                 if status != "normal":
                     raise CardStatusAbnormal(status=status, city=city)
-                self.store.transition(act_id, owner, states.AWAITING_VERIFICATION, "card_read", release=True,
-                                      detail="card status normal", card_status=status, next_attempt_at=None,
-                                      error=None)
-                return
+                return self.store.transition(act_id, owner, states.AWAITING_VERIFICATION, "card_read", release=True,
+                                             detail="card status normal", card_status=status, next_attempt_at=None,
+                                             error=None)
             step = "activate"
-            verify_id = self.sealer.unseal(act["verified"])["verify_id"]
+            verify_id = verify_id or self.sealer.unseal(act["verified"])["verify_id"]
             credential = self.registry.call(city, "activate", {**ident, "verify_id": verify_id,
                                                                 "channel": act["channel"]})
-            if not self.store.transition(act_id, owner, states.ACTIVATED, "activated", release=True,
+            done = self.store.transition(act_id, owner, states.ACTIVATED, "activated", release=True,
                                          detail=f"sign level {credential['signLevel']}", credential=credential,
-                                         next_attempt_at=None, error=None, verified=None):
+                                         next_attempt_at=None, error=None, verified=None)
+            if done is None:
                 log.warning("activation %s: lease lost before the credential was stored", act_id)
+            return done
         except EsscError as err:
-            self._failed(act, owner, step, err)
+            return self._failed(act, owner, step, err)
 
-    def _failed(self, act: dict, owner: str, step: str, err: EsscError) -> None:
+    def _failed(self, act: dict, owner: str, step: str, err: EsscError) -> dict | None:
+        """Record the step's failure (retry later, check again, or a final state): the activation
+        after it, None if the lease was lost."""
         act_id, now = act["id"], time.time()
         error = err.to_dict()
         deadline = act["created_at"] + self.config.max_age_s
         if isinstance(err, RetryableError):
             if now >= deadline:
-                self.store.transition(act_id, owner, states.EXPIRED, "expired", release=True, next_attempt_at=None,
-                                      detail=f"still {err.code} after {self.config.max_age_s:g}s", error=error)
-                return
+                return self.store.transition(act_id, owner, states.EXPIRED, "expired", release=True,
+                                             next_attempt_at=None, error=error,
+                                             detail=f"still {err.code} after {self.config.max_age_s:g}s")
             delay = min(self.retry_delay(act["runs"], err.retry_after), max(deadline - now, 0.0))
             status = states.PENDING_SYNC if isinstance(err, RecordNotSynced) else states.PENDING_UPSTREAM
-            self.store.transition(act_id, owner, status, status, release=True, next_attempt_at=now + delay,
-                                  detail=f"{step}: {err.code}; retry in {delay:.1f}s", error=error)
+            pending = self.store.transition(act_id, owner, status, status, release=True, next_attempt_at=now + delay,
+                                            detail=f"{step}: {err.code}; retry in {delay:.1f}s", error=error)
             self._schedule(act_id, delay)
-            return
+            return pending
         if isinstance(err, ReverifyError):  # the city no longer accepts the check (e.g. its ticket expired)
-            self.store.transition(act_id, owner, states.AWAITING_VERIFICATION, "reverify", release=True,
-                                  next_attempt_at=None, error=error, verified=None, detail=f"{step}: {err.code}")
-            return
+            return self.store.transition(act_id, owner, states.AWAITING_VERIFICATION, "reverify", release=True,
+                                         next_attempt_at=None, error=error, verified=None, detail=f"{step}: {err.code}")
         if isinstance(err, CityNotOpened):
             status = states.CITY_NOT_OPENED
         elif isinstance(err, CardStatusAbnormal):
@@ -312,8 +329,8 @@ class ActivationService:
         else:
             status = states.FAILED
         extra = {"card_status": err.status} if isinstance(err, CardStatusAbnormal) else {}
-        self.store.transition(act_id, owner, status, status, release=True, next_attempt_at=None, error=error,
-                              verified=None, detail=f"{step}: {err.code}", **extra)
+        return self.store.transition(act_id, owner, status, status, release=True, next_attempt_at=None, error=error,
+                                     verified=None, detail=f"{step}: {err.code}", **extra)
 
     def retry_delay(self, runs: int, retry_after: float | None) -> float:
         """Seconds until the next try: the city's hint if it gave one, else exponential

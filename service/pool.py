@@ -18,7 +18,6 @@ process, a cheap re-read for transitions made by other processes).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -91,39 +90,67 @@ def answer_within(future: Future[Any], budget_s: float) -> tuple[bool, Any]:
         return False, None
 
 
+#: ``callback`` of a change whose store did not read the activation's callback
+UNKNOWN: Any = type("Unknown", (), {"__repr__": lambda self: "UNKNOWN"})()
+Listener = Callable[[str, "str | None", "dict | None", Any], None]
+
+
 class Changes:
-    """Transitions of activations in this process, for long-polls to wait on."""
+    """Transitions of activations in this process, for long-polls to wait on. A transition wakes
+    the waiters of its own activation only (one event each), never every long-poll."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._version: dict[str, int] = {}
-        self._listeners: list[Callable[[str, str | None], None]] = []
+        self._waiters: dict[str, list[threading.Event]] = {}
+        self._listeners: list[Listener] = []
 
-    def subscribe(self, listener: Callable[[str, str | None], None]) -> None:
-        """Call ``listener(act_id, status)`` after every transition made in this process."""
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener(act_id, status, act, callback)`` after every transition made in this
+        process: ``act`` is the activation after it (None when not at hand), ``callback`` the
+        last announcement of its callback (``''`` none yet; None: it has no callback; UNKNOWN:
+        not read)."""
         self._listeners.append(listener)
 
-    def changed(self, act_id: str, status: str | None = None) -> None:
-        with self._cond:
+    def changed(self, act_id: str, status: str | None = None, *, act: dict | None = None,
+                callback: Any = UNKNOWN) -> None:
+        with self._lock:
             self._version[act_id] = self._version.get(act_id, 0) + 1
             if len(self._version) > 100_000:  # keep it bounded: waiters re-read the row anyway
                 self._version.clear()
-            self._cond.notify_all()
+            waiters = self._waiters.pop(act_id, ())
+        for event in waiters:
+            event.set()
         for listener in self._listeners:
             try:
-                listener(act_id, status)
+                listener(act_id, status, act, callback)
             except Exception:  # a listener must not break the transition that was made
                 log.exception("activation %s: a change listener failed", act_id)
+
+    def touched(self, act_id: str) -> None:
+        """The activation's lease changed (released) but not its state: wake its long-polls, which
+        look again (listeners are not called)."""
+        with self._lock:
+            self._version[act_id] = self._version.get(act_id, 0) + 1
+            waiters = self._waiters.pop(act_id, ())
+        for event in waiters:
+            event.set()
 
     def version(self, act_id: str) -> int:
         return self._version.get(act_id, 0)
 
     def wait(self, act_id: str, seen: int, timeout_s: float) -> None:
         """Return when ``act_id`` changed after version ``seen``, or after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while self._version.get(act_id, 0) == seen:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                self._cond.wait(remaining)
+        event = threading.Event()
+        with self._lock:
+            if self._version.get(act_id, 0) != seen:
+                return
+            self._waiters.setdefault(act_id, []).append(event)
+        if event.wait(max(timeout_s, 0.0)):
+            return
+        with self._lock:  # timed out: leave no event behind
+            waiters = self._waiters.get(act_id)
+            if waiters is not None and event in waiters:
+                waiters.remove(event)
+                if not waiters:
+                    del self._waiters[act_id]

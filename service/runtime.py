@@ -10,16 +10,17 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from essc.core.masking import get_logger
 from essc.core.registry import Registry
 from essc.core.settings import Settings
 
-from .callbacks import CALLBACK_ATTEMPTS, RESTING, Callbacks, backoff
+from .callbacks import CALLBACK_ATTEMPTS, RESTING, Callbacks, backoff, due_marker
 from .channels import Channels
 from .config import ServiceConfig
 from .flow import ActivationService, worker_id
-from .pool import FlowPool
+from .pool import UNKNOWN, FlowPool
 from .store import Store
 
 log = get_logger("essc.service.runtime")
@@ -94,12 +95,20 @@ class Runtime:
         self.service.run(act_id)
 
     # -- callbacks ------------------------------------------------------------------------------
-    def announce(self, act_id: str, status: str | None = None) -> None:
-        """After a transition: queue the signed callback if the activation has one and came to rest
-        (``status``, when known, spares the look-up for the transitions that do not rest)."""
+    def announce(self, act_id: str, status: str | None = None, act: dict | None = None,
+                 callback: Any = UNKNOWN) -> None:
+        """After a transition: queue the signed callback if the activation has one and came to rest.
+        What the transition knew spares the look-ups: ``status`` (most transitions do not rest),
+        and ``act`` + ``callback`` (whether it has a callback, and what was last announced; see
+        :meth:`essc.service.pool.Changes.subscribe`)."""
         if status is not None and status not in RESTING:
             return
-        marker = self.callbacks.due(act_id)
+        if callback is None:  # the activation has no callback
+            return
+        if act is not None and callback is not UNKNOWN:
+            marker = due_marker(act, callback)
+        else:
+            marker = self.callbacks.due(act_id)
         if marker is not None:
             self._callback_task(act_id, marker, 1)
 

@@ -7,11 +7,15 @@ once, and a worker whose lease expired (killed) cannot write over the next owner
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, create_engine, event, func, insert, or_, select, text, update
+from sqlalchemy import JSON, Column, String, bindparam, create_engine, event, func, insert, or_, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from . import states
@@ -23,21 +27,57 @@ E = AuditEvent.__table__
 I = CitizenIdentity.__table__  # noqa: E741
 
 # Hot-path statements are built once: building SQLAlchemy statements per call cost more
-# than the SQLite work itself (~0.6 ms each, profiled).
+# than the SQLite work itself (~0.6 ms each, profiled). The UPDATEs that change an activation
+# return its new row (RETURNING: SQLite >= 3.35, PostgreSQL), so nobody reads back what was
+# just written: an activation costs 11 statements (2 reads of none), was 22 (9 reads).
 _GET = select(A).where(A.c.id == bindparam("act_id"))
 _INSERT_A = insert(A)
 _INSERT_E = insert(E)
 _RUNNABLE_SQL = ", ".join(f"'{s}'" for s in states.RUNNABLE)
-_CLAIM = text(
+_ROW = ", ".join(c.name for c in A.c)
+#: the callback's last announcement ('' when none yet; NULL: the activation has no callback)
+_CALLBACK_SQL = ("(SELECT coalesce(delivered, '') FROM callbacks WHERE callbacks.activation_id = activations.id) "
+                 "AS callback_marker")
+_CALLBACK = Column("callback_marker", String)
+
+
+def _returning(sql: str, *, callback: bool = False):
+    """``sql`` (an UPDATE) returning the activation's row, typed as the table's columns (and,
+    with ``callback``, the marker of its callback: see :data:`_CALLBACK_SQL`)."""
+    if callback:
+        return text(f"{sql} RETURNING {_ROW}, {_CALLBACK_SQL}").columns(*A.c, _CALLBACK)
+    return text(f"{sql} RETURNING {_ROW}").columns(*A.c)
+
+
+_CLAIM = _returning(
     "UPDATE activations SET lease_until = :until, lease_owner = :owner, runs = runs + 1, updated_at = :now "
     f"WHERE id = :act_id AND status IN ({_RUNNABLE_SQL}) "
     "AND (next_attempt_at IS NULL OR next_attempt_at <= :now) AND (lease_until IS NULL OR lease_until < :now)")
-_CLAIM_VERIFY = text(
+_CLAIM_VERIFY = _returning(
     "UPDATE activations SET lease_until = :until, lease_owner = :owner, updated_at = :now "
     f"WHERE id = :act_id AND status = '{states.AWAITING_VERIFICATION}' AND (lease_until IS NULL OR lease_until < :now)")
+_CLAIM_VERIFY_OF = _returning(
+    "UPDATE activations SET lease_until = :until, lease_owner = :owner, updated_at = :now "
+    f"WHERE id = :act_id AND channel = :channel AND status = '{states.AWAITING_VERIFICATION}' "
+    "AND (lease_until IS NULL OR lease_until < :now)")
+#: one statement for a first check (the row is made) and for the next ones (the row is held)
 _IDENTITY_BEGIN = text(
-    "UPDATE citizen_identity SET busy_until = :until WHERE citizen_key = :key AND city = :city "
-    "AND (busy_until IS NULL OR busy_until < :now) AND (locked_until IS NULL OR locked_until <= :now)")
+    "INSERT INTO citizen_identity (citizen_key, city, failures, busy_until) VALUES (:key, :city, 0, :until) "
+    "ON CONFLICT (citizen_key, city) DO UPDATE SET busy_until = excluded.busy_until "
+    "WHERE (citizen_identity.busy_until IS NULL OR citizen_identity.busy_until < :now) "
+    "AND (citizen_identity.locked_until IS NULL OR citizen_identity.locked_until <= :now)")
+_IDENTITY_ROW = ", ".join(c.name for c in I.c)
+_IDENTITY_KEY = "WHERE citizen_key = :key AND city = :city"
+_IDENTITY_END = {
+    True: text(f"UPDATE citizen_identity SET failures = 0, busy_until = NULL, locked_until = NULL {_IDENTITY_KEY} "
+               f"RETURNING {_IDENTITY_ROW}"),
+    None: text(f"UPDATE citizen_identity SET busy_until = NULL {_IDENTITY_KEY} RETURNING {_IDENTITY_ROW}"),
+    # the right-hand sides see the row as it was: at the limit the count restarts and the lockout begins
+    False: text("UPDATE citizen_identity SET busy_until = NULL, "
+                "locked_until = CASE WHEN failures + 1 >= :limit THEN :locked ELSE locked_until END, "
+                f"failures = CASE WHEN failures + 1 >= :limit THEN 0 ELSE failures + 1 END {_IDENTITY_KEY} "
+                f"RETURNING {_IDENTITY_ROW}"),
+}
 _AUDIT = text("INSERT INTO audit_events (activation_id, at, event, status, detail, actor) "
               "VALUES (:act_id, :at, :event, :status, :detail, :actor)")
 _JSON_FIELDS = ("credential", "error")
@@ -52,12 +92,21 @@ def _transition_statement(fields: tuple[str, ...], release: bool, once: bool):
         if release:
             sets += ["lease_until = NULL", "lease_owner = NULL"]
         where = "id = :act_id AND lease_owner = :owner" + (" AND credential IS NULL" if once else "")
-        stmt = text(f"UPDATE activations SET {', '.join(sets)} WHERE {where}")
+        stmt = _returning(f"UPDATE activations SET {', '.join(sets)} WHERE {where}", callback=True)
         json_params = [bindparam(f, type_=JSON) for f in fields if f in _JSON_FIELDS]
         if json_params:
             stmt = stmt.bindparams(*json_params)
         _transition_sql[key] = stmt
     return stmt
+
+
+def _activation(row) -> dict | None:
+    """The activation of a RETURNING row (its callback marker left out), None for no row."""
+    if row is None:
+        return None
+    act = dict(row)
+    act.pop("callback_marker", None)
+    return act
 
 
 def make_engine(url: str):
@@ -93,10 +142,21 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        # SQLite takes one writer at a time: threads of this process queue for it here and go on
+        # the moment it is free, instead of meeting a busy database and sleeping in SQLite's busy
+        # handler (1, 2, 5 ... 100 ms); PostgreSQL locks rows and needs no such queue
+        self._write_lock = threading.Lock() if url.startswith("sqlite") else contextlib.nullcontext()
         #: transitions made by this process, for long-polls (service/pool.py)
         self.changes = Changes()
         _check_schema(self.engine)
         Base.metadata.create_all(self.engine)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A connection in a transaction that commits on leaving (``engine.begin()``), after the
+        other writers of this process (SQLite)."""
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     # -- creating ----------------------------------------------------------------------
     def create(self, *, citizen_key: str, city: str, channel: str, id_hint: str, sealed: str,
@@ -115,7 +175,7 @@ class Store:
                    id_hint=id_hint, sealed=sealed, runs=1 if owner else 0, next_attempt_at=now,
                    created_at=now, updated_at=now, **lease)
         try:
-            with self.engine.begin() as conn:
+            with self.writing() as conn:
                 conn.execute(_INSERT_A, row)  # credential & error stay SQL NULL (JSON None would be 'null')
                 row.update(card_status=None, credential=None, error=None, verified=None)
                 conn.execute(_INSERT_E, [
@@ -132,7 +192,7 @@ class Store:
         if existing["status"] not in states.RESTARTABLE or existing["verified"] is not None:
             return existing, "found"
         final = existing["status"] in states.FINAL
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             res = conn.execute(
                 update(A).where(A.c.id == existing["id"], A.c.status == existing["status"],
                                 A.c.updated_at == existing["updated_at"], A.c.verified.is_(None))
@@ -187,51 +247,52 @@ class Store:
 
     # -- working -----------------------------------------------------------------------
     def claim(self, act_id: str, owner: str, lease_s: float, now: float | None = None) -> dict | None:
-        """Take the activation for ``lease_s`` seconds if it is runnable, due and free."""
+        """Take the activation for ``lease_s`` seconds if it is runnable, due and free: its row, else None."""
         now = time.time() if now is None else now
-        with self.engine.begin() as conn:
-            res = conn.execute(_CLAIM, {"act_id": act_id, "until": now + lease_s, "owner": owner, "now": now})
-        return self.get(act_id) if res.rowcount == 1 else None
+        with self.writing() as conn:
+            row = conn.execute(_CLAIM, {"act_id": act_id, "until": now + lease_s, "owner": owner,
+                                        "now": now}).mappings().first()
+        return _activation(row)
 
-    def claim_verification(self, act_id: str, owner: str, lease_s: float, now: float | None = None) -> dict | None:
-        """Take an activation that waits for its identity check, if no one holds it."""
+    def claim_verification(self, act_id: str, owner: str, lease_s: float, now: float | None = None, *,
+                           channel: str | None = None) -> dict | None:
+        """Take an activation that waits for its identity check, if no one holds it (and, with
+        ``channel``, only if it is that channel's): its row, else None."""
         now = time.time() if now is None else now
-        with self.engine.begin() as conn:
-            res = conn.execute(_CLAIM_VERIFY, {"act_id": act_id, "until": now + lease_s, "owner": owner, "now": now})
-        return self.get(act_id) if res.rowcount == 1 else None
+        params = {"act_id": act_id, "until": now + lease_s, "owner": owner, "now": now}
+        with self.writing() as conn:
+            if channel is None:
+                row = conn.execute(_CLAIM_VERIFY, params).mappings().first()
+            else:
+                row = conn.execute(_CLAIM_VERIFY_OF, {**params, "channel": channel}).mappings().first()
+        return _activation(row)
 
     def transition(self, act_id: str, owner: str, status: str, event_name: str, *, detail: str | None = None,
-                   release: bool = False, **fields: Any) -> bool:
-        """Move a claimed activation to ``status`` and record the event, atomically.
-        Refused (False) when ``owner`` no longer holds the lease."""
+                   release: bool = False, **fields: Any) -> dict | None:
+        """Move a claimed activation to ``status`` and record the event, atomically. Returns the
+        activation as it is now; None (refused) when ``owner`` no longer holds the lease."""
         now = time.time()
         # a credential is written once, never replaced
         stmt = _transition_statement(tuple(sorted(fields)), release, "credential" in fields)
-        with self.engine.begin() as conn:
-            res = conn.execute(stmt, {"act_id": act_id, "owner": owner, "status": status, "now": now, **fields})
-            if res.rowcount != 1:
-                return False
+        with self.writing() as conn:
+            row = conn.execute(stmt, {"act_id": act_id, "owner": owner, "status": status, "now": now,
+                                      **fields}).mappings().first()
+            if row is None:
+                return None
             conn.execute(_AUDIT, {"act_id": act_id, "at": now, "event": event_name, "status": status,
                                   "detail": detail, "actor": owner})
-        self.changes.changed(act_id, status)
-        return True
+        act = _activation(row)
+        self.changes.changed(act_id, status, act=act, callback=row["callback_marker"])
+        return act
 
     # -- identity checks of a citizen + city, across channels -------------------------------
     def identity_begin(self, citizen_key: str, city: str, hold_s: float, now: float | None = None) -> dict | None:
-        """Hold the citizen + city for one identity check. None when it is held (another check
-        runs) or locked out; then :meth:`identity` tells which."""
+        """Hold the citizen + city for one identity check (``{"busy_until": ...}``). None when it is
+        held (another check runs) or locked out; then :meth:`identity` tells which."""
         now = time.time() if now is None else now
-        with self.engine.begin() as conn:
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(I).values(citizen_key=citizen_key, city=city, failures=0,
-                                                  busy_until=now + hold_s))
-                return {"failures": 0, "locked_until": None}
-            except IntegrityError:
-                pass
-            res = conn.execute(_IDENTITY_BEGIN, {"key": citizen_key, "city": city, "now": now,
-                                                 "until": now + hold_s})
-        return self.identity(citizen_key, city) if res.rowcount == 1 else None
+        with self.writing() as conn:
+            res = conn.execute(_IDENTITY_BEGIN, {"key": citizen_key, "city": city, "now": now, "until": now + hold_s})
+        return {"busy_until": now + hold_s} if res.rowcount == 1 else None
 
     def identity(self, citizen_key: str, city: str) -> dict | None:
         with self.engine.connect() as conn:
@@ -244,23 +305,16 @@ class Store:
         unavailable) and release the hold. At ``max_failures`` failures the citizen + city is
         locked for ``lockout_s`` and the count starts again after it. Returns the row."""
         now = time.time() if now is None else now
-        key = (I.c.citizen_key == citizen_key) & (I.c.city == city)
-        with self.engine.begin() as conn:
-            if passed:
-                conn.execute(update(I).where(key).values(failures=0, busy_until=None, locked_until=None))
-            elif passed is None:
-                conn.execute(update(I).where(key).values(busy_until=None))
-            else:
-                conn.execute(update(I).where(key).values(failures=I.c.failures + 1, busy_until=None))
-                conn.execute(update(I).where(key, I.c.failures >= max_failures)
-                             .values(failures=0, locked_until=now + lockout_s, busy_until=None))
-            row = conn.execute(select(I).where(key)).mappings().first()
+        with self.writing() as conn:
+            row = conn.execute(_IDENTITY_END[passed], {"key": citizen_key, "city": city, "limit": max_failures,
+                                                       "locked": now + lockout_s}).mappings().first()
         return dict(row)
 
     def release(self, act_id: str, owner: str) -> None:
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             conn.execute(update(A).where(A.c.id == act_id, A.c.lease_owner == owner)
                          .values(lease_until=None, lease_owner=None))
+        self.changes.touched(act_id)
 
     def release_owned_by(self, prefix: str) -> list[str]:
         """Release every lease whose owner starts with ``prefix`` (``host:pid:``: all threads of
@@ -270,6 +324,6 @@ class Store:
         with self.engine.connect() as conn:  # read apart: a SQLite read cannot become a write
             ids = [r[0] for r in conn.execute(select(A.c.id).where(held))]
         if ids:
-            with self.engine.begin() as conn:
+            with self.writing() as conn:
                 conn.execute(update(A).where(held).values(lease_until=None, lease_owner=None))
         return ids

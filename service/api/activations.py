@@ -23,6 +23,7 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from essc.core.errors import EsscError
 
 from .. import states
+from ..runtime import process_owner_prefix
 from .auth import require_channel
 from .errors import BadRequest, NotFound
 from .validation import json_body, validate
@@ -31,6 +32,8 @@ bp = Blueprint("activations", __name__)
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _AUDIT_FIELDS = ("at", "event", "status", "detail")  # not "actor": worker host names are internals
+#: how often a long-poll re-reads an activation whose step another process may run (seconds)
+REREAD_S = 1.0
 
 
 def _submission_status(act: dict) -> int:
@@ -134,9 +137,13 @@ def get_activation(act_id: str):
         raise NotFound("no activation with this id")
     deadline = time.monotonic() + wait
     start = (act["status"], act["error"])  # a claim changes neither: only a transition ends the wait
+    mine = process_owner_prefix()
     while (act["status"], act["error"]) == start and _in_motion(act) and time.monotonic() < deadline:
-        # an event when this process makes the transition; a re-read covers the other processes
-        changes.wait(act_id, seen, min(deadline - time.monotonic(), 0.25))
+        # a step this process runs wakes the wait with its transition (an event); a step queued for
+        # any worker, or run by another process, is seen by re-reading the row every REREAD_S
+        local = (act["lease_owner"] or "").startswith(mine)
+        left = deadline - time.monotonic()
+        changes.wait(act_id, seen, left if local else min(left, REREAD_S))
         seen = changes.version(act_id)
         act = runtime.store.get(act_id)
     view = runtime.service.view(act, credential=True)

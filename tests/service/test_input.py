@@ -397,3 +397,40 @@ def test_every_openapi_valid_verification_passes_the_contract(client, runtime, m
 
     check()
     assert outcomes.get(403, 0) >= 100, outcomes
+
+
+# -- the compiled validator of the hot path agrees with jsonschema (the reference) ----------------
+_TEXT = st.one_of(st.text(max_size=20), st.sampled_from(["330100", "11010119900307803X", "11010119900307803x",
+                                                         "张三", "欧阳·娜娜", "123456", "147258", "live-abc", "",
+                                                         "https://cb.example/x", "ftp://x"]))
+_ANY = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), _TEXT,
+                 st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+_FIELDS = {"ActivationRequest": ("city", "id_number", "name", "consent", "callback_url", "extra"),
+           "VerificationRequest": ("face_token", "sms_code", "password", "extra")}
+
+
+@pytest.mark.parametrize("name", sorted(_FIELDS))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_the_compiled_request_validator_agrees_with_jsonschema(name, data):
+    from essc.service.api.validation import fast_component
+
+    fields = _FIELDS[name]
+    body = data.draw(st.one_of(_ANY, st.dictionaries(st.sampled_from(fields), _ANY),
+                               st.dictionaries(st.sampled_from(fields), _TEXT | st.booleans())))
+    assert fast_component(name)(body) == component_validator(name).is_valid(body)
+
+
+@pytest.mark.parametrize("name, body", [
+    ("ActivationRequest", {"city": "330100", "id_number": "11010119900307803X", "name": "张三", "consent": True}),
+    ("VerificationRequest", {"face_token": "live-abc", "sms_code": "123456"}),
+])
+def test_the_compiled_request_validator_accepts_a_valid_body_and_refuses_each_broken_field(name, body):
+    from essc.service.api.validation import fast_component
+
+    fast = fast_component(name)
+    assert fast(body)
+    for field in body:
+        for wrong in (None, 12, "", "\u0000" * 3):
+            broken = {**body, field: wrong}
+            assert fast(broken) == component_validator(name).is_valid(broken), (field, wrong)
