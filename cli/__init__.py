@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from . import bench, conformance, contract, dialects, mock, plugins, scaffold, service
+from . import bench, conformance, contract, dialects, mock, pages, plugins, scaffold, service
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,3 +30,5 @@ main.add_command(service.serve_cmd)
 main.add_command(service.worker_cmd)
 main.add_command(service.activate_cmd)
 main.add_command(scaffold.new_plugin_cmd)
+main.add_command(pages.operator_password_cmd)
+main.add_command(pages.launch_url_cmd)

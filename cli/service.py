@@ -45,7 +45,7 @@ def serve_cmd(host: str, port: int, threads: int | None, grace_s: float) -> None
 
     shutdown = Shutdown().install()
     with local_runtime() as (runtime, mock_url):
-        server = create_server(create_app(runtime), host=host, port=port,
+        server = create_server(create_app(runtime, {"PAGES_DEMO_HINTS": bool(mock_url)}), host=host, port=port,
                                threads=threads or runtime.config.api_threads,
                                connection_limit=runtime.config.api_connections)
         if mock_url:

@@ -28,6 +28,10 @@ class ServiceConfig:
     queue_name: str = "essc"
     secret_key: str | None = None
     channels_file: Path | None = None
+    #: the console's operators (essc.service.pages.operators; None: the packaged demo operator)
+    operators_file: Path | None = None
+    #: where `essc contract --report DIR` writes: the console shows its tiers and links its page
+    contract_report_dir: Path | None = None
     #: identity checks a citizen may fail in a city (every channel counted) before being locked
     #: out of that city's checks for identity_lockout_s; the activation then ends as identity_failed
     max_identity_attempts: int = 3
@@ -81,8 +85,10 @@ class ServiceConfig:
                           ("secret_key", "ESSC_SECRET_KEY"), ("queue_name", "ESSC_QUEUE_NAME")):
             if env.get(name):
                 data[key] = env[name]
-        if env.get("ESSC_CHANNELS_FILE"):
-            data["channels_file"] = Path(env["ESSC_CHANNELS_FILE"])
+        for key, name in (("channels_file", "ESSC_CHANNELS_FILE"), ("operators_file", "ESSC_OPERATORS_FILE"),
+                          ("contract_report_dir", "ESSC_CONTRACT_REPORT_DIR")):
+            if env.get(name):
+                data[key] = Path(env[name])
         if env.get("ESSC_OIDC_ISSUER"):
             data["oidc_issuer"] = env["ESSC_OIDC_ISSUER"]
         if env.get("ESSC_OIDC_SIGNING_KEY"):

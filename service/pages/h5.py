@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 import time
 
+import segno
 from flask import flash, jsonify, redirect, render_template, request, session, url_for
 
 from essc.core.errors import EsscError, IdentityMismatch, InvalidInput, RetryableError
@@ -170,8 +171,11 @@ def activation():
     act = _own_activation()
     if act is None:
         return redirect(url_for(".resume" if not session.get("act") else ".cities"), 303)
+    return _activation_page(act)
+
+
+def _activation_page(act: dict, status: int = 200, **extra):
     stage = stages.stage_of(act)
-    extra = {}
     if stage == "abnormal":
         extra["card"] = stages.CARD_STATUS.get(act.get("card_status") or "")
     elif stage == "locked":
@@ -184,7 +188,44 @@ def activation():
         extra["notice"] = stages.verify_notice(act["error"])
     return render_template("h5/activation.html", act=act, stage=stage, city_name=_city_name(act["city"]),
                            face_ready=bool(session.get("face")), moving=stage in stages.MOVING,
-                           wait_s=STATE_WAIT_S, **extra)
+                           wait_s=STATE_WAIT_S, **extra), status
+
+
+def _dynamic_code(act: dict) -> dict:
+    """A fresh dynamic code of the activated e-SSC (essc.service.qrcodes, as the channel's API
+    gives it) with its QR image as inline SVG."""
+    answer = state().qrcodes.issue(act["id"], session["ch"])
+    svg = segno.make(answer["qrcode"], error="m").svg_inline(border=2, omitsize=True, title="电子社保卡动态码")
+    svg = svg.replace("<svg ", '<svg role="img" ', 1)
+    return {"qrcode": answer["qrcode"], "svg": svg, "expires_at": answer["expires_at"], "ttl_s": answer["ttl_s"]}
+
+
+@bp.post("/qrcode")
+@required
+def qrcode_page():
+    """The activated page with a fresh dynamic code (without JavaScript)."""
+    act = _own_activation()
+    if act is None:
+        return redirect(url_for(".resume"), 303)
+    try:
+        return _activation_page(act, qr=_dynamic_code(act))
+    except EsscError as err:
+        return _activation_page(act, err.http_status, qr_error=err.message_zh)
+
+
+@bp.post("/qrcode.json")
+@required
+def qrcode_json():
+    """``{qrcode, svg, expires_at, ttl_s}``: a fresh dynamic code (the page refreshes it before it
+    expires); the refusals are the API's (``NOT_ACTIVATED``, ``CARD_STATUS_ABNORMAL``...)."""
+    act = _own_activation()
+    if act is None:
+        return jsonify({"error": ActivationNotFound("no activation in this page session").to_dict()}), 404
+    try:
+        answer = _dynamic_code(act)
+    except EsscError as err:
+        return jsonify({"error": err.to_dict()}), err.http_status
+    return jsonify(answer), 201
 
 
 @bp.get("/activation/state")

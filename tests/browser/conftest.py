@@ -41,6 +41,11 @@ ARTIFACTS = Path(os.environ.get("ESSC_ARTIFACTS") or tempfile.gettempdir()) / "b
 SCREENSHOTS = os.environ.get("ESSC_SCREENSHOTS")
 MOBILE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 1, "locale": "zh-CN",
           "is_mobile": True, "has_touch": True}
+DESKTOP = {"viewport": {"width": 1280, "height": 900}, "device_scale_factor": 1, "locale": "zh-CN"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "desktop: the browser test runs in a desktop-sized window")
 
 
 def pytest_report_header(config):
@@ -123,6 +128,7 @@ class Live:
     runtime: Runtime
     mock: MockAdmin
     app: object
+    report_dir: Path
 
     def launch_url(self, citizen: dict, **kwargs) -> str:
         return build_launch_url(self.url, kwargs.pop("channel", CHANNEL), kwargs.pop("secret", SECRET),
@@ -143,9 +149,10 @@ def live(tmp_path, registry, mock):
                            retry_base_s=0.2, retry_cap_s=1.0, lease_s=10.0, sweep_interval_s=0.2)
     runtime = Runtime(config, registry=registry)
     runtime.start_workers()
-    app = create_app(runtime, {"CHANNELS": channels(), "PAGES_DEMO_HINTS": True})
+    app = create_app(runtime, {"CHANNELS": channels(), "PAGES_DEMO_HINTS": True,
+                               "CONSOLE_REPORT_DIR": tmp_path / "contract-report"})
     server = LiveServer(app)
-    yield Live(server.url, runtime, mock, app)
+    yield Live(server.url, runtime, mock, app, tmp_path / "contract-report")
     server.stop()
     runtime.stop_workers()
     runtime.close()
@@ -158,9 +165,9 @@ def _artifact_name(node) -> str:
 
 @pytest.fixture
 def page(browser, request):
-    """A phone-sized page; its screenshot is saved when the test ends (pass or fail). The
-    channel's return URL is answered by a stand-in channel page."""
-    context = browser.new_context(**MOBILE)
+    """A phone-sized page (a desktop one for tests marked ``desktop``); its screenshot is saved
+    when the test ends (pass or fail). The channel's return URL is answered by a stand-in page."""
+    context = browser.new_context(**(DESKTOP if request.node.get_closest_marker("desktop") else MOBILE))
     context.set_default_timeout(15_000)
     tab = context.new_page()
     tab.route("https://channel.example/**", lambda route: route.fulfill(

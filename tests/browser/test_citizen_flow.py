@@ -75,7 +75,13 @@ def test_supported_city_from_search_to_the_card_and_back_to_the_channel(page, li
     expect(card).to_contain_text("杭州")
     act = live.runtime.store.find(live.runtime.service.sealer.citizen_key(person["id_number"]), HANGZHOU, CHANNEL)
     expect(card).to_contain_text(act["credential"]["signNo"])
-    shot(page, "h5-activated")
+    code = page.get_by_role("img", name="电子社保卡动态码")  # the dynamic code, shown at once
+    expect(code).to_be_visible()
+    expect(page.locator("#qr-note")).to_contain_text("秒后自动刷新")
+    first = page.locator("#qr-image path").get_attribute("d")
+    shot(page, "h5-activated", full_page=True)
+    page.get_by_role("button", name="刷新动态码").click()  # a new code replaces it
+    expect(page.locator("#qr-image path")).not_to_have_attribute("d", first)
     page.get_by_role("button", name="完成，返回 App").click()
     expect(page.get_by_role("heading", name="已回到渠道 App")).to_be_visible()
     back = verify_return(page.url, SECRET, channel=CHANNEL)

@@ -176,3 +176,32 @@ def test_the_page_state_is_json_for_its_session_and_a_page_without_one(app, mock
     client.get(launch(**person(mock)).replace("https://essc.example", ""))
     missing = client.get("/h5/activation/state")
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "NOT_FOUND"
+
+
+def activated(app, mock) -> tuple:
+    """A test client whose page session holds an activated e-SSC (made through the pages' service)."""
+    client = app.test_client()
+    who = person(mock)
+    client.get(launch(**who).replace("https://essc.example", ""))
+    service = app.extensions["essc"].runtime.service
+    act = service.submit(city="330100", consent=True, channel="chan", **who)
+    service.verify(act["id"], channel="chan", face_token="live-test", sms_code="123456")
+    with client.session_transaction("/h5/activation") as sess:
+        sess.update(agreed=True, city="330100", act=act["id"])
+    return client, act
+
+
+def test_the_activated_page_gives_dynamic_codes_a_relying_party_verifies(app, mock):
+    client, act = activated(app, mock)
+    page = client.get("/h5/activation").get_data(as_text=True)
+    token = csrf_token(page)
+    assert client.post("/h5/qrcode.json").status_code == 400  # no CSRF token
+    answer = client.post("/h5/qrcode.json", headers={"X-CSRFToken": token})
+    assert answer.status_code == 201
+    body = answer.get_json()
+    assert body["svg"].startswith('<svg role="img"') and body["ttl_s"] > 0
+    state = app.extensions["essc"]
+    verified = state.qrcodes.verify(body["qrcode"], "01", state.relying_parties.get("pharmacy-demo"))
+    assert verified.view["city"] == "330100"
+    without_js = client.post("/h5/qrcode", data={"csrf_token": token})
+    assert without_js.status_code == 200 and "电子社保卡动态码" in without_js.get_data(as_text=True)

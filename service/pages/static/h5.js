@@ -61,7 +61,39 @@
     form.addEventListener("submit", function (e) { e.preventDefault(); window.clearTimeout(timer); run(); });
   }
 
+  function dynamicCode(section) {
+    var image = section.querySelector("#qr-image");
+    var note = section.querySelector("#qr-note");
+    var form = section.querySelector("#qr-form");
+    var button = form.querySelector("button");
+    var refresh = null, tick = null;
+    function load() {
+      window.clearTimeout(refresh);
+      window.clearInterval(tick);
+      fetch(section.getAttribute("data-qrcode"), {method: "POST", credentials: "same-origin",
+        headers: {"X-CSRFToken": section.getAttribute("data-csrf"), "Accept": "application/json"}})
+        .then(function (r) { return r.json().then(function (body) { return {ok: r.ok, body: body}; }); })
+        .then(function (answer) {
+          if (!answer.ok) { image.textContent = ""; note.textContent = answer.body.error.message_zh; return; }
+          image.innerHTML = answer.body.svg;  /* made by the service (segno): no input of the page */
+          button.textContent = "刷新动态码";
+          var until = Date.now() + answer.body.ttl_s * 1000;
+          function show() {
+            var left = Math.max(0, Math.round((until - Date.now()) / 1000));
+            note.textContent = "动态码 " + left + " 秒后自动刷新，只能使用一次。";
+          }
+          show();
+          tick = window.setInterval(show, 1000);
+          refresh = window.setTimeout(load, Math.max(answer.body.ttl_s - 5, 5) * 1000);
+        })
+        .catch(function () { note.textContent = "动态码暂时无法显示，请点击刷新。"; });
+    }
+    form.addEventListener("submit", function (e) { e.preventDefault(); load(); });
+    load();
+  }
+
   document.querySelectorAll("[data-follow]").forEach(follow);
+  document.querySelectorAll("[data-qrcode]").forEach(dynamicCode);
   var form = document.querySelector("form.search[data-full]");
   if (form) { search(form); }
 })();
