@@ -49,6 +49,8 @@ SYNTHETIC_DIVISION = "990000"
 SYNTHETIC_PHONE = "1300000"
 #: the right SMS code and password of the recording, as the cassettes show them
 SYNTHETIC_CODES = {"sms": "100001", "password": "100002"}
+#: a new e-SSC password (reset_password) as the cassettes show it
+SYNTHETIC_NEW_PASSWORD = "100003"
 SYNTHETIC_NAMES = ("测试甲", "测试乙", "测试丙", "测试丁", "测试戊", "测试己", "测试庚", "测试辛")
 _ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
 _PHONE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
@@ -153,7 +155,8 @@ class _Pseudonyms:
 
     def result(self, result: Mapping[str, Any]) -> None:
         forms = {"aaz500": "X{:08d}", "aaz501": "SYNTHETIC{:023d}", "aac067": SYNTHETIC_PHONE + "{:04d}",
-                 "signNo": "SYNTHETICSIGN{:08d}"}  # synthetic, but of the contract's form
+                 "signNo": "SYNTHETICSIGN{:08d}", "sign_no": "SYNTHETICSIGN{:08d}",
+                 "account_hint": "0000****{:04d}"}  # synthetic, but of the contract's form
         for key, form in forms.items():
             value = result.get(key)
             if isinstance(value, str) and value not in self.map:
@@ -242,10 +245,7 @@ def record(registry: Registry, city: str, citizens: list[Citizen], out: Path, *,
             if ticket is None:
                 continue
             request = {**request, "verify_id": ticket}
-        if "face_token" in request:
-            names.add(request["face_token"], "live-synthetic")
-        if request.get("code") in (code, password):  # the right codes; the wrong one is no secret
-            names.add(request["code"], SYNTHETIC_CODES[request["factor"]])
+        scrub_request(names, request, code, password)
         with _capture() as wire:
             outcome = _outcome(registry, city, operation, request)
         result = outcome.get("result") or {}
@@ -265,6 +265,17 @@ def record(registry: Registry, city: str, citizens: list[Citizen], out: Path, *,
         "personal data and secrets replaced by synthetic values. Replay: `essc conformance --city "
         f"{city} --cassettes {out}`.\n", encoding="utf-8")
     return written
+
+
+def scrub_request(names: _Pseudonyms, request: Mapping[str, Any], code: str, password: str | None) -> None:
+    """Learn the secrets of a contract request a cassette must not show: the face token, the right
+    SMS code and password, a new password (reset_password)."""
+    if "face_token" in request:
+        names.add(request["face_token"], "live-synthetic")
+    if "code" in request and request["code"] in (code, password):  # the right codes; a wrong one is no secret
+        names.add(request["code"], SYNTHETIC_CODES[request["factor"]])
+    if "new_password" in request:
+        names.add(request["new_password"], SYNTHETIC_NEW_PASSWORD)
 
 
 def _slug(outcome: Mapping[str, Any]) -> str:

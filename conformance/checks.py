@@ -15,9 +15,12 @@ from essc.core.adapter import OPERATIONS, implemented_operations
 from essc.core.errors import (
     CardStatusAbnormal,
     CityNotOpened,
+    CredentialNotFound,
     EsscError,
     IdentityMismatch,
     RecordNotSynced,
+    SettlementConflict,
+    SettlementNotFound,
     UpstreamUnavailable,
 )
 from essc.core.registry import raised_at
@@ -302,6 +305,191 @@ def test_identity_mismatch(essc_city, essc_registry, essc_mock):
            IdentityMismatch, hint)
 
 
+# -- the e-SSC in use (contract 1.2; each check runs where the plugin declares the operation) ----
+NEW_PASSWORD = "258369"  #: what test_reset_password sets (never in a log, an error or a cassette)
+BILL = [{"code": "XA01", "name": "阿莫西林胶囊", "category": "drug", "amount_cents": 150_000, "quantity": 2},
+        {"code": "MT02", "name": "敷料", "category": "material", "amount_cents": 50_000, "quantity": 1},
+        {"code": "OT03", "name": "陪护", "category": "other", "amount_cents": 10_000, "quantity": 1}]
+
+
+def declared(registry, city: str) -> dict:
+    """The capabilities of the manifest of the city's plugin."""
+    return registry.plugin(registry.city(city).plugin).manifest["capabilities"]
+
+
+def need_operation(registry, city: str, operation: str, factor: str | None = None) -> dict:
+    """Skip when the city's plugin does not declare ``operation`` (or the second ``factor`` it needs)."""
+    capabilities = declared(registry, city)
+    if operation not in capabilities["operations"]:
+        pytest.skip(f"not declared: the plugin does not offer {operation}")
+    if factor is not None and factor not in capabilities["identity_checks"]:
+        pytest.skip(f"not declared: {operation} needs a {factor} check, which the city does not take")
+    return capabilities
+
+
+def verified(registry, city: str, citizen: dict, factor: str, code: str | None = None) -> str:
+    return ok(registry, city, "verify_identity", identity_check(citizen, city, factor, code),
+              f"send the face token and the {factor} code as the city expects")["verify_id"]
+
+
+def activated(registry, city: str, citizen: dict) -> str:
+    """The sign number of the citizen's credential (verified with the first declared factor)."""
+    factor = declared(registry, city)["identity_checks"][0]
+    credential = ok(registry, city, "activate", activation(citizen, city, verified(registry, city, citizen, factor)),
+                    "map the city's sign answer to credential.schema.json")
+    return str(credential.get("sign_no") or credential["signNo"])
+
+
+def test_card_status_query(essc_city, essc_registry, essc_mock):
+    """card_status answers the card's status now, abnormal too (it never raises for it), the
+    credential's sign level when asked with the sign number, and CREDENTIAL_NOT_FOUND for a sign
+    number that is not the citizen's."""
+    skip_if_exempt(essc_registry, essc_city, "test_card_status_query")
+    need_operation(essc_registry, essc_city, "card_status")
+    need_opened(essc_registry.city(essc_city), essc_mock)
+    citizen = citizen_of(essc_mock, essc_city, "normal")
+    query = {"aac002": citizen["id_number"], "aab301": essc_city}
+    hint = "map the city's status codes to the contract's cardStatus; answer an abnormal status, do not raise"
+    state = ok(essc_registry, essc_city, "card_status", query, hint)
+    check(state["aaz502"] == "normal", essc_city, "card_status", "$.aaz502", "card-status",
+          f"a normal card reads as {state['aaz502']!r}", hint)
+    for status in ABNORMAL:
+        mock_admin(essc_city, "change the card status", essc_mock.set_card_status, essc_city, citizen["id_number"],
+                   status)
+        state = ok(essc_registry, essc_city, "card_status", query, hint)
+        check(state["aaz502"] == status, essc_city, "card_status", "$.aaz502", "card-status",
+              f"a {status} card reads as {state['aaz502']!r}", hint)
+    mock_admin(essc_city, "change the card status", essc_mock.set_card_status, essc_city, citizen["id_number"],
+               "normal")
+    sign_no = activated(essc_registry, essc_city, citizen)
+    state = ok(essc_registry, essc_city, "card_status", dict(query, sign_no=sign_no),
+               "send the sign number and map the credential's level to sign_level")
+    check(state.get("sign_level", 1) == 1, essc_city, "card_status", "$.sign_level", "sign-level",
+          f"a fresh credential reads as level {state.get('sign_level')!r}", "map the city's level to 1 or 2")
+    other = mock_admin(essc_city, "give a second citizen", essc_mock.citizens, essc_city, "normal")[1]
+    expect(essc_registry, essc_city, "card_status", {"aac002": other["id_number"], "aab301": essc_city,
+                                                     "sign_no": sign_no}, CredentialNotFound,
+           "map the city's 'no such credential' answer to CredentialNotFound")
+
+
+def test_enable_payment(essc_city, essc_registry, essc_mock):
+    """enable_payment after a password check raises the credential to level 2 with the bank
+    account masked; the same call again answers the same; an SMS ticket is IDENTITY_MISMATCH; an
+    abnormal card CARD_STATUS_ABNORMAL."""
+    skip_if_exempt(essc_registry, essc_city, "test_enable_payment")
+    capabilities = need_operation(essc_registry, essc_city, "enable_payment", "password")
+    need_opened(essc_registry.city(essc_city), essc_mock)
+    citizen = citizen_of(essc_mock, essc_city, "normal")
+    sign_no = activated(essc_registry, essc_city, citizen)
+    request = {"aac002": citizen["id_number"], "aab301": essc_city, "sign_no": sign_no, "channel": "contract-suite",
+               "verify_id": verified(essc_registry, essc_city, citizen, "password")}
+    hint = "send the sign number and the password ticket; map the city's answer to payment_binding.schema.json"
+    binding = ok(essc_registry, essc_city, "enable_payment", request, hint)
+    check(binding["sign_no"] == sign_no and binding["sign_level"] == 2, essc_city, "enable_payment", "$.sign_no",
+          "same-credential", "the binding is not the credential's at level 2", hint)
+    again = ok(essc_registry, essc_city, "enable_payment", request, hint)
+    check(again == binding, essc_city, "enable_payment", "$", "idempotent", "the same request answered differently",
+          "answer what the city answers for a credential already at level 2")
+    if "sms" in capabilities["identity_checks"]:
+        expect(essc_registry, essc_city, "enable_payment",
+               dict(request, verify_id=verified(essc_registry, essc_city, citizen, "sms")), IdentityMismatch,
+               "map the city's 'ticket not of a password check' answer to IdentityMismatch")
+    mock_admin(essc_city, "change the card status", essc_mock.set_card_status, essc_city, citizen["id_number"],
+               "sealed")
+    err = expect(essc_registry, essc_city, "enable_payment",
+                 dict(request, verify_id=verified(essc_registry, essc_city, citizen, "password")), CardStatusAbnormal,
+                 "map the city's 卡状态异常 answer to CardStatusAbnormal(status=...)")
+    check(err.status == "sealed", essc_city, "enable_payment", "$.details.status", "card-status",
+          f"should be 'sealed', got {err.status!r}", "raise CardStatusAbnormal(status=<the contract status>)")
+
+
+def test_reset_password(essc_city, essc_registry, essc_mock):
+    """reset_password after a face + SMS check: the new password works, the old one not; a sealed
+    card is CARD_STATUS_ABNORMAL."""
+    skip_if_exempt(essc_registry, essc_city, "test_reset_password")
+    capabilities = need_operation(essc_registry, essc_city, "reset_password", "sms")
+    need_opened(essc_registry.city(essc_city), essc_mock)
+    citizen = citizen_of(essc_mock, essc_city, "normal")
+    request = {"aac002": citizen["id_number"], "aab301": essc_city, "new_password": NEW_PASSWORD,
+               "verify_id": verified(essc_registry, essc_city, citizen, "sms")}
+    ok(essc_registry, essc_city, "reset_password", request, "send the SMS ticket and the new password")
+    if "password" in capabilities["identity_checks"]:
+        verified(essc_registry, essc_city, citizen, "password", NEW_PASSWORD)
+        expect(essc_registry, essc_city, "verify_identity", identity_check(citizen, essc_city, "password"),
+               IdentityMismatch, "after a reset the old password must not pass")
+    sealed = citizen_of(essc_mock, essc_city, "sealed")
+    err = expect(essc_registry, essc_city, "reset_password",
+                 dict(request, aac002=sealed["id_number"], verify_id=verified(essc_registry, essc_city, sealed, "sms")),
+                 CardStatusAbnormal, "map the city's 卡状态异常 answer to CardStatusAbnormal(status=...)")
+    check(err.status == "sealed", essc_city, "reset_password", "$.details.status", "card-status",
+          f"should be 'sealed', got {err.status!r}", "raise CardStatusAbnormal(status=<the contract status>)")
+
+
+def test_query_contributions(essc_city, essc_registry, essc_mock):
+    """query_contributions answers the months of the period only, oldest first, the same twice."""
+    skip_if_exempt(essc_registry, essc_city, "test_query_contributions")
+    need_operation(essc_registry, essc_city, "query_contributions")
+    need_opened(essc_registry.city(essc_city), essc_mock)
+    citizen = citizen_of(essc_mock, essc_city, "normal")
+    request = {"aac002": citizen["id_number"], "aab301": essc_city, "from_month": "201801", "to_month": "202212"}
+    hint = "map each wire entry to month, insurance, base_cents, paid_cents (integers, fen) and status"
+    history = ok(essc_registry, essc_city, "query_contributions", request, hint)
+    months = [e["month"] for e in history["months"]]
+    check(all("201801" <= m <= "202212" for m in months), essc_city, "query_contributions", "$.months[*].month",
+          "period", "an entry outside the period asked for", "send from_month and to_month as the city expects")
+    check(months == sorted(months), essc_city, "query_contributions", "$.months", "oldest-first",
+          "the entries are not oldest first", "sort the entries by month")
+    check(ok(essc_registry, essc_city, "query_contributions", request, hint) == history, essc_city,
+          "query_contributions", "$", "same-answer", "the same query answered differently", hint)
+
+
+def test_settle_medical(essc_city, essc_registry, essc_mock):
+    """settle_medical is idempotent by settlement_id: pre_settle twice, confirm twice and reverse
+    twice each answer the same and charge once; confirm of a reversed settlement is
+    SETTLEMENT_CONFLICT, of an unknown id SETTLEMENT_NOT_FOUND; fund + self-pay = total."""
+    skip_if_exempt(essc_registry, essc_city, "test_settle_medical")
+    need_operation(essc_registry, essc_city, "settle_medical")
+    need_opened(essc_registry.city(essc_city), essc_mock)
+    citizen = citizen_of(essc_mock, essc_city, "normal")
+    sign_no = activated(essc_registry, essc_city, citizen)
+    sid = f"suite-{essc_city}-0001"
+    bill = {"action": "pre_settle", "settlement_id": sid, "aac002": citizen["id_number"], "aab301": essc_city,
+            "sign_no": sign_no, "busi_type": "02", "hospital": {"code": "H0001", "name": "第一人民医院"},
+            "items": BILL}
+    hint = "send the action, the settlement id and the items as the city expects; map its answer to settlement_result"
+    held = ok(essc_registry, essc_city, "settle_medical", bill, hint)
+    total = sum(i["amount_cents"] for i in BILL)
+    check((held["state"], held["total_cents"]) == ("pre_settled", total), essc_city, "settle_medical", "$.state",
+          "pre-settled", f"a pre-settlement of {total} fen answered {held['state']} {held['total_cents']}", hint)
+    check(held["fund_cents"] + held["self_pay_cents"] == total, essc_city, "settle_medical", "$.self_pay_cents",
+          "split", "fund_cents + self_pay_cents is not total_cents", "map the city's fund share and self-pay")
+    same = "the same request answered differently: the settlement id is the idempotency key"
+    check(ok(essc_registry, essc_city, "settle_medical", bill, hint) == held, essc_city, "settle_medical", "$",
+          "idempotent", same, hint)
+    confirm = {k: v for k, v in bill.items() if k != "items"} | {"action": "confirm"}
+    settled = ok(essc_registry, essc_city, "settle_medical", confirm, hint)
+    check(settled == dict(held, state="settled"), essc_city, "settle_medical", "$.state", "settled",
+          "confirm did not settle the pre-settled amounts", hint)
+    check(ok(essc_registry, essc_city, "settle_medical", confirm, hint) == settled, essc_city, "settle_medical", "$",
+          "idempotent", same, hint)
+    reverse = dict(confirm, action="reverse")
+    reversed_ = ok(essc_registry, essc_city, "settle_medical", reverse, hint)
+    check(reversed_["state"] == "reversed", essc_city, "settle_medical", "$.state", "reversed",
+          f"reverse of a settled bill answered {reversed_['state']}", hint)
+    check(ok(essc_registry, essc_city, "settle_medical", reverse, hint) == reversed_, essc_city, "settle_medical",
+          "$", "idempotent", same, hint)
+    err = expect(essc_registry, essc_city, "settle_medical", confirm, SettlementConflict,
+                 "map the city's 'state does not allow it' answer to SettlementConflict(state=...)")
+    check(err.details.get("state") in (None, "reversed"), essc_city, "settle_medical", "$.details.state",
+          "settlement-state", f"the conflict names state {err.details.get('state')!r}", "map the city's state")
+    expect(essc_registry, essc_city, "settle_medical", dict(confirm, settlement_id=f"suite-{essc_city}-0002"),
+           SettlementNotFound, "map the city's 'no such settlement' answer to SettlementNotFound")
+    charged = [r for r in mock_admin(essc_city, "list settlements", essc_mock.settlements, essc_city)
+               if r["settlement_id"] == sid]
+    check(len(charged) == 1 and charged[0]["state"] == "reversed", essc_city, "settle_medical", "$", "charged-once",
+          f"the city holds {len(charged)} settlement(s) for the id", "send the platform's settlement_id unchanged")
+
+
 # -- faults -------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", FAULTS)
 def test_upstream_fault(essc_city, essc_registry, essc_mock, kind, request):
@@ -359,6 +547,13 @@ def test_no_personal_data_in_logs(essc_city, essc_registry, essc_mock, caplog):
             essc_registry.call(essc_city, "read_card", card_query(citizen, essc_city))
         except EsscError as err:
             texts += [str(err), describe(err)]
+        if "reset_password" in declared(essc_registry, essc_city)["operations"]:
+            try:  # refused (the card is reported lost): the new password must not show in the error either
+                essc_registry.call(essc_city, "reset_password", {
+                    "aac002": citizen["id_number"], "aab301": essc_city, "verify_id": "bogus-ticket",
+                    "new_password": NEW_PASSWORD})
+            except EsscError as err:
+                texts += [str(err), describe(err)]
     texts.append(caplog.text)
     blob = "\n".join(texts)
     for field in ("id_number", "name", "card_no", "mobile"):
@@ -368,6 +563,8 @@ def test_no_personal_data_in_logs(essc_city, essc_registry, essc_mock, caplog):
               "log wire keys, never values; use essc.core.masking helpers")
     check(FACE_TOKEN not in blob, essc_city, "verify_identity", "$", "no-personal-data",
           "the face token appears in logs or errors", "never log or repeat the request's face_token")
+    check(NEW_PASSWORD not in blob, essc_city, "reset_password", "$", "no-personal-data",
+          "the new password appears in logs or errors", "never log or repeat the request's new_password")
 
 
 # -- recorded conformance (the top tier) -------------------------------------------------------

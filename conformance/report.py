@@ -86,6 +86,7 @@ def registry_info(registry: Any = None) -> dict[str, Any]:
         plugins[rec.name] = {
             "version": rec.version, "description": m.get("description"), "exemptions": m.get("exemptions") or {},
             "cities": list(rec.cities), "status": rec.status, "reason": rec.reason,
+            "operations": list((m.get("capabilities") or {}).get("operations") or []),
         }
     cities = {c.code: {"name": c.name, "province": c.province, "opened": c.opened, "plugin": c.plugin}
               for c in registry.cities()}
@@ -172,7 +173,8 @@ def assemble(results: Iterable[Mapping[str, Any]], run: Mapping[str, Any], info:
         pi = plugins_info.get(name) or {}
         run_cities = sorted(c for c, row in cities.items() if row["plugin"] == name)
         outcomes = [{"city": c, **e} for c in run_cities for e in cities[c]["checks"].values()]
-        result = tiers.compute_tier(outcomes, run_cities, description=pi.get("description"))
+        result = tiers.compute_tier(outcomes, run_cities, description=pi.get("description"),
+                                    operations=pi.get("operations"))
         all_cities = list(pi.get("cities") or run_cities)
         plugins[name] = {
             "version": pi.get("version"), "description": _clean(pi.get("description")),

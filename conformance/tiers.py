@@ -8,7 +8,9 @@ tier      requirements (each one on top of the tier below)
 ========  ===================================================================================
 bronze    ``test_manifest_valid``, ``test_capabilities_implemented``, ``test_happy_path``
 silver    every failure mapping: ``test_city_not_opened``, ``test_delayed_sync``,
-          ``test_card_status`` (every abnormal status), ``test_identity_mismatch``
+          ``test_card_status`` (every abnormal status), ``test_identity_mismatch``; and each
+          operation of contract 1.2 the plugin declares (:data:`OPERATION_CHECKS`: its answers
+          and its failure mappings, e.g. ``test_settle_medical``)
 gold      fault handling: ``test_upstream_fault`` (every fault kind, the hang/timeout one
           included); ``test_no_personal_data_in_logs``; and ``docs``: the manifest has a
           non-empty ``description``
@@ -18,6 +20,9 @@ platinum  ``test_recorded_conformance``: cassettes recorded against the city's o
 ========  ===================================================================================
 
 A plugin that misses a bronze requirement is ``none``; one without a report is ``unrated``.
+A check of :data:`OPERATION_CHECKS` is a requirement only of a plugin that declares its
+operation in ``capabilities.operations`` (:func:`compute_tier`'s ``operations``); for the
+others it does not apply (it skips with "not declared: ...").
 
 How an outcome counts for a check requirement (every city x every variant of the check,
 e.g. each card status):
@@ -58,7 +63,7 @@ from typing import Any
 __all__ = [
     "TIERS", "NONE", "UNRATED", "DOCS", "REQUIREMENTS", "EXEMPT_PREFIX", "MIN_REASON", "NOT_EXEMPTIBLE",
     "OUTCOMES", "Outcome", "TierResult", "compute_tier", "exemption", "valid_reason", "has_docs",
-    "expected_variants", "ABNORMAL", "FAULTS", "CHECKS", "refused_exemptions",
+    "expected_variants", "ABNORMAL", "FAULTS", "CHECKS", "refused_exemptions", "OPERATION_CHECKS",
 ]
 
 TIERS = ("bronze", "silver", "gold", "platinum")  #: lowest first
@@ -66,10 +71,20 @@ NONE = "none"  #: the plugin misses a bronze requirement
 UNRATED = "unrated"  #: no report covers the plugin
 DOCS = "docs"  #: the one requirement that is no check: the manifest has a description
 
+#: the checks of the optional operations of contract 1.2: check -> the operation it needs declared
+OPERATION_CHECKS = {
+    "test_card_status_query": "card_status",
+    "test_enable_payment": "enable_payment",
+    "test_reset_password": "reset_password",
+    "test_query_contributions": "query_contributions",
+    "test_settle_medical": "settle_medical",
+}
+
 #: tier -> what it adds to the tier below (check names, or DOCS)
 REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "bronze": ("test_manifest_valid", "test_capabilities_implemented", "test_happy_path"),
-    "silver": ("test_city_not_opened", "test_delayed_sync", "test_card_status", "test_identity_mismatch"),
+    "silver": ("test_city_not_opened", "test_delayed_sync", "test_card_status", "test_identity_mismatch",
+               *OPERATION_CHECKS),
     "gold": ("test_upstream_fault", "test_no_personal_data_in_logs", DOCS),
     "platinum": ("test_recorded_conformance",),
 }
@@ -198,10 +213,14 @@ def _check_requirement(check: str, found: Mapping[tuple[str, str | None], Outcom
 
 
 def compute_tier(outcomes: Iterable[Outcome | Mapping[str, Any]], cities: Iterable[str], *,
-                 description: str | None, variants: Mapping[str, tuple[str, ...]] | None = None) -> TierResult:
+                 description: str | None, variants: Mapping[str, tuple[str, ...]] | None = None,
+                 operations: Iterable[str] | None = None) -> TierResult:
     """The plugin's tier from its ``outcomes`` over ``cities`` (the plugin's cities the run
     covered). Pure: no I/O. ``variants`` maps parametrized checks to the variants each city
-    must run (default :func:`expected_variants`); other checks have the single variant None."""
+    must run (default :func:`expected_variants`); other checks have the single variant None.
+    ``operations`` are those the plugin declares: a check of :data:`OPERATION_CHECKS` whose
+    operation is not among them does not apply (None: every one applies)."""
+    declared = None if operations is None else set(operations)
     cities = sorted(set(map(str, cities)))
     if variants is None:
         variants = expected_variants()
@@ -215,12 +234,15 @@ def compute_tier(outcomes: Iterable[Outcome | Mapping[str, Any]], cities: Iterab
         for req in REQUIREMENTS[tier]:
             if req == DOCS:
                 unmet[req] = None if has_docs(description) else "the manifest has no description"
+            elif declared is not None and OPERATION_CHECKS.get(req, "") not in declared | {""}:
+                unmet[req] = None  # the plugin does not declare the operation: nothing to show
             elif not cities:
                 unmet[req] = "no city of the plugin was run"
             else:
                 unmet[req] = _check_requirement(req, by_check.get(req, {}), cities,
                                                 tuple(variants.get(req, ())) or (None,), real)
-        group = [r for r in REQUIREMENTS[tier] if r != DOCS]
+        group = [r for r in REQUIREMENTS[tier] if r != DOCS
+                 and (declared is None or OPERATION_CHECKS.get(r, "") in declared | {""})]
         if cities and group and not real.intersection(group):
             for req in group:
                 if unmet[req] is None:  # met, but by exemptions (and skips) alone

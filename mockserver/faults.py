@@ -15,12 +15,15 @@ from typing import Any
 
 from flask import Response
 
+from essc.core.adapter import OPERATIONS as CONTRACT_OPERATIONS
+
 from .citizens import derive_seed
 
 __all__ = ["KINDS", "OPERATIONS", "FaultRule", "FaultInputError", "parse_rule", "draw", "fault_response"]
 
 KINDS = ("latency", "http_500", "http_503", "http_429", "malformed", "hang", "drop")
-OPERATIONS = ("read_card", "verify_identity", "activate", "list_services", "health")
+#: the contract's operations (a fault or a journal filter names one of them)
+OPERATIONS = tuple(CONTRACT_OPERATIONS)
 SELECTORS = ("attempts", "every", "rate")
 PARAMS = ("latency_ms", "retry_after", "hang_s")
 DEFAULT_LATENCY_MS = 1000

@@ -11,14 +11,16 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote
 
+from essc import schemas
+
 from ..adapter import OPERATIONS, CityAdapter, Payload
 from ..answers import CityCall, named_fields, retry_seconds
 from ..errors import EsscError, InvalidInput, UpstreamUnavailable
 from ..outcomes import outcome_error
 from ..settings import PluginContext
 from . import auth
-from .spec import INTEGER_FIELDS, DialectSpec, OperationSpec
-from .wire import CONTENT_TYPES, WireError, decode, encode, get_parts, get_path, set_path
+from .spec import INTEGER_FIELDS, DialectSpec, OperationSpec, entry_schema, field_schema, is_integer
+from .wire import CONTENT_TYPES, WireError, decode, encode, get_parts, get_path, json_text, set_path
 
 __all__ = ["SpecAdapter", "generate", "credentials_for"]
 
@@ -58,6 +60,15 @@ def _date8(value: Any, form: str) -> str | None:
         return None
 
 
+def _moment14(value: Any, form: str) -> str | None:
+    """A wire moment of ``form`` as the contract's YYYYMMDDhhmmss, or None if it is not one."""
+    try:
+        parsed = dt.datetime.strptime(value if type(value) is str else str(value), form)
+    except ValueError:
+        return None
+    return parsed.strftime("%Y%m%d%H%M%S")
+
+
 def _leaf_names(tree: Mapping[str, Any], prefix: str = "") -> list[str]:
     out: list[str] = []
     for key, value in tree.items():
@@ -87,10 +98,10 @@ class SpecAdapter(CityAdapter):
         self._success = frozenset(spec.response["success"])
         self._echo = [(a.split("."), b.split("."), b) for a, b in (spec.response.get("echo") or {}).items()]
         #: the answer maps, compiled once: (contract field, reader) per operation
-        self._readers = {name: [(field, self._compile(rule, field)) for field, rule in op.response.items()]
+        self._readers = {name: [(field, self._compile(rule, field, name)) for field, rule in op.response.items()]
                          for name, op in spec.operations.items() if name not in ("list_services", "health")}
         #: the request maps, compiled once: (body|query|header, key, path parts, rule) per operation
-        self._writers = {name: [self._target(wire) + (rule,) for wire, rule in op.request.items()]
+        self._writers = {name: [self._target(wire) + (_request_rule(rule),) for wire, rule in op.request.items()]
                          for name, op in spec.operations.items()}
         for name in spec.operations:  # the operations the spec carries, and only those
             setattr(self, name, partial(self._run, name))
@@ -102,23 +113,48 @@ class SpecAdapter(CityAdapter):
                 return where, wire[len(where) + 1:], []
         return "body", wire, wire.split(".")
 
-    def _compile(self, rule: Any, name: str) -> dict[str, Any]:
+    def _compile(self, rule: Any, name: str, operation: str | None = None,
+                 schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A reader of the answer field ``name``; ``schema`` is the field's own (entries of a list),
+        else it is looked up in the operation's answer schema."""
         rule = {"path": rule} if isinstance(rule, str) else dict(rule)
         compiled: dict[str, Any] = rule
         if "path" in rule:
             rule["parts"] = rule["path"].split(".")
+        if "list" in rule:
+            rule["list_parts"] = rule["list"].split(".")
         if rule.get("table"):
             rule["inverse"] = self.spec.inverse_tables[rule["table"]]
-        rule["integer"] = name in INTEGER_FIELDS
+        if schema is None and operation is not None:
+            schema = field_schema(schemas.load(OPERATIONS[operation].response_schema), name)
+        rule["integer"] = name in INTEGER_FIELDS or is_integer(schema)
+        if "each" in rule:
+            entry = entry_schema(schema)
+            rule["readers"] = [(sub, self._compile(sub_rule, sub, schema=field_schema(entry, sub)))
+                               for sub, sub_rule in rule["each"].items()]
         #: a required value read as it is (no table, date, type or optional): the fast path
         rule["plain"] = ("parts" in rule and not rule["integer"] and
-                         not any(rule.get(k) for k in ("table", "date", "type", "optional", "from_request")))
+                         not any(rule.get(k) for k in ("table", "date", "datetime", "type", "optional",
+                                                       "from_request")))
         return compiled
 
     # -- request ------------------------------------------------------------------------------
     def _value(self, rule: Any, request: Payload, op: OperationSpec) -> Any:
         if isinstance(rule, str):
             return request.get(rule)
+        if "each" in rule:  # a list field: each entry mapped to a wire object
+            entries = _field(request, rule["field"])
+            if entries is None:
+                return None
+            wire_entries = []
+            for entry in entries:
+                item: dict[str, Any] = {}
+                for key, sub in rule["each"].items():
+                    part = self._value(_request_rule(sub), entry, op)
+                    if part is not None:
+                        set_path(item, key, part)
+                wire_entries.append(item)
+            return json_text(wire_entries) if rule.get("encode") == "json" else wire_entries
         if "const" in rule:
             value: Any = rule["const"]
         elif "credential" in rule:
@@ -128,9 +164,13 @@ class SpecAdapter(CityAdapter):
         elif rule.get("operation_code"):
             value = op.code
         else:
-            value = request.get(rule["field"], rule.get("default"))
+            value = _field(request, rule["field"])
+            if value is None:
+                value = rule.get("default")
         if value is None:
             return None
+        if rule.get("encode") == "json":
+            return json_text(value)
         if rule.get("table"):
             table = self.spec.tables[rule["table"]]
             if value not in table:
@@ -248,24 +288,28 @@ class SpecAdapter(CityAdapter):
         retry_after = None
         if outcome.get("retry_after"):
             retry_after = retry_seconds(get_path(answer, outcome["retry_after"]))
-        card_status = None
+        card_status = state = None
         if outcome.get("status"):
             card_status = self._read(answer, outcome["status"], "status", {}, call, optional=True)
+        if outcome.get("state"):
+            state = self._read(answer, outcome["state"], "state", {}, call, optional=True)
         named = None
         if outcome["kind"] == "bad_request":  # which of OUR fields the city's message names (not its text)
             message = self._first(answer, self.spec.response.get("message") or [])
             fields = named_fields(message, [p.rsplit(".", 1)[-1] for p in _leaf_names(sent or {})])
             named = ", ".join(fields) or None
         return outcome_error(outcome["kind"], city=call.city, operation=call.operation, code=code,
-                             retry_after=retry_after, status=card_status, message_field=named)
+                             retry_after=retry_after, status=card_status, message_field=named, state=state)
 
     # -- answer -------------------------------------------------------------------------------------
     def _read(self, tree: Any, rule: Any, name: str, request: Payload, call: CityCall,
               optional: bool = False) -> Any:
-        if "parts" not in rule or "integer" not in rule:
+        if type(rule) is not dict or "integer" not in rule:  # not compiled yet (an outcome's status or state)
             rule = self._compile(rule, name)
         if "from_request" in rule:
             return request.get(rule["from_request"])
+        if "readers" in rule:
+            return self._read_list(tree, rule, name, request, call)
         value = get_parts(tree, rule["parts"])
         if value is None or value == "" or type(value) is dict or type(value) is list:
             if optional or rule.get("optional"):
@@ -282,12 +326,37 @@ class SpecAdapter(CityAdapter):
             value = _date8(value, date)
             if value is None:
                 raise call.malformed(f"the answer's '{rule['path']}' is not a date of the form {date}")
+        moment = rule.get("datetime")
+        if moment:
+            value = _moment14(value, moment)
+            if value is None:
+                raise call.malformed(f"the answer's '{rule['path']}' is not a moment of the form {moment}")
         if rule["integer"]:
-            if type(value) is str and value.isdigit():
+            if type(value) is str and value.isascii() and value.isdigit():
                 value = int(value)
         elif type(value) is int or type(value) is float:
             value = str(value)
         return value
+
+    def _read_list(self, tree: Any, rule: Mapping[str, Any], name: str, request: Payload,
+                   call: CityCall) -> list[dict[str, Any]] | None:
+        """The entries of a list field (``list`` + ``each``); one wire entry may come as an object
+        (XML), none as an absent or empty element."""
+        items = get_parts(tree, rule["list_parts"])
+        if items in (None, ""):
+            return None if rule.get("optional") else []
+        items = items if isinstance(items, list) else [items]
+        out: list[dict[str, Any]] = []
+        for item in items:
+            if not isinstance(item, Mapping):
+                raise call.malformed(f"an entry of '{rule['list']}' is not an object (for {name})")
+            entry: dict[str, Any] = {}
+            for sub, reader in rule["readers"]:
+                value = self._read(item, reader, sub, request, call)
+                if value is not None:
+                    entry[sub] = value
+            out.append(entry)
+        return out
 
     def answer(self, op: OperationSpec, tree: Mapping[str, Any], request: Payload, call: CityCall,
                latency_ms: float) -> Payload:
@@ -322,5 +391,16 @@ class SpecAdapter(CityAdapter):
                 result[name] = value
         if op.name == "verify_identity":
             result.update(verified=True, factor=request["factor"])
-        schema = {"read_card": "card_record", "verify_identity": "verification", "activate": "credential"}
-        return call.fits(schema[op.name], result)
+        return call.fits(OPERATIONS[op.name].response_schema, result)
+
+
+def _request_rule(rule: Any) -> Any:
+    """A request rule as the writers use it: a dotted contract field becomes ``{"field": ...}``."""
+    return {"field": rule} if isinstance(rule, str) and "." in rule else rule
+
+
+def _field(request: Mapping[str, Any], name: str) -> Any:
+    """The contract field ``name`` of a request (a dotted path for a field inside an object)."""
+    if "." not in name:
+        return request.get(name)
+    return get_path(request, name)

@@ -22,13 +22,70 @@ from essc import schemas
 
 from ..adapter import OPERATIONS
 
-__all__ = ["DialectSpec", "OperationSpec", "SpecError", "load_spec", "parse_spec"]
+__all__ = ["DialectSpec", "OperationSpec", "SpecError", "load_spec", "parse_spec", "field_schema", "entry_schema",
+           "is_integer", "OUTCOMES_OF"]
 
 #: contract answer fields the framework fills itself (not on the wire)
 FRAMEWORK_FIELDS = {"verify_identity": {"verified", "factor"}, "health": {"latency_ms", "detail"},
                     "list_services": {"aab301"}}
-#: contract answer fields that are integers (all others are strings)
+#: contract answer fields that are integers (all others are strings); the 1.2 answers say it in
+#: their schemas (:func:`is_integer`)
 INTEGER_FIELDS = frozenset({"signLevel", "sign_level"})
+#: outcome kinds an operation of contract 1.2 can end in, beyond those every operation has: a spec
+#: carrying the operation gives each a result code (the mock answers it, the adapter maps it back)
+OUTCOMES_OF = {
+    "card_status": ("credential_unknown",),
+    "enable_payment": ("credential_unknown", "card_status"),
+    "reset_password": ("card_status",),
+    "settle_medical": ("credential_unknown", "card_status", "settlement_unknown", "settlement_conflict"),
+}
+
+
+def field_schema(schema: Mapping[str, Any], path: str) -> Mapping[str, Any] | None:
+    """The schema of the contract field at dotted ``path`` of an object ``schema`` (references
+    into ``common`` and single-member ``allOf`` followed); None when there is no such field."""
+    node: Mapping[str, Any] | None = schema
+    for part in path.split("."):
+        node = _resolve(node)
+        if node is None:
+            return None
+        if node.get("type") == "array":
+            node = _resolve(node.get("items"))
+        props = node.get("properties") if node is not None else None
+        node = props.get(part) if isinstance(props, Mapping) else None
+    return _resolve(node)
+
+
+def entry_schema(schema: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The schema of an entry of a list field's ``schema`` (empty when it is no list)."""
+    return (_resolve(schema.get("items")) if schema is not None else None) or {}
+
+
+def _resolve(node: Any) -> Mapping[str, Any] | None:
+    if not isinstance(node, Mapping):
+        return None
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith(schemas.BASE_URI):
+        uri, _, fragment = ref.partition("#")
+        target: Any = schemas.load(uri[len(schemas.BASE_URI):][: -len(".schema.json")])
+        for part in filter(None, fragment.split("/")):
+            target = target[part]
+        return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    members = node.get("allOf")
+    if isinstance(members, list) and len(members) == 1:
+        inner = _resolve(members[0]) or {}
+        return {**inner, **{k: v for k, v in node.items() if k != "allOf"}}
+    return node
+
+
+def is_integer(schema: Mapping[str, Any] | None) -> bool:
+    """Does a contract field of ``schema`` hold an integer (type integer, or integer enum/const)?"""
+    if schema is None:
+        return False
+    if schema.get("type") == "integer":
+        return True
+    values = schema.get("enum", [schema["const"]] if "const" in schema else None)
+    return bool(values) and all(type(v) is int for v in values)
 
 
 class SpecError(ValueError):
@@ -154,6 +211,10 @@ def parse_spec(data: Any, source: str) -> DialectSpec:
     uses_code = any(isinstance(v, Mapping) and v.get("operation_code") for v in spec.common_request.values())
     for op_name, op in data["operations"].items():
         where = f"$.operations.{op_name}"
+        lacking = [k for k in OUTCOMES_OF.get(op_name, ()) if k not in spec.code_of_kind]
+        if lacking:
+            raise SpecError(source, where, f"{op_name} can end in {', '.join(lacking)}: give each a result code "
+                                           "under outcomes")
         path = op.get("path", transport.get("path"))
         if path is None:
             raise SpecError(source, where, "no path (give operations.<op>.path or transport.path)")
@@ -170,19 +231,8 @@ def parse_spec(data: Any, source: str) -> DialectSpec:
 
 def _check_maps(spec: DialectSpec, source: str, where: str, request: Mapping[str, Any],
                 response: Mapping[str, Any], op: str) -> None:
-    tables = spec.tables
     request_schema = schemas.load(OPERATIONS[op].request_schema)
-    for wire, rule in request.items():
-        if isinstance(rule, str):
-            rule = {"field": rule}
-        if rule.get("table") and rule["table"] not in tables:
-            raise SpecError(source, f"{where}.request['{wire}']", f"no table {rule['table']!r}")
-        if rule.get("credential") and rule["credential"] not in spec.credentials:
-            raise SpecError(source, f"{where}.request['{wire}']", f"no credential {rule['credential']!r}")
-        name = rule.get("field")
-        if name is not None and name not in request_schema["properties"]:
-            raise SpecError(source, f"{where}.request['{wire}']",
-                            f"{name!r} is not a field of the contract's {OPERATIONS[op].request_schema} request")
+    _check_request_map(spec, source, f"{where}.request", request, request_schema, OPERATIONS[op].request_schema)
     answer_schema = schemas.load(OPERATIONS[op].response_schema)
     required = set(answer_schema.get("required", ())) - FRAMEWORK_FIELDS.get(op, set())
     missing = sorted(required - set(response))
@@ -192,9 +242,51 @@ def _check_maps(spec: DialectSpec, source: str, where: str, request: Mapping[str
         if name not in answer_schema["properties"]:
             raise SpecError(source, f"{where}.response.{name}",
                             f"not a field of the contract's {OPERATIONS[op].response_schema} answer")
-        for sub in (rule, *(rule.get(k) for k in ("code", "name") if isinstance(rule, Mapping))):
-            if isinstance(sub, Mapping) and sub.get("table") and sub["table"] not in tables:
-                raise SpecError(source, f"{where}.response.{name}", f"no table {sub['table']!r}")
+        _check_answer_rule(spec, source, f"{where}.response.{name}", rule)
+        if isinstance(rule, Mapping) and "each" in rule:
+            entry = field_schema(answer_schema, name)
+            entry = _resolve(entry.get("items")) if entry is not None else None
+            if entry is None or "properties" not in entry:
+                raise SpecError(source, f"{where}.response.{name}.each", f"{name} is not a list of objects")
+            unknown = sorted(set(rule["each"]) - set(entry["properties"]))
+            if unknown:
+                raise SpecError(source, f"{where}.response.{name}.each",
+                                f"{', '.join(unknown)}: not a field of an entry of {name}")
+            lacking = sorted(set(entry.get("required", ())) - set(rule["each"]))
+            if lacking:
+                raise SpecError(source, f"{where}.response.{name}.each",
+                                f"maps no wire value to {', '.join(lacking)} of an entry of {name}")
+            for sub, sub_rule in rule["each"].items():
+                _check_answer_rule(spec, source, f"{where}.response.{name}.each.{sub}", sub_rule)
+
+
+def _check_answer_rule(spec: DialectSpec, source: str, where: str, rule: Any) -> None:
+    for sub in (rule, *(rule.get(k) for k in ("code", "name") if isinstance(rule, Mapping))):
+        if isinstance(sub, Mapping) and sub.get("table") and sub["table"] not in spec.tables:
+            raise SpecError(source, where, f"no table {sub['table']!r}")
+
+
+def _check_request_map(spec: DialectSpec, source: str, where: str, request: Mapping[str, Any],
+                       schema: Mapping[str, Any], schema_name: str) -> None:
+    for wire, rule in request.items():
+        if isinstance(rule, str):
+            rule = {"field": rule}
+        if rule.get("table") and rule["table"] not in spec.tables:
+            raise SpecError(source, f"{where}['{wire}']", f"no table {rule['table']!r}")
+        if rule.get("credential") and rule["credential"] not in spec.credentials:
+            raise SpecError(source, f"{where}['{wire}']", f"no credential {rule['credential']!r}")
+        name = rule.get("field")
+        if name is None:
+            continue
+        target = field_schema(schema, name)
+        if target is None:
+            raise SpecError(source, f"{where}['{wire}']",
+                            f"{name!r} is not a field of the contract's {schema_name} request")
+        if "each" in rule:
+            entry = _resolve(target.get("items"))
+            if target.get("type") != "array" or entry is None:
+                raise SpecError(source, f"{where}['{wire}'].each", f"{name!r} is not a list of the request")
+            _check_request_map(spec, source, f"{where}['{wire}'].each", rule["each"], entry, f"{schema_name} {name}")
 
 
 def load_spec(path: str | Path) -> DialectSpec:

@@ -200,13 +200,15 @@ def register_dialects(app: Flask) -> None:
     """Register every dialect the mock plays on ``app``: the four hand-written ones, then each
     installed dialect (essc.core.dialects) - from its spec, or by its own city-side code.
     With ``SPEC_CITY_SIDES`` true the built-in dialects that have a spec are played from
-    their spec instead of the hand-written modules (both must answer alike)."""
+    their spec instead of the hand-written modules (both must answer alike). The hand-written
+    modules play the operations of contract 1.0; the operations of 1.2 of a dialect that has a
+    spec are played from the spec (on their own routes, or handed over by a gateway module)."""
     import importlib
 
     from essc.core.dialects import dialects
 
     from . import gm_json, pinyin_form, rest_json, xml_envelope
-    from .spec_dialect import register_spec_dialect
+    from .spec_dialect import SINCE_1_2, register_spec_dialect
 
     from_specs = bool(app.config.get("SPEC_CITY_SIDES"))  # play the built-in specs instead of the code
     hand_written = {"rest-json": rest_json, "pinyin-form": pinyin_form, "xml-envelope": xml_envelope,
@@ -216,6 +218,8 @@ def register_dialects(app: Flask) -> None:
         entry = installed.get(name)
         if not (from_specs and entry is not None and entry.spec is not None):
             app.register_blueprint(module.bp)
+            if entry is not None and entry.spec is not None:
+                register_spec_dialect(app, entry.spec, operations=SINCE_1_2)
     for name, entry in installed.items():
         if name in hand_written and not (from_specs and entry.spec is not None):
             continue  # played by the hand-written module

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from essc.core.schemas import validator
 from essc.core.signing import sm3_hex, sm4_decrypt, sm4_encrypt
 
 from .. import business
@@ -20,15 +21,25 @@ from . import Dialect, ProtocolError, city_code, guard_body, id_number, mock_sta
 
 NAME = "gm-json"
 METHODS = {"card.query": "read_card", "identity.verify": "verify_identity", "card.sign": "activate",
-           "service.list": "list_services", "health": "health"}
+           "service.list": "list_services", "health": "health",
+           # contract 1.2
+           "card.status": "card_status", "card.pay.enable": "enable_payment", "password.reset": "reset_password",
+           "contribution.query": "query_contributions", "medical.settle": "settle_medical"}
 STATUS = {"normal": "正常", "reported_lost": "挂失", "sealed": "封存", "cancelled": "注销", "locked": "锁定"}
 SERVICE_CODES = {"identity_login": "sfrz", "social_security": "sbfw", "employment": "jyfw", "payment": "zfjs",
                  "medical_bill": "yljs"}
 BUSINESS_CODES = {"not_opened": 50101, "not_synced": 50102, "card_status": 50103, "identity_mismatch": 50104,
-                  "ticket_invalid": 50105, "unknown_city": 40004}
+                  "ticket_invalid": 50105, "unknown_city": 40004, "credential_unknown": 50106,
+                  "settlement_unknown": 50107, "settlement_conflict": 50108}
+#: settle_medical: contract action -> ``czlx``, contract state -> ``jszt``, contribution status -> ``zt``
+ACTIONS = {"yjs": "pre_settle", "js": "confirm", "cz": "reverse"}
+SETTLEMENT_STATES = {"pre_settled": "01", "settled": "02", "reversed": "03"}
+PAID = {"paid": "yj", "owed": "qj"}  # 已缴 / 欠缴
 PROTOCOL_CODES = {"bad_signature": (40001, "签名错误"), "undecryptable": (40002, "密文无法解密"),
                   "bad_request": (40003, "缺少或无效字段"), "too_large": (40003, "报文过大")}
 TIMESTAMP = re.compile(r"[0-9]{1,16}")  # Unix milliseconds in ASCII digits
+PASSWORD = re.compile(r"[0-9]{6}")
+MONTH = re.compile(r"(19|20)[0-9]{2}(0[1-9]|1[0-2])")
 
 bp = Blueprint("gm_json", __name__, url_prefix="/gm")
 
@@ -58,6 +69,8 @@ class GmJson(Dialect):
                        "yxq": result.valid_until.strftime("%Y%m%d"), "qyrq": result.signed_at.strftime("%Y%m%d")}
         elif operation == "list_services":
             payload = {"fwlb": [{"fwdm": SERVICE_CODES[code], "fwmc": title} for code, title in result]}
+        elif operation in CARD_USE:
+            payload = CARD_USE[operation](result)
         else:
             payload = {"zt": "up"}
         return _answer(0, "成功", payload)
@@ -68,6 +81,8 @@ class GmJson(Dialect):
             payload["retryAfter"] = err.data["retry_after"]
         elif err.kind == "card_status":
             payload["kzt"] = STATUS[err.data["status"]]
+        elif err.kind == "settlement_conflict" and err.data.get("state"):
+            payload["jszt"] = SETTLEMENT_STATES[err.data["state"]]
         return _answer(BUSINESS_CODES[err.kind], err.message, payload)
 
     def protocol_error(self, err: ProtocolError, ctx: dict[str, Any]) -> Response:
@@ -78,6 +93,39 @@ class GmJson(Dialect):
         return Response('{"code": 0, "message": "成功", "encryptData": "', 200,
                         content_type="application/json; charset=utf-8")
 
+
+def _card_state(result: business.CardState) -> dict[str, Any]:
+    payload: dict[str, Any] = {"xzqh": result.city, "kzt": STATUS[result.status],
+                               "cxsj": result.checked_at.strftime("%Y%m%d%H%M%S")}
+    if result.sign_level is not None:
+        payload["qydj"] = result.sign_level
+    return payload
+
+
+def _binding(result: business.PaymentBinding) -> dict[str, Any]:
+    return {"xzqh": result.city, "qyh": result.sign_no, "qydj": result.sign_level, "yh": result.bank,
+            "zhym": result.account_hint}
+
+
+def _history(result: tuple[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    city, months = result
+    return {"xzqh": city, "jfjl": [{"ny": e["month"], "xz": e["insurance"], "jfjs": e["base_cents"],
+                                    "jfje": e["paid_cents"], "zt": PAID[e["status"]]} for e in months]}
+
+
+def _settlement(result: dict[str, Any]) -> dict[str, Any]:
+    return {"jsid": result["settlement_id"], "jszt": SETTLEMENT_STATES[result["state"]], "zje": result["total_cents"],
+            "tcje": result["fund_cents"], "zfje": result["self_pay_cents"], "lsh": result["city_ref"]}
+
+
+#: contract 1.2 operation -> its answer payload
+CARD_USE = {
+    "card_status": _card_state,
+    "enable_payment": _binding,
+    "reset_password": lambda result: {"xzqh": result[0], "czrq": result[1].strftime("%Y%m%d")},
+    "query_contributions": _history,
+    "settle_medical": _settlement,
+}
 
 DIALECT = GmJson()
 guard_body(bp, DIALECT, lambda: METHODS.get((request.view_args or {}).get("method", "")))
@@ -134,7 +182,43 @@ def _run(operation: str, data: dict[str, Any]) -> Any:
         return business.activate(state, NAME, city, idn, ticket, channel, level)
     if operation == "list_services":
         return business.list_services(state, NAME, city)
-    return business.health(state, NAME, city)
+    if operation == "health":
+        return business.health(state, NAME, city)
+    return _run_card_use(operation, data, city)
+
+
+def _run_card_use(operation: str, data: dict[str, Any], city: str) -> Any:
+    """The operations of contract 1.2."""
+    state, idn = mock_state(), id_number(data, "sfzh")
+    if operation == "card_status":
+        sign_no = data.get("qyh")
+        return business.card_status(state, NAME, city, idn, text(data, "qyh") if sign_no is not None else None)
+    if operation == "enable_payment":
+        return business.enable_payment(state, NAME, city, idn, text(data, "qyh"), text(data, "yzid"),
+                                       text(data, "qd"))
+    if operation == "reset_password":
+        password = text(data, "xmm")
+        if not PASSWORD.fullmatch(password):
+            raise ProtocolError("bad_request", "invalid field: xmm (6 digits)", "xmm")
+        return city, business.reset_password(state, NAME, city, idn, text(data, "yzid"), password)
+    if operation == "query_contributions":
+        first, last = text(data, "ksny"), text(data, "jsny")
+        if not (MONTH.fullmatch(first) and MONTH.fullmatch(last)):
+            raise ProtocolError("bad_request", "invalid field: ksny/jsny (YYYYMM)", "ksny")
+        return city, business.query_contributions(state, NAME, city, idn, first, last)
+    request = {"action": ACTIONS.get(text(data, "czlx"), ""), "settlement_id": text(data, "jsid"), "aac002": idn,
+               "aab301": city, "sign_no": text(data, "qyh"), "busi_type": text(data, "ywlx"),
+               "hospital": {"code": text(data, "jgbm"), "name": text(data, "jgmc")}}
+    items = data.get("fymx")
+    if items is not None:
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise ProtocolError("bad_request", "invalid field: fymx (a list of objects)", "fymx")
+        request["items"] = [{"code": i.get("xmbm"), "name": i.get("xmmc"), "category": i.get("lb"),
+                             "amount_cents": i.get("je"), "quantity": i.get("sl")} for i in items]
+    problem = validator("settlement_request").first_problem(request)
+    if problem is not None:
+        raise ProtocolError("bad_request", f"invalid field: {problem.path} ({problem.rule})", problem.path)
+    return business.settle_medical(state, NAME, city, request)
 
 
 @bp.post("/api/<method>")

@@ -10,26 +10,33 @@ outcome gets (the first code of its kind), the auth scheme how to check the sign
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 
+from essc import schemas
+from essc.core.adapter import OPERATIONS
 from essc.core.dialects import DialectSpec
 from essc.core.dialects import auth as spec_auth
 from essc.core.dialects.adapter import credentials_for, generate
-from essc.core.dialects.spec import OperationSpec
+from essc.core.dialects.spec import OperationSpec, entry_schema, field_schema
 from essc.core.dialects.wire import CONTENT_TYPES, WireError, decode, encode, get_path, set_path
+from essc.core.schemas import validator
 
 from .. import business
-from ..business import MockBusinessError
+from ..business import CardState, MockBusinessError, PaymentBinding
 from ..citizens import Citizen
 from ..state import Credential
 from . import Dialect, ProtocolError, city_code, guard_body, id_number, mock_state
 
-__all__ = ["SpecCityDialect", "register_spec_dialect", "contract_result"]
+__all__ = ["SpecCityDialect", "register_spec_dialect", "contract_result", "play", "answer", "SINCE_1_2"]
+
+#: the operations of contract 1.2: their requests are checked against the contract's schema
+SINCE_1_2 = frozenset(n for n, op in OPERATIONS.items() if op.since == "1.2")
 
 _PATH_FIELD = re.compile(r"\{([a-z_0-9]+)\}")
 #: business outcome -> kind to answer with when the spec has no code of its own for it
@@ -52,6 +59,21 @@ def contract_result(operation: str, result: Any, factor: str | None = None) -> d
                 "signDate": result.signed_at.strftime("%Y%m%d")}
     if operation == "list_services":
         return {"services": [{"code": code, "name": name} for code, name in result]}
+    if operation == "card_status" and isinstance(result, CardState):
+        state = {"aab301": result.city, "aaz502": result.status,
+                 "checked_at": result.checked_at.strftime("%Y%m%d%H%M%S")}
+        return state if result.sign_level is None else {**state, "sign_level": result.sign_level}
+    if operation == "enable_payment" and isinstance(result, PaymentBinding):
+        return {"aab301": result.city, "sign_no": result.sign_no, "sign_level": result.sign_level,
+                "aae008": result.bank, "account_hint": result.account_hint}
+    if operation == "reset_password" and isinstance(result, tuple):
+        city, day = result
+        return {"aab301": city, "reset_date": day.strftime("%Y%m%d")}
+    if operation == "query_contributions" and isinstance(result, tuple):
+        city, months = result
+        return {"aab301": city, "months": months}
+    if operation == "settle_medical":
+        return dict(result)
     return {"status": result}
 
 
@@ -68,6 +90,8 @@ class SpecCityDialect(Dialect):
             value = self.spec.tables[rule["table"]].get(value, value)
         if rule.get("date"):
             value = dt.datetime.strptime(str(value), "%Y%m%d").strftime(rule["date"])
+        if rule.get("datetime"):
+            value = dt.datetime.strptime(str(value), "%Y%m%d%H%M%S").strftime(rule["datetime"])
         if rule.get("type") == "int":
             value = int(value)
         elif isinstance(value, int) and not isinstance(value, bool) and rule.get("type") != "int":
@@ -118,6 +142,17 @@ class SpecCityDialect(Dialect):
             rule = rule if isinstance(rule, Mapping) else {"path": rule}
             if "from_request" in rule:
                 continue
+            if "list" in rule and "each" in rule:  # a list field: one wire entry per contract entry
+                entries = []
+                for entry in answer.get(name) or []:
+                    item: dict[str, Any] = {}
+                    for sub, sub_rule in rule["each"].items():
+                        sub_rule = sub_rule if isinstance(sub_rule, Mapping) else {"path": sub_rule}
+                        if entry.get(sub) is not None:
+                            set_path(item, sub_rule["path"], self._wire_value(sub_rule, entry[sub]))
+                    entries.append(item)
+                set_path(tree, rule["list"], entries)
+                continue
             if "list" in rule:
                 code_rule = rule["code"] if isinstance(rule["code"], Mapping) else {"path": rule["code"]}
                 name_rule = rule["name"] if isinstance(rule["name"], Mapping) else {"path": rule["name"]}
@@ -159,7 +194,8 @@ class SpecCityDialect(Dialect):
 
     def business_error(self, err: MockBusinessError, ctx: dict[str, Any]) -> Response:
         return self._error(err.kind, err.message, ctx, {"retry_after": err.data.get("retry_after"),
-                                                        "status": err.data.get("status")})
+                                                        "status": err.data.get("status"),
+                                                        "state": err.data.get("state")})
 
     def protocol_error(self, err: ProtocolError, ctx: dict[str, Any]) -> Response:
         return self._error(err.kind, err.message, ctx)
@@ -210,6 +246,7 @@ class SpecCityDialect(Dialect):
             seconds = int(stamp) / (1000 if fresh.get("unit") == "ms" else 1)
             if abs(time.time() - seconds) > fresh["window_s"]:
                 raise ProtocolError("bad_timestamp", f"{fresh['path']} is too far off", fresh["path"])
+        request_schema = schemas.load(OPERATIONS[op.name].request_schema)
         fields: dict[str, Any] = {}
         for wire, rule in op.request.items():
             rule = {"field": rule} if isinstance(rule, str) else rule
@@ -224,19 +261,77 @@ class SpecCityDialect(Dialect):
                 value = get_path(tree, wire)
             if name in path_args:
                 value = path_args[name]
-            if value in (None, "") or isinstance(value, Mapping | list):
-                if "default" in rule:
+            target = field_schema(request_schema, name) or {}
+            structured = target.get("type") in ("object", "array")
+            if rule.get("encode") == "json" and isinstance(value, str) and value:
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    raise ProtocolError("bad_request", f"invalid field: {wire} (JSON text)", wire) from None
+            if value in (None, "") or (isinstance(value, Mapping | list) and not structured):
+                if "default" in rule or not _required(request_schema, name):
                     continue
                 raise ProtocolError("bad_request", f"missing or empty field: {wire}", wire)
-            if rule.get("table"):
+            if "each" in rule:
+                value = self._entries(value, rule["each"], entry_schema(target), wire)
+            elif rule.get("table"):
                 inverse = spec.inverse_tables[rule["table"]]
                 if str(value) not in inverse:
                     raise ProtocolError("bad_request", f"invalid field: {wire}", wire)
                 value = inverse[str(value)]
-            fields[name] = value
+            _set_field(fields, name, _typed(value, target))
         for name, value in path_args.items():  # contract fields carried in the path (/cities/{aab301}/...)
             fields.setdefault(name, value)
+        if op.name in SINCE_1_2:  # the city checks what the contract says of the request
+            problem = validator(OPERATIONS[op.name].request_schema).first_problem(fields)
+            if problem is not None:
+                raise ProtocolError("bad_request", f"invalid field: {problem.path} ({problem.rule})", problem.path)
         return fields
+
+    def _entries(self, value: Any, each: Mapping[str, Any], schema: Mapping[str, Any], wire: str
+                 ) -> list[dict[str, Any]]:
+        """The contract entries of a list field's wire entries (one XML entry comes as an object)."""
+        items = value if isinstance(value, list) else [value]
+        out = []
+        for item in items:
+            if not isinstance(item, Mapping):
+                raise ProtocolError("bad_request", f"invalid field: {wire} (a list of objects)", wire)
+            entry: dict[str, Any] = {}
+            for sub_wire, sub_rule in each.items():
+                sub_rule = {"field": sub_rule} if isinstance(sub_rule, str) else sub_rule
+                sub = get_path(item, sub_wire)
+                if sub in (None, "") or isinstance(sub, Mapping | list):
+                    continue  # the schema check names what is missing
+                if sub_rule.get("table"):
+                    sub = self.spec.inverse_tables[sub_rule["table"]].get(str(sub), sub)
+                _set_field(entry, sub_rule["field"], _typed(sub, field_schema(schema, sub_rule["field"]) or {}))
+            out.append(entry)
+        return out
+
+
+def _required(schema: Mapping[str, Any], name: str) -> bool:
+    """Is the request's field ``name`` required (a dotted field: is its first part)?"""
+    return name.split(".")[0] in schema.get("required", ())
+
+
+def _set_field(fields: dict[str, Any], name: str, value: Any) -> None:
+    if "." in name:
+        set_path(fields, name, value)
+    else:
+        fields[name] = value
+
+
+def _typed(value: Any, schema: Mapping[str, Any]) -> Any:
+    """A wire text as the contract's integer or number where the schema says so (XML and forms
+    carry text only); anything that does not parse stays as it is for the schema check to refuse."""
+    kind = schema.get("type")
+    if isinstance(value, str) and kind in ("integer", "number"):
+        text = value.strip()
+        try:
+            return int(text) if kind == "integer" or text.lstrip("-").isdigit() else float(text)
+        except ValueError:
+            return value
+    return value
 
 
 def _configured(name: str) -> dict[str, str]:
@@ -273,38 +368,57 @@ def _work(op: str, fields: dict[str, Any], dialect: str) -> Any:
                                  str(fields.get("channel", "")), level)
     if op == "list_services":
         return business.list_services(state, dialect, city)
+    if op == "card_status":
+        return business.card_status(state, dialect, city, id_number(fields, "aac002"), fields.get("sign_no"))
+    if op == "enable_payment":
+        return business.enable_payment(state, dialect, city, id_number(fields, "aac002"), str(fields["sign_no"]),
+                                       str(fields["verify_id"]), str(fields["channel"]))
+    if op == "reset_password":
+        day = business.reset_password(state, dialect, city, id_number(fields, "aac002"), str(fields["verify_id"]),
+                                      str(fields["new_password"]))
+        return city, day
+    if op == "query_contributions":
+        return city, business.query_contributions(state, dialect, city, id_number(fields, "aac002"),
+                                                  str(fields["from_month"]), str(fields["to_month"]))
+    if op == "settle_medical":
+        id_number(fields, "aac002")
+        return business.settle_medical(state, dialect, city, fields)
     return business.health(state, dialect, city)
 
 
-def _blueprint(spec: DialectSpec) -> Blueprint:
+def answer(dialect: SpecCityDialect, hint: str | None, path_args: Mapping[str, str]) -> Response:
+    """Answer the current request in ``dialect``'s protocol: parse it (``hint``: the operation
+    when the route says it), then run it through :meth:`Dialect.exchange`."""
+    ctx: dict[str, Any] = {}
+    try:
+        op, tree, fields = dialect.parse(hint, path_args)
+    except ProtocolError as err:
+        failure = err
+
+        def refuse() -> Any:
+            raise failure
+
+        return dialect.exchange(getattr(err, "operation", hint), getattr(err, "city", None), None, refuse, ctx)
+    ctx.update(tree=tree, factor=fields.get("factor"))
+    city = fields.get("aab301") if isinstance(fields.get("aab301"), str) else None
+    citizen = fields.get("aac002") if isinstance(fields.get("aac002"), str) else None
+    return dialect.exchange(op.name, city, citizen, lambda: _work(op.name, fields, dialect.name), ctx)
+
+
+def _blueprint(spec: DialectSpec, operations: Iterable[str] | None, served: set[tuple[str, str]]) -> Blueprint:
     dialect = SpecCityDialect(spec)
-    bp = Blueprint("spec_" + re.sub(r"[^a-z0-9]", "_", spec.name), __name__)
+    wanted = set(spec.operations if operations is None else operations)
+    bp = Blueprint("spec_" + re.sub(r"[^a-z0-9]", "_", spec.name) + ("" if operations is None else "_more"), __name__)
     routes: dict[tuple[str, str], list[str]] = {}
     for op in spec.operations.values():
-        routes.setdefault((op.method, op.path), []).append(op.name)
+        if op.name in wanted and (op.method, _PATH_FIELD.sub(r"<\1>", op.path)) not in served:
+            routes.setdefault((op.method, op.path), []).append(op.name)
 
     def make_view(method: str, ops: list[str]) -> Any:
         hint = ops[0] if len(ops) == 1 else None
 
         def view(**path_args: str) -> Response:
-            ctx: dict[str, Any] = {}
-            parsed: dict[str, Any] = {}
-            try:
-                op, tree, fields = dialect.parse(hint, path_args)
-                parsed.update(op=op.name, tree=tree, fields=fields)
-            except ProtocolError as err:
-                failure = err
-
-                def refuse() -> Any:
-                    raise failure
-
-                return dialect.exchange(getattr(err, "operation", hint), getattr(err, "city", None), None, refuse,
-                                        ctx)
-            ctx.update(tree=parsed["tree"], factor=parsed["fields"].get("factor"))
-            fields = parsed["fields"]
-            city = fields.get("aab301") if isinstance(fields.get("aab301"), str) else None
-            citizen = fields.get("aac002") if isinstance(fields.get("aac002"), str) else None
-            return dialect.exchange(parsed["op"], city, citizen, lambda: _work(parsed["op"], fields, spec.name), ctx)
+            return answer(dialect, hint, path_args)
 
         view.__name__ = "_".join(ops) if hint else "gateway_" + re.sub(r"[^a-z0-9]", "_", method.lower())
         return view
@@ -316,6 +430,15 @@ def _blueprint(spec: DialectSpec) -> Blueprint:
     return bp
 
 
-def register_spec_dialect(app: Flask, spec: DialectSpec) -> None:
-    """Play ``spec`` on ``app`` (the mock): its routes, answering from the business model."""
-    app.register_blueprint(_blueprint(spec))
+def register_spec_dialect(app: Flask, spec: DialectSpec, operations: Iterable[str] | None = None) -> None:
+    """Play ``spec`` on ``app`` (the mock): its routes, answering from the business model. With
+    ``operations``, only theirs, on the routes the app does not serve yet: a hand-written city side
+    that plays the other operations on a shared route (a gateway) hands these to the spec (:func:`play`)."""
+    served = {(method, rule.rule) for rule in app.url_map.iter_rules() for method in rule.methods or ()}
+    app.register_blueprint(_blueprint(spec, operations, served))
+
+
+def play(spec: DialectSpec, **path_args: str) -> Response:
+    """Answer the current request from ``spec``: what a hand-written gateway calls for an operation
+    it does not play itself (the operations of contract 1.2)."""
+    return answer(SpecCityDialect(spec), None, path_args)

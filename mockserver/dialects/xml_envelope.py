@@ -15,11 +15,13 @@ from typing import Any
 from defusedxml import ElementTree as SafeET
 from flask import Blueprint, Response, request
 
+from essc.core.dialects import DialectSpec, dialect
 from essc.core.signing import canonical_string, sm3_hex
 
 from .. import business
 from ..business import MockBusinessError
 from . import Dialect, ProtocolError, city_code, guard_body, id_number, mock_state, secrets, text
+from .spec_dialect import play
 
 NAME = "xml-envelope"
 MSG_TYPES = {"CARD_QUERY": "read_card", "IDENTITY_VERIFY": "verify_identity", "CARD_SIGN": "activate",
@@ -165,6 +167,11 @@ def _run(operation: str, body: dict[str, str]) -> Any:
     return business.health(state, NAME, city)
 
 
+def _spec() -> DialectSpec | None:
+    entry = dialect(NAME)
+    return entry.spec if entry is not None else None
+
+
 @bp.post("/gateway")
 def gateway() -> Response:
     env = parse_envelope(request.get_data())
@@ -175,6 +182,10 @@ def gateway() -> Response:
         operation, fields = _check(env)
         return _run(operation, fields)
 
+    spec = _spec()
+    if spec is not None and header.get("MsgType") not in MSG_TYPES and any(
+            op.code == header.get("MsgType") for op in spec.operations.values()):
+        return play(spec)  # an operation of contract 1.2: played from the dialect's spec
     city, citizen = body.get("AAB301"), body.get("AAC002")
     return DIALECT.exchange(MSG_TYPES.get(header.get("MsgType", "")), city.strip() if city else None,
                             citizen.strip() if citizen else None, work, ctx)

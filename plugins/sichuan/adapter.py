@@ -15,10 +15,13 @@ from essc.core.answers import CityCall, named_fields, retry_seconds
 from essc.core.errors import (
     CardStatusAbnormal,
     CityNotOpened,
+    CredentialNotFound,
     EsscError,
     IdentityMismatch,
     InvalidInput,
     RecordNotSynced,
+    SettlementConflict,
+    SettlementNotFound,
 )
 from essc.core.http import parse_json
 from essc.core.settings import PluginContext
@@ -102,6 +105,68 @@ class SichuanAdapter(CityAdapter):
         state = call.text(data, "zt")
         return call.fits("health", call.health(state, const.HEALTH_UP, const.HEALTH_DOWN, latency_ms))
 
+    # --- contract 1.2: the e-SSC in use ------------------------------------------------------
+    def card_status(self, request: dict) -> dict:
+        call = CityCall(request["aab301"], "card_status")
+        payload = {"sfzh": request["aac002"], "xzqh": call.city}
+        if "sign_no" in request:
+            payload["qyh"] = request["sign_no"]
+        data = self._call(call, const.METHOD_CARD_STATUS, payload)
+        state = {"aab301": call.text(data, "xzqh"),
+                 "aaz502": call.lookup(const.CARD_STATUSES, data.get("kzt"), "kzt"),
+                 "checked_at": call.optional(data, "cxsj"),
+                 "sign_level": call.optional(data, "qydj")}
+        return call.fits("card_state", {k: v for k, v in state.items() if v is not None})
+
+    def enable_payment(self, request: dict) -> dict:
+        call = CityCall(request["aab301"], "enable_payment")
+        data = self._call(call, const.METHOD_PAY_ENABLE, {
+            "sfzh": request["aac002"], "xzqh": call.city, "qyh": request["sign_no"], "yzid": request["verify_id"],
+            "qd": request["channel"]}, idempotent=False)
+        return call.fits("payment_binding", {
+            "aab301": call.text(data, "xzqh"), "sign_no": call.text(data, "qyh"),
+            "sign_level": call.lookup(const.SIGN_LEVELS, data.get("qydj"), "qydj"), "aae008": call.text(data, "yh"),
+            "account_hint": call.text(data, "zhym")})
+
+    def reset_password(self, request: dict) -> dict:
+        call = CityCall(request["aab301"], "reset_password")
+        data = self._call(call, const.METHOD_PASSWORD_RESET, {
+            "sfzh": request["aac002"], "xzqh": call.city, "yzid": request["verify_id"],
+            "xmm": request["new_password"]}, idempotent=False)
+        return call.fits("password_reset_result",
+                         {"aab301": call.text(data, "xzqh"), "reset_date": call.date8(data.get("czrq"), "czrq")})
+
+    def query_contributions(self, request: dict) -> dict:
+        call = CityCall(request["aab301"], "query_contributions")
+        data = self._call(call, const.METHOD_CONTRIBUTIONS, {
+            "sfzh": request["aac002"], "xzqh": call.city, "ksny": request["from_month"],
+            "jsny": request["to_month"]})
+        months = []
+        for entry in call.obj(data, "jfjl", list):
+            if not isinstance(entry, dict):
+                raise call.malformed("an entry of 'jfjl' is not an object")
+            months.append({"month": call.text(entry, "ny"), "insurance": call.text(entry, "xz"),
+                           "base_cents": entry.get("jfjs"), "paid_cents": entry.get("jfje"),
+                           "status": call.lookup(const.CONTRIBUTION_STATUSES, entry.get("zt"), "zt")})
+        return call.fits("contribution_history", {"aab301": call.text(data, "xzqh"), "months": months})
+
+    def settle_medical(self, request: dict) -> dict:
+        call = CityCall(request["aab301"], "settle_medical")
+        payload = {"czlx": const.SETTLE_ACTIONS[request["action"]], "jsid": request["settlement_id"],
+                   "sfzh": request["aac002"], "xzqh": call.city, "qyh": request["sign_no"],
+                   "ywlx": request["busi_type"], "jgbm": request["hospital"]["code"],
+                   "jgmc": request["hospital"]["name"]}
+        if "items" in request:
+            payload["fymx"] = [{"xmbm": i["code"], "xmmc": i["name"], "lb": i["category"], "je": i["amount_cents"],
+                                "sl": i["quantity"]} for i in request["items"]]
+        data = self._call(call, const.METHOD_SETTLE, payload)  # idempotent by jsid at the city
+        total, fund = data.get("zje"), data.get("tcje")
+        result = {"settlement_id": call.text(data, "jsid"),
+                  "state": call.lookup(const.SETTLEMENT_STATES, data.get("jszt"), "jszt"),
+                  "total_cents": total, "fund_cents": fund, "self_pay_cents": data.get("zfje"),
+                  "city_ref": call.optional(data, "lsh")}
+        return call.fits("settlement_result", {k: v for k, v in result.items() if v is not None})
+
     # --- wire -------------------------------------------------------------------------------
     def _sealed(self, payload: dict) -> dict[str, str]:
         """The request body: payload SM4-encrypted, envelope SM3-signed."""
@@ -156,6 +221,14 @@ class SichuanAdapter(CityAdapter):
             return CardStatusAbnormal(status=status_, **call.ctx)
         if kind == "identity":
             return IdentityMismatch(f"the city answered {code}", **call.ctx)
+        if kind == "credential_unknown":
+            return CredentialNotFound(f"the city answered {code}", **call.ctx)
+        if kind == "settlement_unknown":
+            return SettlementNotFound(f"the city answered {code}", **call.ctx)
+        if kind == "settlement_conflict":
+            wire = self._opened(call, body).get(const.SETTLEMENT_STATE_KEY)
+            state = const.SETTLEMENT_STATES.get(wire) if isinstance(wire, str) else None
+            return SettlementConflict(f"the city answered {code}", state=state, **call.ctx)
         fields = named_fields(body.get("message"), const.REQUEST_FIELDS)
         named = f"; field(s) named: {', '.join(fields)}" if fields else ""
         return call.rejected(f"the city rejected the request with {code} ({const.REJECTIONS[code]}){named}")

@@ -24,6 +24,12 @@ METHOD_IDENTITY_VERIFY = "identity.verify"
 METHOD_CARD_SIGN = "card.sign"
 METHOD_SERVICE_LIST = "service.list"
 METHOD_HEALTH = "health"
+#: contract 1.2 ("gm-json", the e-SSC in use)
+METHOD_CARD_STATUS = "card.status"
+METHOD_PAY_ENABLE = "card.pay.enable"
+METHOD_PASSWORD_RESET = "password.reset"
+METHOD_CONTRIBUTIONS = "contribution.query"
+METHOD_SETTLE = "medical.settle"
 
 # --- value maps -------------------------------------------------------------------------------
 #: Contract second factor -> ``yzlx`` ("yzlx": "sms"/"password").
@@ -56,6 +62,13 @@ SERVICES = {"sfrz": "identity_login", "sbfw": "social_security", "jyfw": "employ
 HEALTH_UP = "up"
 HEALTH_DOWN = "down"
 
+#: settle_medical: contract ``action`` -> ``czlx`` (预结算 / 结算 / 冲正).
+SETTLE_ACTIONS = {"pre_settle": "yjs", "confirm": "js", "reverse": "cz"}
+#: Wire ``jszt`` -> contract settlement state.
+SETTLEMENT_STATES = {"01": "pre_settled", "02": "settled", "03": "reversed"}
+#: Wire contribution ``zt`` -> contract status (已缴 / 欠缴).
+CONTRIBUTION_STATUSES = {"yj": "paid", "qj": "owed"}
+
 # --- result codes -----------------------------------------------------------------------------
 #: ``code`` of a successful answer (an int).
 SUCCESS = 0
@@ -73,6 +86,9 @@ ERRORS = {
     50103: "card_status",
     50104: "identity",
     50105: "identity",
+    50106: "credential_unknown",
+    50107: "settlement_unknown",
+    50108: "settlement_conflict",
     40001: "rejected",
     40002: "rejected",
     40003: "rejected",
@@ -89,8 +105,11 @@ REJECTIONS = {
 RETRY_AFTER_KEY = "retryAfter"
 #: Payload key of 50103 carrying the wire card status.
 STATUS_KEY = "kzt"
+#: Payload key of 50108 carrying the settlement's wire state.
+SETTLEMENT_STATE_KEY = "jszt"
 
 #: Wire field names we send; a 40003 ``message`` "names the field", and we repeat only these names
 #: (never the city's free text, which could echo personal data).
 REQUEST_FIELDS = ("sfzh", "xm", "xzqh", "rlToken", "yzlx", "yzm", "yzid", "qd", "qydj", "appId", "timestamp",
-                  "encryptData", "signData")
+                  "encryptData", "signData", "qyh", "xmm", "ksny", "jsny", "czlx", "jsid", "ywlx", "jgbm", "jgmc",
+                  "fymx", "xmbm", "xmmc", "lb", "je", "sl")

@@ -126,3 +126,14 @@ def test_a_wrong_field_mapping_fails_naming_the_field(cassettes, tmp_path, mock,
     text = "\n".join(str(p) for p in problems)
     assert "RspBody.CardNo: in the recorded answer, missing in the mock's" in text
     assert "RspBody.CardNum: in the mock's answer, not in the recorded one" in text
+
+
+def test_a_recorded_new_password_sign_number_and_account_hint_are_replaced():
+    from essc.conformance import cassettes
+
+    names = cassettes._Pseudonyms()
+    cassettes.scrub_request(names, {"aac002": "x", "verify_id": "t", "new_password": "258369"}, "123456", None)
+    names.result({"sign_no": "ES0123456789ABCDEF", "account_hint": "6222****1234"})
+    text = names.apply('{"newPassword": "258369", "signNo": "ES0123456789ABCDEF", "account": "6222****1234"}')
+    assert "258369" not in text and "ES0123456789ABCDEF" not in text and "6222****1234" not in text
+    assert cassettes.SYNTHETIC_NEW_PASSWORD in text

@@ -33,12 +33,13 @@ COLUMNS = (["test_manifest_valid", "test_capabilities_implemented", "test_happy_
 RUN = {"seed": 20261125, "seed_source": "mock", "mock": "in-process", "commit": "0123456789abcdef" * 2 + "01234567",
        "started_at": "2026-11-25T08:00:00+00:00", "finished_at": "2026-11-25T08:00:40+00:00", "duration_s": 40.0,
        "exit_status": 1, "framework_version": "0.1.0", "contract_version": "1.0", "selection": {}}
+OPERATIONS = ["read_card", "verify_identity", "activate", "health"]  # no operation of contract 1.2
 INFO = {
     "plugins": {
         "alpha": {"version": "1.2.0", "description": "alpha gateway", "exemptions": {}, "cities": ["100001", "100002"],
-                  "status": "discovered", "reason": None},
+                  "status": "discovered", "reason": None, "operations": OPERATIONS},
         "beta": {"version": "0.3.1", "description": "", "exemptions": {"test_upstream_fault": REASON},
-                 "cities": ["200001"], "status": "discovered", "reason": None},
+                 "cities": ["200001"], "status": "discovered", "reason": None, "operations": OPERATIONS},
     },
     "cities": {
         "100001": {"name": "甲市", "province": "甲省", "opened": True, "plugin": "alpha"},
@@ -390,7 +391,7 @@ def test_contract_report_end_to_end(tmp_path):
     assert run["commit"] == head
     assert list(data["cities"]) == ["330100"]
     checks = data["cities"]["330100"]["checks"]
-    assert len(checks) == 17 and "test_upstream_fault[hang]" not in checks
+    assert len(checks) == 22 and "test_upstream_fault[hang]" not in checks  # 5 of contract 1.2
     assert checks["test_recorded_conformance"]["outcome"] == "skipped"  # no cassettes for 杭州
     assert {c["outcome"] for k, c in checks.items() if k != "test_recorded_conformance"} == {"pass"}
     zhejiang = data["plugins"]["zhejiang"]
@@ -400,7 +401,7 @@ def test_contract_report_end_to_end(tmp_path):
     suite = ET.parse(out / "junit.xml").getroot().find("testsuite")
     junit = {(c.get("classname"), c.get("name")) for c in suite.findall("testcase")}
     assert junit == {("essc.contract.zhejiang.330100", cid) for cid in checks}
-    assert suite.get("failures") == "0" and suite.get("tests") == "17"
+    assert suite.get("failures") == "0" and suite.get("tests") == "22"
 
     html = (out / "index.html").read_text(encoding="utf-8")
     found = cells(html)

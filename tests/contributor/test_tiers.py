@@ -7,6 +7,7 @@ from essc.conformance import checks
 from essc.conformance.tiers import (
     DOCS,
     EXEMPT_PREFIX,
+    OPERATION_CHECKS,
     REQUIREMENTS,
     TIERS,
     compute_tier,
@@ -50,7 +51,8 @@ def exempt(outcomes, checks, cities=("100001", "100002"), reason=REASON):
     return outcomes
 
 
-SILVER = ["test_city_not_opened", "test_delayed_sync", "test_card_status", "test_identity_mismatch"]
+SILVER = ["test_city_not_opened", "test_delayed_sync", "test_card_status", "test_identity_mismatch",
+          *OPERATION_CHECKS]
 EXEMPTIBLE = ["test_capabilities_implemented", *SILVER, "test_upstream_fault"]
 
 
@@ -104,6 +106,8 @@ TABLE = [
      "gold"),
     ("every failure mapping exempt but one passes in one city",
      lambda o: exempt(exempt(o, SILVER[:3]), SILVER[3:], (B,)), "x", "gold"),
+    ("a settlement check failing in one city (operations not given: every one applies)",
+     lambda o: set_outcome(o, B, "test_settle_medical", None, "fail"), "x", "bronze"),
     ("every exemptible check exempt", lambda o: exempt(o, EXEMPTIBLE), "x", "bronze"),
     ("every check but the manifest exempt (issue 9: this gave gold on two real passes)",
      lambda o: exempt(o, [c for c in CHECKS if c != "test_manifest_valid"]), "x", "none"),
@@ -259,3 +263,43 @@ def test_platinum_needs_recorded_conformance_passing_for_real():
     assert tier(set_outcome(set_outcome(all_pass(), A, recorded, None, "pass"), B, recorded, None, "fail")) == "gold"
     assert tier(set_outcome(all_pass(), A, recorded, None, "skipped")) == "gold"
     assert tier(exempt(all_pass(), [recorded])) == "gold"  # never by exemption alone
+
+
+# -- the checks of contract 1.2 count where the plugin declares their operation ----------------------------
+BASE_OPERATIONS = ("read_card", "verify_identity", "activate", "health")
+
+
+def without_operation_checks(outcomes):
+    for key in [k for k in outcomes if k[1] in OPERATION_CHECKS]:
+        outcomes[key] = dict(outcomes[key], outcome="skipped")
+    return outcomes
+
+
+def test_operation_checks_do_not_apply_to_a_plugin_without_the_operations():
+    outcomes = without_operation_checks(all_pass())
+    result = compute_tier(outcomes.values(), (A, B), description="d", variants=VARIANTS, operations=BASE_OPERATIONS)
+    assert result.tier == "gold" and all(result.unmet[c] is None for c in OPERATION_CHECKS)
+    # not told what the plugin declares: every check applies, and skips alone show nothing
+    assert compute_tier(outcomes.values(), (A, B), description="d", variants=VARIANTS).tier == "bronze"
+
+
+def test_a_declared_operation_must_pass():
+    operations = (*BASE_OPERATIONS, "settle_medical")
+    outcomes = set_outcome(without_operation_checks(all_pass()), B, "test_settle_medical", None, "fail")
+    result = compute_tier(outcomes.values(), (A, B), description="d", variants=VARIANTS, operations=operations)
+    assert result.tier == "bronze" and result.unmet["test_settle_medical"] == f"failed in {B}"
+    skipped = set_outcome(outcomes, B, "test_settle_medical", None, "skipped")
+    result = compute_tier(skipped.values(), (A, B), description="d", variants=VARIANTS, operations=operations)
+    assert result.unmet["test_settle_medical"] == "skipped in every city: nothing shows it works"
+    passed = set_outcome(set_outcome(outcomes, A, "test_settle_medical", None, "pass"), B, "test_settle_medical",
+                         None, "pass")
+    assert compute_tier(passed.values(), (A, B), description="d", variants=VARIANTS, operations=operations).tier \
+        == "gold"
+
+
+def test_every_operation_check_names_an_operation_of_the_contract():
+    from essc.core.adapter import OPERATIONS
+
+    assert set(OPERATION_CHECKS.values()) == {n for n, op in OPERATIONS.items() if op.since == "1.2"}
+    for name in OPERATION_CHECKS:
+        assert callable(getattr(checks, name))

@@ -72,7 +72,7 @@ SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 # The synthetic citizen (never a real person): none of these may reach an error or a log.
 ID, NAME, CARD_NO, PHONE = "11010119900307803X", "张三", "K13822465", "13812345678"
 FACE, CODES = "live-9d8c7b6a5f4e", {"sms": "123456", "password": "147258"}
-PERSONAL = (ID, NAME, CARD_NO, PHONE, FACE, *CODES.values())
+PERSONAL = (ID, NAME, CARD_NO, PHONE, FACE, *CODES.values(), "258369")
 
 #: the contract requests; a table adds what its city needs (aab301, verify_id, channel)
 REQUESTS: dict[str, dict[str, Any]] = {
@@ -81,6 +81,17 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "activate": {"aac002": ID},
     "list_services": {},
     "health": {},
+    # contract 1.2
+    "card_status": {"aac002": ID},
+    "enable_payment": {"aac002": ID},
+    "reset_password": {"aac002": ID, "new_password": "258369"},
+    "query_contributions": {"aac002": ID, "from_month": "202401", "to_month": "202403"},
+    "settle_medical": {"aac002": ID, "action": "pre_settle", "settlement_id": "ST20261125000001", "busi_type": "02",
+                       "hospital": {"code": "H32040001", "name": "常州市第一人民医院"},
+                       "items": [{"code": "XA01", "name": "阿莫西林胶囊", "category": "drug", "amount_cents": 150000,
+                                  "quantity": 2},
+                                 {"code": "OT03", "name": "陪护", "category": "other", "amount_cents": 10000,
+                                  "quantity": 1}]},
 }
 #: the answers every dialect must type the same way
 COMMON_ERRORS = [
