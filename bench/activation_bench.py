@@ -30,6 +30,10 @@ channels drive it over HTTP, both steps of the flow, as a channel does:
 - ``isolation``: the slow phase again with ``--hang-city`` hanging on every operation: p99 of
   the other cities over their p99 in the slow phase (channels of the hanging city submit and
   leave: they do not hold client slots);
+- ``open`` (``--arrival-rate R`` or ``--phases ...,open``): the slow phase open loop: citizens
+  arrive at R per second (default 0.8 x the slow phase's rate), each served by a free channel,
+  seconds counted from the arrival - what a citizen waits at that load, where the closed loop's
+  p50 is about C / throughput whatever the service does (Little's law);
 - ``suite_400_s``: wall time of ``essc contract`` over 400 synthetic cities (one manifest-only
   rest-json plugin in a temporary ``ESSC_PLUGIN_DIRS``; ``--no-suite`` skips it). The suite
   teaches the mock its cities once and waits on the hang checks' budgets in batches
@@ -490,8 +494,10 @@ class Client:
             if not self.long_poll_s:
                 interval = min(interval * 1.25, 0.5)
 
-    def activate(self, job: Job) -> Outcome:
-        started = time.perf_counter()
+    def activate(self, job: Job, started: float | None = None) -> Outcome:
+        """Both steps for ``job``; seconds count from ``started`` (default: now; an open-loop
+        arrival passes the time the citizen arrived, so time spent waiting for a channel counts)."""
+        started = time.perf_counter() if started is None else started
         deadline = time.monotonic() + self.job_timeout_s
         out = Outcome(job.city, started)
         code, _, view = self.call("POST", "/v1/activations", {"city": job.city, "id_number": job.id_number,
@@ -554,11 +560,17 @@ AWAITING = states.AWAITING_VERIFICATION
 WAITING = tuple(states.RUNNABLE)
 
 
-def drive(client: Client, jobs: list[Job], concurrency: int, label: str) -> tuple[list[Outcome], float]:
-    """Run ``jobs`` over ``concurrency`` channels; ``(outcomes, wall seconds)``."""
+def drive(client: Client, jobs: list[Job], concurrency: int, label: str,
+          rate: float | None = None) -> tuple[list[Outcome], float]:
+    """Run ``jobs`` over ``concurrency`` channels; ``(outcomes, wall seconds)``. Closed loop by
+    default (a channel starts its next activation when one ends); with ``rate`` open loop: citizen
+    ``i`` arrives at ``i / rate`` s and is served by the next free channel (at most ``concurrency``
+    in flight), its seconds counted from its arrival."""
     todo: queue.Queue = queue.Queue()
-    for job in jobs:
-        todo.put(job)
+    for index, job in enumerate(jobs):
+        todo.put((index, job))
+    start = threading.Event()  # the arrivals count from when every channel exists
+    t_start = 0.0
     outcomes: list[Outcome] = []
     lock = threading.Lock()
 
@@ -566,11 +578,16 @@ def drive(client: Client, jobs: list[Job], concurrency: int, label: str) -> tupl
         try:
             while True:
                 try:
-                    job = todo.get_nowait()
+                    index, job = todo.get_nowait()
                 except queue.Empty:
                     return
+                arrival = None
+                if rate:
+                    start.wait()
+                    arrival = t_start + index / rate
+                    time.sleep(max(arrival - time.perf_counter(), 0.0))
                 try:
-                    outcome = client.activate(job)
+                    outcome = client.activate(job, arrival)
                 except Exception as err:  # noqa: BLE001 - counted, never a silent loss
                     outcome = Outcome(job.city, time.perf_counter(), status="client_error",
                                       detail=f"{type(err).__name__}: {err}")
@@ -583,9 +600,10 @@ def drive(client: Client, jobs: list[Job], concurrency: int, label: str) -> tupl
 
     threads = [threading.Thread(target=channel, name=f"channel-{i}", daemon=True)
                for i in range(min(concurrency, len(jobs)))]
-    t0 = time.perf_counter()
     for t in threads:
         t.start()
+    t0 = t_start = time.perf_counter()
+    start.set()
     next_note = time.monotonic() + 5
     while True:
         alive = [t for t in threads if t.is_alive()]
@@ -697,7 +715,7 @@ def direct_calls(plan: Plan, n: int, threads: int) -> float:
 
 
 def timed_phase(plan: Plan, name: str, jobs: list[Job], concurrency: int, *, warm: list[str],
-                before_stop=None) -> dict:
+                before_stop=None, rate: float | None = None) -> dict:
     serve = start_serve(plan, name)
     try:
         warm_up(plan, serve, warm)
@@ -707,7 +725,7 @@ def timed_phase(plan: Plan, name: str, jobs: list[Job], concurrency: int, *, war
         sampler.start()
         cpu0 = (time.process_time(), cpu_s(serve.pids()), cpu_s([plan.mock.proc.pid]))
         say(f"{name}: {len(jobs)} activations over {concurrency} channels")
-        outcomes, wall = drive(client, jobs, concurrency, name)
+        outcomes, wall = drive(client, jobs, concurrency, name, rate)
         cpu1 = (time.process_time(), cpu_s(serve.pids()), cpu_s([plan.mock.proc.pid]))
         peak_mb = sampler.stop()
         result = summarize([o for o in outcomes], wall, tally)
@@ -762,6 +780,17 @@ def slow_phase(plan: Plan, cpu_rate: float | None) -> dict:
     r["of_limit"] = round(r["activations_per_s"] / limit, 3) if r["activations_per_s"] and math.isfinite(limit) \
         else None
     return r
+
+
+def open_phase(plan: Plan, rate: float) -> dict:
+    """The slow phase's cities and latency, open loop: citizens arrive at ``rate`` per second
+    (each served by a free channel, at most C in flight), seconds counted from the arrival."""
+    a = plan.args
+    latency_faults(plan)
+    r = timed_phase(plan, "open", plan.jobs(a.activations), a.concurrency, warm=plan.cities,
+                    before_stop=plan.admin.reset, rate=rate)
+    r.pop("_outcomes")
+    return {"arrival_rate_per_s": round(rate, 1), **r}
 
 
 def isolation_phase(plan: Plan, slow: dict) -> dict:
@@ -859,7 +888,7 @@ def slow_cities(args: argparse.Namespace) -> dict:
     n_max = max(args.activations, args.fast_activations)
     with tempfile.TemporaryDirectory(prefix="essc-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        if phases & {"fast", "slow", "isolation"}:
+        if phases & {"fast", "slow", "isolation", "open"}:
             mock_threads = args.mock_threads or max(48, 2 * args.concurrency + 64)
             mock = MockProcess(1, threads=mock_threads)  # its cities first, to size the citizens
             try:
@@ -893,6 +922,10 @@ def slow_cities(args: argparse.Namespace) -> dict:
                         result["isolation"] = isolation_phase(plan, slow)
                     slow.pop("_outcomes")
                     result["slow"] = slow
+                if "open" in phases:
+                    rate = args.arrival_rate or 0.8 * ((result.get("slow") or {}).get("activations_per_s") or 0)
+                    if rate > 0:
+                        result["open"] = open_phase(plan, rate)
             finally:
                 mock.stop()
         if "suite" in phases:
@@ -905,7 +938,7 @@ def slow_cities(args: argparse.Namespace) -> dict:
     result["load"] = {"before": [round(x, 2) for x in load_before],
                       "after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
-    order = ["params", "slow", "fast", "isolation", "suite_400_s", "suite", "load", "elapsed_s"]
+    order = ["params", "slow", "fast", "isolation", "open", "suite_400_s", "suite", "load", "elapsed_s"]
     return {k: result[k] for k in order if k in result}
 
 
@@ -965,8 +998,12 @@ def main(argv: list[str] | None = None) -> None:
     slow.add_argument("--suite", action=argparse.BooleanOptionalAction, default=True,
                       help="time the contract suite over synthetic cities (long)")
     slow.add_argument("--phases", default="fast,slow,isolation,suite",
-                      help="comma-separated subset of fast,slow,isolation,suite (isolation runs slow too, as "
+                      help="comma-separated subset of fast,slow,isolation,open,suite (isolation runs slow too, as "
                            "its baseline; without fast, limit_per_s is the latency floor alone)")
+    slow.add_argument("--arrival-rate", type=float, default=None, metavar="R",
+                      help="the open phase (added to --phases when given): citizens arrive at R per second "
+                           "instead of C channels starting the next activation at once (default with "
+                           "--phases ...,open: 0.8 x the slow phase's rate)")
     slow.add_argument("--suite-cities", type=int, default=400, help="synthetic cities of the suite run")
     slow.add_argument("--suite-workers", type=int, default=0,
                       help="pytest-xdist -n (0 = auto when pytest-xdist is installed, 1 = one process)")
@@ -976,7 +1013,9 @@ def main(argv: list[str] | None = None) -> None:
         result = legacy(args)
     else:
         args.phases = {p.strip() for p in args.phases.split(",") if p.strip()}
-        unknown = args.phases - {"fast", "slow", "isolation", "suite"}
+        if args.arrival_rate:
+            args.phases.add("open")
+        unknown = args.phases - {"fast", "slow", "isolation", "open", "suite"}
         if unknown:
             ap.error(f"unknown phases {sorted(unknown)}")
         if not args.suite:

@@ -8,7 +8,8 @@ flow pool + the Flask API), driven through the API's WSGI interface by one chann
 of the flow: ``POST /v1/activations`` (201) then ``POST /v1/activations/{id}/verification``
 (201 with the credential). Per activation:
 
-- ``statements`` (by verb) - SQL statements the service sent to its database;
+- ``statements`` (by verb) - SQL statements the service sent to its database; ``commits`` its
+  write transactions;
 - ``store_gets`` - activations read back whole (``Store.get``);
 - ``cpu_us`` - CPU time of this process (every thread: the API and the flow pool) over the
   timed activations, divided by their number; ``wall_us`` the same for wall time.
@@ -52,6 +53,7 @@ class Counter:
         self.verbs: collections.Counter[str] = collections.Counter()
         self.gets = 0
         event.listen(runtime.store.engine, "before_cursor_execute", self._statement)
+        event.listen(runtime.store.engine, "commit", self._commit)
         get = runtime.store.get
 
         def counted_get(act_id):
@@ -65,6 +67,10 @@ class Counter:
         verb = statement.lstrip().split(None, 1)[0].upper()
         with self.lock:
             self.verbs[verb] += 1
+
+    def _commit(self, conn) -> None:
+        with self.lock:
+            self.verbs["(commits)"] += 1
 
     def snapshot(self) -> tuple[dict[str, int], int]:
         with self.lock:
@@ -112,8 +118,10 @@ def run(args: argparse.Namespace) -> dict:
         mock.stop()
     n = len(timed)
     verbs = {v: round((verbs1.get(v, 0) - verbs0.get(v, 0)) / n, 2) for v in sorted(verbs1)}
+    commits = verbs.pop("(commits)", 0.0)
     return {"activations": n, "cities": list(CITIES), "database": "sqlite" if not args.database_url else
             args.database_url.split(":", 1)[0], "statements": round(sum(verbs.values()), 2), "by_verb": verbs,
+            "commits": commits,
             "store_gets": round((gets1 - gets0) / n, 2), "cpu_us": round(cpu / n * 1e6),
             "wall_us": round(wall / n * 1e6), "answer_budget_s": config.answer_budget_s,
             "load": [round(x, 2) for x in os.getloadavg()]}

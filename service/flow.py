@@ -122,24 +122,26 @@ class ActivationService:
         self._check_channel(channel)
         factor, code = self._second_factor(face_token, sms_code, password)
         owner = worker_id()
-        # the usual case in one statement: the channel's activation, waiting for a check, held by no
-        # one; when it is not that, _not_claimed says why (as it is: not found, locked, conflict, busy)
-        act = self.store.claim_verification(act_id, owner, self.config.lease_s, channel=channel)
+        # the usual case in one transaction: the channel's activation, waiting for a check, held by no
+        # one, claimed, and its citizen + city held for the check; when it is not that, _not_claimed
+        # says why (as it is: not found, locked, conflict, busy)
+        act, held = self.store.claim_check(act_id, owner, self.config.lease_s, channel=channel)
         if act is None:
             raise self._not_claimed(act_id, channel)
         city, key = act["city"], act["citizen_key"]
-        try:
-            if self.pool is not None:
+        if not held:
+            ident = self.store.identity(key, city) or {}
+            if (ident.get("locked_until") or 0) > time.time():
+                raise self._locked(ident["locked_until"] - time.time())
+            raise VerificationBusy("another identity check of this citizen in this city is running", retry_after=1.0)
+        if self.pool is not None:
+            try:
                 self.pool.check()
-            if self.store.identity_begin(key, city, self.config.lease_s) is None:
-                ident = self.store.identity(key, city) or {}
-                if (ident.get("locked_until") or 0) > time.time():
-                    raise self._locked(ident["locked_until"] - time.time())
-                raise VerificationBusy("another identity check of this citizen in this city is running",
-                                       retry_after=1.0)
-        except EsscError:
-            self.store.release(act_id, owner)
-            raise
+            except EsscError:
+                self.store.identity_end(key, city, passed=None, max_failures=self.config.max_identity_attempts,
+                                        lockout_s=self.config.identity_lockout_s)
+                self.store.release(act_id, owner)
+                raise
         if self.pool is None:
             return self._check_identity(act, owner, factor, face_token, code)
         # the secrets live only in this closure, never in the database; the check goes on if the
@@ -199,13 +201,15 @@ class ActivationService:
             self.store.release(act_id, owner)
             raise
         finally:
-            if passed is not False:  # a mismatch is recorded by _mismatch
-                self.store.identity_end(key, city, passed=passed, max_failures=self.config.max_identity_attempts,
+            if passed is None:  # no outcome: release the hold (a mismatch is recorded by _mismatch, a pass below)
+                self.store.identity_end(key, city, passed=None, max_failures=self.config.max_identity_attempts,
                                         lockout_s=self.config.identity_lockout_s)
-        # runnable from now on: if this process dies, the sweeper finds it once the lease ends
+        # runnable from now on: if this process dies, the sweeper finds it once the lease ends; the
+        # passed check is recorded in the same transaction
         verified = self.store.transition(act_id, owner, states.VERIFIED, "identity_verified",
                                          next_attempt_at=time.time(), detail=f"face + {verification['factor']}",
-                                         verified=self.sealer.seal({"verify_id": verification["verify_id"]}))
+                                         verified=self.sealer.seal({"verify_id": verification["verify_id"]}),
+                                         check_passed=(key, city))
         if verified is None:
             raise ActivationConflict("the activation was resubmitted during the identity check; verify again")
         act = self._run_claimed(verified, owner, pii=pii, verify_id=verification["verify_id"])

@@ -100,6 +100,14 @@ def _transition_statement(fields: tuple[str, ...], release: bool, once: bool):
     return stmt
 
 
+class _Undo(Exception):
+    """Roll the transaction back (:meth:`Store.claim_check`), carrying the row that was read."""
+
+    def __init__(self, row) -> None:
+        super().__init__("undo")
+        self.row = row
+
+
 def _activation(row) -> dict | None:
     """The activation of a RETURNING row (its callback marker left out), None for no row."""
     if row is None:
@@ -267,14 +275,40 @@ class Store:
                 row = conn.execute(_CLAIM_VERIFY_OF, {**params, "channel": channel}).mappings().first()
         return _activation(row)
 
+    def claim_check(self, act_id: str, owner: str, lease_s: float, *, channel: str,
+                    now: float | None = None) -> tuple[dict | None, bool]:
+        """For the channel's identity check, in one transaction: claim its activation waiting for a
+        check (as :meth:`claim_verification`) and hold its citizen + city (as :meth:`identity_begin`).
+        ``(activation, True)``: both taken. ``(None, False)``: the activation cannot be claimed.
+        ``(activation, False)``: it could, but the citizen + city is held or locked; nothing changed."""
+        now = time.time() if now is None else now
+        try:
+            with self.writing() as conn:
+                row = conn.execute(_CLAIM_VERIFY_OF, {"act_id": act_id, "until": now + lease_s, "owner": owner,
+                                                      "now": now, "channel": channel}).mappings().first()
+                if row is None:
+                    return None, False
+                res = conn.execute(_IDENTITY_BEGIN, {"key": row["citizen_key"], "city": row["city"], "now": now,
+                                                     "until": now + lease_s})
+                if res.rowcount != 1:
+                    raise _Undo(row)
+        except _Undo as undo:  # rolled back: the activation is not claimed either
+            return _activation(undo.row), False
+        return _activation(row), True
+
     def transition(self, act_id: str, owner: str, status: str, event_name: str, *, detail: str | None = None,
-                   release: bool = False, **fields: Any) -> dict | None:
+                   release: bool = False, check_passed: tuple[str, str] | None = None,
+                   **fields: Any) -> dict | None:
         """Move a claimed activation to ``status`` and record the event, atomically. Returns the
-        activation as it is now; None (refused) when ``owner`` no longer holds the lease."""
+        activation as it is now; None (refused) when ``owner`` no longer holds the lease.
+        ``check_passed`` (citizen key, city): the held identity check passed (:meth:`identity_end`),
+        recorded in the same transaction (also when the transition is refused)."""
         now = time.time()
         # a credential is written once, never replaced
         stmt = _transition_statement(tuple(sorted(fields)), release, "credential" in fields)
         with self.writing() as conn:
+            if check_passed is not None:
+                conn.execute(_IDENTITY_END[True], {"key": check_passed[0], "city": check_passed[1]})
             row = conn.execute(stmt, {"act_id": act_id, "owner": owner, "status": status, "now": now,
                                       **fields}).mappings().first()
             if row is None:

@@ -42,6 +42,31 @@ def test_slow_cities_figures_small_run():
 
 
 @pytest.mark.slow
+def test_open_loop_figures_small_run():
+    """--arrival-rate: citizens arrive at a rate (open loop) instead of C channels back to back."""
+    out = run_bench("--latency-ms", "20", "--concurrency", "4", "--activations", "8", "--phases", "open",
+                    "--arrival-rate", "10", "--no-suite")
+
+    assert "open" in out["params"]["phases"] and "slow" not in out
+    opened = out["open"]
+    assert opened["arrival_rate_per_s"] == 10
+    assert opened["submitted"] == 8 and opened["activated"] == 8, opened["not_activated"]
+    assert opened["p50_s"] <= opened["p99_s"]
+
+
+@pytest.mark.slow
+def test_activation_cost_prints_statements_and_cpu_per_activation():
+    proc = subprocess.run([sys.executable, str(BENCH.with_name("activation_cost.py")), "--n", "6", "--warm", "1"],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout)
+    assert out["activations"] == 6
+    for key in ("statements", "by_verb", "commits", "store_gets", "cpu_us", "wall_us", "load"):
+        assert key in out, key
+    assert out["statements"] > 0 and out["commits"] > 0
+
+
+@pytest.mark.slow
 def test_suite_over_synthetic_cities_runs():
     """The synthetic manifest-only plugin is valid and the suite runs over its cities (the figure
     is suite_400_s only for 400 cities)."""
