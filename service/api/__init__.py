@@ -73,7 +73,7 @@ def create_app(runtime, config: dict | None = None) -> Flask:
     from ..qrcodes import QrCodes
     from ..relying import RelyingParties
     from ..throttle import build_throttle
-    from . import activations, login, oidc, public, qrcode
+    from . import activations, launch_tickets, login, oidc, public, qrcode
     from .errors import register_error_handlers
     from .validation import component_validator
 
@@ -104,6 +104,7 @@ def create_app(runtime, config: dict | None = None) -> Flask:
     app.register_blueprint(activations.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(qrcode.bp)
+    app.register_blueprint(launch_tickets.bp)
     app.register_blueprint(login.bp)
     app.register_blueprint(oidc.bp)
     register_error_handlers(app)

@@ -36,6 +36,7 @@ from .launch import (
     CLOCK_SKEW_S,
     LaunchRefused,
     open_launch,
+    open_ticket,
     signed_return_url,
 )
 from .refusals import refusal_page
@@ -53,7 +54,10 @@ def launch():
     if st.throttle is not None and st.throttle.retry_after("", address) is not None:
         return refusal_page("throttled")
     try:
-        accepted = open_launch(request.args, st.channels.channels)
+        if "ticket" in request.args:  # a launch ticket from POST /v1/launch-tickets
+            accepted = open_ticket(st.runtime.service.sealer, request.args["ticket"], st.channels.channels)
+        else:
+            accepted = open_launch(request.args, st.channels.channels)
         try:
             validate_id_number(accepted.id_number, field="id_number")
             check_name(accepted.name, field="name")
@@ -282,8 +286,10 @@ def verify():
         st.metrics.count_verification(err.code.lower())
     except IdentityLocked as err:
         st.metrics.count_verification(err.code.lower())
-        wait = float(err.details.get("retry_after") or 60)
-        flash(f"身份核验失败次数过多，已暂停核验。请 {stages.minutes(wait)} 分钟后再试。")
+        now = _own_activation()
+        if now is None or now["status"] != states.IDENTITY_FAILED:  # else its page says it
+            wait = float(err.details.get("retry_after") or 60)
+            flash(f"身份核验失败次数过多，已暂停核验。请 {stages.minutes(wait)} 分钟后再试。")
     except InvalidInput:
         flash("验证码或密码应为 6 位数字，请重新输入。")
     except (VerificationBusy, ActivationConflict, ActivationNotFound, RetryableError):

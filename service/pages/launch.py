@@ -16,6 +16,10 @@ nonce are covered by an HMAC-SHA256 signature::
 :data:`MAX_TTL_S` ahead, the signature, the return URL against the channel's configured
 ``return_urls`` prefixes, the citizen's data; the page spends the nonce once.
 
+Or the channel's backend asks the service for a **launch ticket** (``POST /v1/launch-tickets``
+with its API credentials, :func:`seal_ticket`): a short-lived opaque token sealed with the
+service's own secret, opened by ``/h5/launch?ticket=...`` (:func:`open_ticket`), once.
+
 When the citizen is done, the service redirects to the return URL with the outcome and a
 signature the channel checks with :func:`verify_return`::
 
@@ -46,7 +50,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 __all__ = ["MAX_TTL_S", "DEFAULT_TTL_S", "ACTION_ISSUED", "ACTION_NOT_ISSUED", "LaunchRefused", "ReturnRefused",
            "Launch", "build_launch_url", "launch_query", "open_launch", "return_url_allowed", "signed_return_url",
-           "verify_return", "seal_citizen", "LAUNCH_NONCE"]
+           "verify_return", "seal_citizen", "LAUNCH_NONCE", "seal_ticket", "open_ticket"]
 
 VERSION = "1"
 MAX_TTL_S = 600  #: a launch URL is valid at most this long after it is made
@@ -192,6 +196,42 @@ def open_launch(params: Mapping[str, str], channels: Mapping, *, now: float | No
     if not isinstance(id_number, str) or not isinstance(name, str):
         raise LaunchRefused("citizen", "the sealed citizen needs an id_number and a name")
     return Launch(fields["channel"], id_number, name, fields["return_url"], int(expires), fields["nonce"])
+
+
+def seal_ticket(sealer, channel: str, *, id_number: str, name: str, return_url: str, ttl_s: int = DEFAULT_TTL_S,
+                now: float | None = None) -> tuple[str, int]:
+    """``(ticket, expires)``: a launch sealed with the service's own secret (``sealer``:
+    essc.service.sealing.Sealer) for a channel authenticated by the API; valid ``ttl_s`` and once."""
+    if not 0 < ttl_s <= MAX_TTL_S:
+        raise ValueError(f"ttl_s must be between 1 and {MAX_TTL_S} seconds")
+    expires = int((time.time() if now is None else now) + ttl_s)
+    ticket = sealer.seal({"t": "essc-launch-ticket/" + VERSION, "channel": channel, "id_number": id_number,
+                          "name": name, "return_url": return_url, "expires": expires,
+                          "nonce": secrets.token_urlsafe(18)})
+    return ticket, expires
+
+
+def open_ticket(sealer, ticket: str, channels: Mapping, *, now: float | None = None) -> Launch:
+    """The launch a ticket holds (see :func:`seal_ticket`); :class:`LaunchRefused` as for a URL.
+    The nonce is NOT spent here."""
+    now = time.time() if now is None else now
+    if not isinstance(ticket, str) or not ticket or len(ticket) > 4096:
+        raise LaunchRefused("malformed", "the launch ticket is missing or too long")
+    try:
+        data = sealer.unseal(ticket)
+    except ValueError as err:
+        raise LaunchRefused("bad_signature", "the ticket was not made by this service") from err
+    if not isinstance(data, dict) or data.get("t") != "essc-launch-ticket/" + VERSION:
+        raise LaunchRefused("bad_signature", "the token is no launch ticket")
+    if int(data["expires"]) < now - CLOCK_SKEW_S:
+        raise LaunchRefused("expired", f"the ticket expired {now - int(data['expires']):.0f} s ago")
+    channel = channels.get(data["channel"])
+    if channel is None or not channel.hmac_secret:
+        raise LaunchRefused("channel", "the ticket's channel cannot sign returns any more")
+    if not return_url_allowed(data["return_url"], channel.return_urls):
+        raise LaunchRefused("return_url", "the return URL is not one the channel configured")
+    return Launch(data["channel"], data["id_number"], data["name"], data["return_url"], int(data["expires"]),
+                  data["nonce"])
 
 
 def _return_signature(secret: str, values: Iterable[str]) -> str:

@@ -46,6 +46,7 @@ DESKTOP = {"viewport": {"width": 1280, "height": 900}, "device_scale_factor": 1,
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "desktop: the browser test runs in a desktop-sized window")
+    config.addinivalue_line("markers", "nojs: the browser test runs with JavaScript disabled")
 
 
 def pytest_report_header(config):
@@ -165,9 +166,13 @@ def _artifact_name(node) -> str:
 
 @pytest.fixture
 def page(browser, request):
-    """A phone-sized page (a desktop one for tests marked ``desktop``); its screenshot is saved
+    """A phone-sized page (a desktop one for tests marked ``desktop``, without JavaScript for
+    tests marked ``nojs``); its screenshot is saved
     when the test ends (pass or fail). The channel's return URL is answered by a stand-in page."""
-    context = browser.new_context(**(DESKTOP if request.node.get_closest_marker("desktop") else MOBILE))
+    options = dict(DESKTOP if request.node.get_closest_marker("desktop") else MOBILE)
+    if request.node.get_closest_marker("nojs"):
+        options["java_script_enabled"] = False
+    context = browser.new_context(**options)
     context.set_default_timeout(15_000)
     tab = context.new_page()
     tab.route("https://channel.example/**", lambda route: route.fulfill(

@@ -27,9 +27,14 @@ def to_city_list(page, live, person: dict) -> None:
     expect(page.get_by_role("heading", name="选择参保城市")).to_be_visible()
 
 
+def found(page, city: str):
+    """The city's button among the search results (the list by province is hidden meanwhile)."""
+    return page.get_by_role("region", name="搜索结果").get_by_role("button", name=re.compile("^" + city))
+
+
 def choose(page, query: str, city: str) -> None:
     page.get_by_label("搜索城市").fill(query)
-    button = page.get_by_role("button", name=re.compile("^" + city))
+    button = found(page, city)
     expect(button).to_be_visible()
     button.click()
     expect(page.get_by_role("heading", name="授权查询")).to_be_visible()
@@ -55,7 +60,7 @@ def test_supported_city_from_search_to_the_card_and_back_to_the_channel(page, li
     expect(page.get_by_role("heading", name=re.compile("浙江"))).to_be_visible()
     shot(page, "h5-city-list")
     page.get_by_label("搜索城市").fill("hz")
-    expect(page.get_by_role("button", name=re.compile("^杭州"))).to_be_visible()
+    expect(found(page, "杭州")).to_be_visible()
     expect(page.get_by_role("button", name=re.compile("^北京"))).to_be_hidden()
     expect(page.locator("#search-count")).to_contain_text("找到")
     expect(page.locator("#search-results li").first).to_contain_text("杭州")  # best first
@@ -95,7 +100,7 @@ def test_supported_city_from_search_to_the_card_and_back_to_the_channel(page, li
 def test_not_opened_city_says_so_and_offers_another_city(page, live, query, city):
     to_city_list(page, live, citizen(live, HANGZHOU))
     page.get_by_label("搜索城市").fill(query)
-    expect(page.get_by_role("button", name=re.compile("^" + city))).to_contain_text("暂未开通")
+    expect(found(page, city)).to_contain_text("暂未开通")
     choose(page, query, city)
     expect(page.get_by_role("heading", name=f"{city}暂未开通电子社保卡业务")).to_be_visible()
     if city == "三沙":
@@ -111,7 +116,7 @@ def test_abnormal_card_names_the_status_and_what_to_do(page, live):
     expect(page.get_by_text("解挂或补换卡")).to_be_visible()
 
 
-def test_identity_mismatch_tells_the_attempts_left(page, live):
+def test_identity_mismatch_tells_the_attempts_left_then_the_lockout(page, live):
     to_city_list(page, live, citizen(live, HANGZHOU, "face_mismatch"))
     choose(page, "杭州", "杭州")
     face_and_code(page)
@@ -119,6 +124,13 @@ def test_identity_mismatch_tells_the_attempts_left(page, live):
     expect(page.get_by_role("alert")).to_contain_text("还可尝试 2 次")
     # the liveness token was used: a new capture is asked for
     expect(page.get_by_role("button", name="开始模拟人脸采集")).to_be_visible()
+    shot(page, "h5-mismatch", full_page=True)
+    face_and_code(page)
+    expect(page.get_by_role("alert")).to_contain_text("还可尝试 1 次")
+    face_and_code(page)
+    expect(page.get_by_role("heading", name="身份核验失败次数过多")).to_be_visible()
+    minutes = round(live.runtime.config.identity_lockout_s / 60)
+    expect(page.get_by_text(f"请 {minutes} 分钟后再试")).to_be_visible()
 
 
 def test_delayed_sync_waits_then_goes_on_when_the_record_arrives(page, live):
@@ -132,3 +144,45 @@ def test_delayed_sync_waits_then_goes_on_when_the_record_arrives(page, live):
     expect(page.get_by_role("heading", name="身份核验")).to_be_visible()
     face_and_code(page)
     expect(page.get_by_role("heading", name="申领成功")).to_be_visible()
+
+
+@pytest.mark.nojs
+def test_the_whole_flow_works_without_javascript(page, live):
+    person = citizen(live, HANGZHOU)
+    live.mock.fault(city=HANGZHOU, operation="read_card", kind="latency", latency_ms=1500, attempts=[1])
+    to_city_list(page, live, person)
+    page.get_by_label("搜索城市").fill("hz")
+    page.get_by_role("button", name="搜索").click()  # the server renders the matches, best first
+    expect(page.get_by_role("heading", name="搜索结果")).to_be_visible()
+    expect(page.locator(".city-list li").first).to_contain_text("杭州")
+    choose(page, "hz", "杭州")
+    expect(page.get_by_role("heading", name="正在读取社保卡信息")).to_be_visible()
+    face_and_code(page)  # the waiting page refreshed itself (<noscript> refresh) to the identity step
+    expect(page.get_by_role("heading", name="申领成功")).to_be_visible()
+    page.get_by_role("button", name="显示动态码").click()
+    expect(page.get_by_role("img", name="电子社保卡动态码")).to_be_visible()
+
+
+def test_the_terms_and_the_city_list_work_with_the_keyboard(page, live):
+    page.goto(live.launch_url(citizen(live, HANGZHOU)))
+    expect(page.get_by_role("heading", name="申领电子社保卡")).to_be_visible()
+    order = []
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.textContent.trim().slice(0, 12) || "
+                                   "document.activeElement.getAttribute('name')"))
+    assert order == ["跳到主要内容", "电子社保卡服务协议（摘要", "agree", "同意并继续"]
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Space")  # the checkbox
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="选择参保城市")).to_be_visible()
+    page.get_by_label("搜索城市").focus()
+    page.keyboard.type("hangzhou")
+    first = page.locator("#search-results button").first
+    expect(first).to_contain_text("杭州")
+    page.keyboard.press("Tab")  # the search button, then the first match
+    page.keyboard.press("Tab")
+    expect(first).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="授权查询")).to_be_visible()

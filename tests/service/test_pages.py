@@ -205,3 +205,45 @@ def test_the_activated_page_gives_dynamic_codes_a_relying_party_verifies(app, mo
     assert verified.view["city"] == "330100"
     without_js = client.post("/h5/qrcode", data={"csrf_token": token})
     assert without_js.status_code == 200 and "电子社保卡动态码" in without_js.get_data(as_text=True)
+
+
+# -- launch tickets (POST /v1/launch-tickets) --------------------------------------------------
+def ticket(client, who, **body):
+    return client.post("/v1/launch-tickets", headers={"X-Channel": "chan", "X-Api-Key": "k"},
+                       json={**who, "return_url": RETURN, **body})
+
+
+def test_a_launch_ticket_opens_the_pages_once(app, mock):
+    who = person(mock)
+    made = ticket(app.test_client(), who)
+    assert made.status_code == 201 and made.headers["Cache-Control"] == "no-store"
+    body = made.get_json()
+    assert who["id_number"] not in body["ticket"] and body["launch_url"].startswith("http://localhost/h5/launch?ticket=")
+    citizen_browser = app.test_client()
+    opened = citizen_browser.get(body["launch_url"])
+    assert opened.status_code == 303 and opened.location.endswith("/h5/terms")
+    terms = citizen_browser.get("/h5/terms").get_data(as_text=True)
+    assert who["id_number"][-4:] in terms and who["id_number"] not in terms and who["name"] not in terms
+    replayed = app.test_client().get(body["launch_url"])
+    assert replayed.status_code == 403 and "链接已使用过" in replayed.get_data(as_text=True)
+
+
+def test_launch_tickets_are_refused_for_bad_input_and_expire(app, mock):
+    client, who = app.test_client(), person(mock)
+    assert ticket(client, who, return_url="https://evil.example/essc/").get_json()["error"]["details"]["rule"] \
+        == "return-urls"
+    wrong_check = who["id_number"][:-1] + ("1" if who["id_number"][-1] != "1" else "2")
+    assert ticket(client, {**who, "id_number": wrong_check}).status_code == 400
+    assert ticket(client, who, ttl_s=601).status_code == 400
+    assert client.post("/v1/launch-tickets", json={**who, "return_url": RETURN}).status_code == 401
+    from essc.service.pages.launch import open_ticket, seal_ticket
+
+    sealer = app.extensions["essc"].runtime.service.sealer
+    old, _ = seal_ticket(sealer, "chan", return_url=RETURN, ttl_s=60, now=time.time() - 600, **who)
+    with pytest.raises(LaunchRefused) as refused:
+        open_ticket(sealer, old, app.extensions["essc"].channels.channels)
+    assert refused.value.reason == "expired"
+    expired = app.test_client().get("/h5/launch", query_string={"ticket": old})
+    assert expired.status_code == 403 and "链接已过期" in expired.get_data(as_text=True)
+    forged = app.test_client().get("/h5/launch", query_string={"ticket": "gAAAAAB" + "x" * 100})
+    assert forged.status_code == 403 and "链接无法验证" in forged.get_data(as_text=True)
