@@ -90,3 +90,30 @@ def test_city_search_bench_prints_its_figures():
         assert set(out[figure]) == {"p50_us", "p99_us", "max_us", "mean_us"}
         assert 0 < out[figure]["p50_us"] <= out[figure]["p99_us"] <= out[figure]["max_us"]
     assert out["grouped_ms"] > 0 and out["build_s"] > 0
+
+
+@pytest.mark.slow
+def test_scale_out_figures_small_run_on_postgres_and_redis():
+    """--database-url / --queue-url / --api-processes / --workers: each phase on a fresh PostgreSQL
+    database and Redis queue name, two API processes and a worker process; nothing left behind."""
+    psycopg = pytest.importorskip("psycopg")
+    redis = pytest.importorskip("redis")
+    from .conftest import PG_ADMIN
+    from .test_scale_out import REDIS
+
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+        redis.Redis.from_url(REDIS, socket_connect_timeout=3).ping()
+    except (psycopg.OperationalError, redis.exceptions.ConnectionError) as err:
+        pytest.skip(f"PostgreSQL or Redis not reachable: {err}")
+    out = run_bench("--latency-ms", "20", "--concurrency", "4", "--activations", "12", "--phases", "slow",
+                    "--database-url", PG_ADMIN, "--queue-url", REDIS, "--api-processes", "2", "--workers", "1",
+                    "--no-suite")
+
+    params = out["params"]
+    assert (params["database"], params["queue"], params["api_processes"], params["worker_processes"]) == (
+        "postgresql", "redis", 2, 1)
+    assert out["slow"]["submitted"] == 12 and out["slow"]["activated"] == 12, out["slow"]["not_activated"]
+    with admin:
+        left = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'essc_bench_%'").fetchall()
+    assert left == []
