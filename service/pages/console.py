@@ -46,7 +46,8 @@ def operator_required(view):
     def wrapper(*args, **kwargs):
         if not session.get("op") or session.get("until", 0) < time.time():
             session.clear()
-            return redirect(url_for(".login", next=request.full_path if request.method == "GET" else None), 303)
+            target = request.full_path.rstrip("?") if request.method == "GET" else None
+            return redirect(url_for(".login", next=target), 303)
         return view(*args, **kwargs)
 
     return wrapper

@@ -114,6 +114,7 @@ def test_abnormal_card_names_the_status_and_what_to_do(page, live):
     choose(page, "hangzhou", "杭州")
     expect(page.get_by_role("heading", name="卡状态异常：挂失")).to_be_visible()
     expect(page.get_by_text("解挂或补换卡")).to_be_visible()
+    shot(page, "h5-abnormal")
 
 
 def test_identity_mismatch_tells_the_attempts_left_then_the_lockout(page, live):
