@@ -3,8 +3,8 @@
 * shows the dynamic code and has it verified at a pharmacy (masked; a second scan refused);
 * logs in to a portal through OpenID Connect (Authlib's client: discovery, the authorization
   page's login code confirmed in the channel, token, ID token checked with the JWKS, userinfo);
-* reports the card lost at the city: the next code is refused, and works again once the card is
-  normal (when the city's plugin answers ``card_status``).
+* reports the card lost at the city (the mock's admin): the next code is refused, asked of the
+  city through ``card_status``, and works again once the card is normal.
 
 Each scene is a row of the demo's summary table (essc.service.demo).
 """
@@ -170,6 +170,7 @@ def run_scenes(console, rt, admin, wait_s: float, first: int) -> list[Row]:
         scenes = (
             ("the code, verified at a pharmacy", lambda act, who: _code_at_a_pharmacy(console, url, act)[:2]),
             ("portal login through OpenID Connect", lambda act, who: _portal_login(console, url, act)),
+            ("a lost card blocks the code", lambda act, who: _lost_card(console, url, act, admin, who)),
         )
         for n, (title, play) in enumerate(scenes, first):
             console.rule(f"[bold]{n}. {title}[/] — 杭州 {CITY}")

@@ -1,7 +1,8 @@
 """Card status changes (issue 11, section 5): the city's ``card_status`` decides whether a code is
 issued or verified; its answer is remembered, and the stored status is used (and said so) when
-the city cannot answer. The city's answer is played by a stand-in for the registry's
-``card_status`` (every other operation goes to the mock through the real registry)."""
+the city cannot answer. End to end, the mock's admin changes the citizen's card at the city; the
+other tests play the city's answer with a stand-in for the registry's ``card_status`` (every other
+operation goes to the mock through the real registry)."""
 import pytest
 from sqlalchemy import select, text
 
@@ -45,6 +46,22 @@ class Registry:
         if operation == "card_status":
             return self.city.card_status(request)
         return self.real.call(code, operation, request)
+
+
+@pytest.mark.parametrize("city_code", ["330100", "350100", "510100"])  # rest-json, pinyin-form, gm-json
+def test_a_card_reported_lost_at_the_city_blocks_the_code_until_it_is_normal_again(runtime, mock, city_code):
+    client = create_app(runtime, {"TESTING": True, "CHANNELS": CHANNELS, "RELYING_PARTIES": PARTIES}).test_client()
+    who = person(mock, city_code)
+    act_id = activated(client, who, city=city_code)
+    code = code_of(client, act_id)
+    mock.set_card_status(city_code, who["id_number"], "reported_lost")  # 挂失 at the city
+    refused = error(show(client, act_id), 409, "CARD_STATUS_ABNORMAL")
+    assert refused["details"] == {"status": "reported_lost", "city": city_code, "card_status_source": "city"}
+    assert error(scan(client, code), 409, "CARD_STATUS_ABNORMAL")["details"]["status"] == "reported_lost"
+    mock.set_card_status(city_code, who["id_number"], "normal")  # 解挂
+    issued = show(client, act_id).get_json()
+    assert issued["card_status"] == "normal" and issued["card_status_source"] == "city"
+    assert scan(client, issued["qrcode"]).status_code == 200
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ def test_demo_runs_its_tour_to_the_summary(env):
     # the e-SSC in use: a pharmacy verifies the code once; a portal logs the citizen in (OIDC)
     assert "verified at a pharmacy" in out and "QRCODE_USED" in out
     assert "OpenID Connect" in out and "ID token checked with the JWKS" in out
+    assert "a lost card blocks the code" in out and "CARD_STATUS_ABNORMAL (reported_lost)" in out
     assert "✗" not in out
 
 
