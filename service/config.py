@@ -69,6 +69,11 @@ class ServiceConfig:
     login_ttl_s: float = 120.0
     oidc_code_ttl_s: float = 60.0
     oidc_token_ttl_s: float = 600.0
+    #: medical settlement (service/settlements.py): a pre-settlement not confirmed within
+    #: settlement_hold_s is reversed; a pre-settlement or confirmation whose city call gets no
+    #: answer (retried with the backoff above) for settlement_leg_deadline_s is reversed
+    settlement_hold_s: float = 1800.0
+    settlement_leg_deadline_s: float = 120.0
     #: OpenID Connect issuer URL (default: the URL the request came to) and the ID-token signing
     #: key (a PEM file; default: an RSA key generated into data_dir/oidc-signing-key.pem)
     oidc_issuer: str | None = None
@@ -130,4 +135,5 @@ _NUMBERS = {"max_identity_attempts": int, "identity_lockout_s": float, "retry_ba
             "answer_budget_s": float, "flow_threads": int, "max_in_flight": int, "max_wait_s": float,
             "api_threads": int, "api_connections": int, "max_age_s": float, "lease_s": float,
             "sweep_interval_s": float, "workers": int, "qrcode_ttl_s": float, "login_ttl_s": float,
-            "oidc_code_ttl_s": float, "oidc_token_ttl_s": float}
+            "oidc_code_ttl_s": float, "oidc_token_ttl_s": float,
+            "settlement_hold_s": float, "settlement_leg_deadline_s": float}

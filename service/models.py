@@ -11,7 +11,7 @@ counted in ``citizen_identity``, shared by every channel.
 """
 from __future__ import annotations
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -168,3 +168,62 @@ class OidcToken(Base):
     #: the authorization code it was issued for (a replayed code revokes its tokens)
     code_hash: Mapped[str] = mapped_column(String(64), index=True)
     revoked: Mapped[int] = mapped_column(Integer, default=0)  # 0 or 1
+
+
+# -- payment and medical settlement (service/settlements.py) -----------------------------------
+
+
+class Settlement(Base):
+    """A medical settlement (a durable saga): a relying party's bill pre-settled, confirmed or
+    reversed at the citizen's city. ``id`` is also the settlement id at the city (its idempotency
+    key there); (party, idempotency_key) is the relying party's. The ID number, the sign number
+    and the bill's items are sealed (a bill tells of the citizen's health)."""
+
+    __tablename__ = "settlements"
+    __table_args__ = (UniqueConstraint("party", "idempotency_key", name="uq_settlement_party_key"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    party: Mapped[str] = mapped_column(String(40))
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    #: SHA-256 of the request body as the party sent it (the code included): a reused key is compared
+    request_hash: Mapped[str] = mapped_column(String(64))
+    activation_id: Mapped[str] = mapped_column(ForeignKey("activations.id"), index=True)
+    city: Mapped[str] = mapped_column(String(6))
+    busi_type: Mapped[str] = mapped_column(String(2))
+    hospital_code: Mapped[str] = mapped_column(String(30))
+    hospital_name: Mapped[str] = mapped_column(String(100))
+    #: the citizen's sign level when the code was verified (2: payment enabled)
+    sign_level: Mapped[int] = mapped_column(Integer)
+    #: the pairwise person number the party knows the citizen by
+    essc_no: Mapped[str] = mapped_column(String(40))
+    sealed: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    total_cents: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    fund_cents: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    self_pay_cents: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    city_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: why the platform failed or reversed it (an error object), None otherwise
+    error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    #: when the pending leg is due (a retry), or when an unconfirmed pre-settlement's hold ends
+    next_attempt_at: Mapped[float | None] = mapped_column(Float, index=True, nullable=True)
+    #: when the current leg began (its retries give up after settlement_leg_deadline_s)
+    leg_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class SettlementEvent(Base):
+    """The audit trail of a settlement (no personal data: states, legs, outcome codes, amounts)."""
+
+    __tablename__ = "settlement_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    settlement_id: Mapped[str] = mapped_column(ForeignKey("settlements.id"), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    event: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -21,12 +21,15 @@ from .channels import Channels
 from .config import ServiceConfig
 from .flow import ActivationService, worker_id
 from .pool import UNKNOWN, FlowPool
+from .settlement_store import SettlementStore
+from .settlements import Settlements
 from .store import Store
 
 log = get_logger("essc.service.runtime")
 
 TASK_NAME = "essc.run_activation"
 CALLBACK_TASK = "essc.deliver_callback"
+SETTLEMENT_TASK = "essc.run_settlement"
 EARLY_S = 1.0  #: huey scheduler_interval: scheduled tasks are delivered up to this late
 STOP_WAIT_S = 5.0  #: how long :meth:`Runtime.stop_workers` waits for running tasks by default
 
@@ -70,6 +73,10 @@ class Runtime:
             if self.config.answer_budget_s > 0 else None
         self.service = ActivationService(self.registry, self.store, self.config, enqueue=self.enqueue,
                                          pool=self.pool)
+        self.settlements = Settlements(self.registry, SettlementStore(self.store.engine), self.config,
+                                       self.service.sealer, retry_delay=self.service.retry_delay,
+                                       enqueue=self.enqueue_settlement, pool=self.pool)
+        self._settlement_task = self.huey.task(name=SETTLEMENT_TASK, retries=0)(self._run_settlement_task)
         self.callbacks = Callbacks(self.store, _channels(self.config))
         self._callback_task = self.huey.task(name=CALLBACK_TASK, retries=0)(self._deliver_callback)
         self.store.changes.subscribe(self.announce)
@@ -93,6 +100,22 @@ class Runtime:
         if 0 < early <= EARLY_S + 0.5:  # delivered ahead of time on purpose (see enqueue)
             time.sleep(early)
         self.service.run(act_id)
+
+    def _run_settlement_task(self, sid: str) -> None:
+        """A queue task: a settlement's leg (essc.service.settlements), in the flow pool as above."""
+        if self.pool is not None:
+            self.pool.run_when_free(self._run_settlement_due, sid)
+        else:
+            self._run_settlement_due(sid)
+
+    def _run_settlement_due(self, sid: str) -> None:
+        row = self.settlements.store.get(sid)
+        if row is None:
+            return
+        early = (row["next_attempt_at"] or 0) - time.time()
+        if 0 < early <= EARLY_S + 0.5:
+            time.sleep(early)
+        self.settlements.run(sid)
 
     # -- callbacks ------------------------------------------------------------------------------
     def announce(self, act_id: str, status: str | None = None, act: dict | None = None,
@@ -135,6 +158,13 @@ class Runtime:
             self._task.schedule(args=(act_id,), delay=delay - EARLY_S)
         else:
             self._task(act_id)
+
+    def enqueue_settlement(self, sid: str, delay: float) -> None:
+        """Hand a settlement's leg to the queue, now or after ``delay`` seconds (as :meth:`enqueue`)."""
+        if delay > EARLY_S:
+            self._settlement_task.schedule(args=(sid,), delay=delay - EARLY_S)
+        else:
+            self._settlement_task(sid)
 
     def queue_depth(self) -> int:
         return int(self.huey.pending_count()) + int(self.huey.scheduled_count())
@@ -209,6 +239,11 @@ class Runtime:
                 self.enqueue(act_id, 0)
             except Exception:  # the queue may be gone: the sweeper finds them in the database
                 log.exception("activation %s: could not queue it again", act_id)
+        for sid in self.settlements.store.release_owned_by(process_owner_prefix()):
+            try:
+                self.enqueue_settlement(sid, 0)
+            except Exception:
+                log.exception("settlement %s: could not queue it again", sid)
         if ids:
             log.warning("released %d activation(s) still held at shutdown", len(ids))
         return ids
@@ -222,7 +257,12 @@ class Runtime:
             self.enqueue(act_id, 0)
         if ids:
             log.info("sweeper re-queued %d overdue activation(s)", len(ids))
-        return len(ids)
+        legs = self.settlements.due(grace_s=grace)
+        for sid in legs:
+            self.enqueue_settlement(sid, 0)
+        if legs:
+            log.info("sweeper re-queued %d settlement leg(s)", len(legs))
+        return len(ids) + len(legs)
 
     def _sweep_loop(self) -> None:
         while not self._stop.is_set():

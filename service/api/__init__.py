@@ -7,9 +7,12 @@
 
 Routes (schemas/openapi.json is the reference): ``POST /v1/activations``,
 ``GET /v1/activations/<id>``, ``DELETE /v1/activations/<id>``, ``POST
-/v1/activations/<id>/qrcode``, ``GET /v1/adapters`` (channel credentials required);
+/v1/activations/<id>/qrcode``, ``POST /v1/activations/<id>/payment``, ``POST
+/v1/activations/<id>/password``, ``GET /v1/adapters`` (channel credentials required);
 ``POST /v1/login-sessions/<code>/confirm`` (channel); ``POST /v1/qrcode/verify``,
-``POST /v1/login-sessions``, ``GET /v1/login-sessions/<id>`` (relying-party credentials);
+``POST /v1/login-sessions``, ``GET /v1/login-sessions/<id>``, ``POST /v1/settlements``,
+``GET /v1/settlements/<id>``, ``POST /v1/settlements/<id>/confirm``, ``POST
+/v1/settlements/<id>/reverse`` (relying-party credentials);
 ``GET /v1/cities?q=``, ``GET /healthz``, ``GET /metrics``, ``GET /v1/openapi.json`` (public);
 the OpenID Connect provider: ``GET /.well-known/openid-configuration``, ``GET /oidc/jwks.json``,
 ``GET /oidc/authorize``, ``POST /oidc/token``, ``GET|POST /oidc/userinfo``.
@@ -73,7 +76,7 @@ def create_app(runtime, config: dict | None = None) -> Flask:
     from ..qrcodes import QrCodes
     from ..relying import RelyingParties
     from ..throttle import build_throttle
-    from . import activations, launch_tickets, login, oidc, public, qrcode
+    from . import activations, launch_tickets, login, oidc, payment, public, qrcode, settlements
     from .errors import register_error_handlers
     from .validation import component_validator
 
@@ -107,6 +110,8 @@ def create_app(runtime, config: dict | None = None) -> Flask:
     app.register_blueprint(launch_tickets.bp)
     app.register_blueprint(login.bp)
     app.register_blueprint(oidc.bp)
+    app.register_blueprint(payment.bp)
+    app.register_blueprint(settlements.bp)
     register_error_handlers(app)
     init_pages(app, runtime)
     return app
