@@ -5,7 +5,8 @@ verify: face + SMS code, then the credential): activated in a supported city; a 
 the service; a record not synced yet (pending, then activated once the mock's clock
 passes the sync delay); a card reported lost. Then the e-SSC in use (essc.service.demo_use): the
 code verified at a pharmacy, a portal login through OpenID Connect, a lost card blocking the
-code. Ends with a summary table.
+code; and payment enabled, a hospital bill settled, a second bill failing at its confirmation and
+reversed (essc.service.demo_settlement). Ends with a summary table.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from essc.mockserver.client import MockAdmin
 from . import states
 from .cli_flow import settle
 from .config import ServiceConfig
+from .demo_settlement import CITY as SETTLE_CITY
+from .demo_settlement import run_scene as settlement_scene
 from .demo_use import run_scenes
 from .local import local_runtime
 
@@ -98,6 +101,13 @@ def run(console, data_dir: Path | None = None, wait_s: float = 30.0) -> bool:
             for n, used in enumerate(run_scenes(console, rt, admin, wait_s, first=len(rows) + 1), len(rows) + 1):
                 rows.append((str(n), used.title, used.city, used.status, used.outcome, f"{used.took:.1f}s",
                              "✓" if used.ok else "✗"))
+            if admin is not None:
+                console.rule(f"[bold]{len(rows) + 1}. payment and medical settlement[/] — "
+                             f"{names.get(SETTLE_CITY, '')} {SETTLE_CITY}")
+                started = time.monotonic()
+                for title, final, outcome, ok in settlement_scene(console, rt, admin, wait_s):
+                    rows.append((str(len(rows) + 1), title, f"{names.get(SETTLE_CITY, '')} {SETTLE_CITY}", final,
+                                 outcome, f"{time.monotonic() - started:.1f}s", "✓" if ok else "✗"))
             table = Table(title="e-SSC demo — summary", expand=True)
             for col, ratio in (("#", None), ("scene", 6), ("city", 4), ("final status", 6), ("outcome", 9),
                                ("took", None), ("ok", None)):

@@ -48,7 +48,9 @@ EXAMPLES = int(os.environ.get("ESSC_FUZZ_EXAMPLES", "50"))
 SEED = os.environ.get("ESSC_FUZZ_SEED")
 CHANNEL = "demo"
 #: the demo relying party calling an operation: portals open login sessions, a hospital verifies codes
-PARTY_OF = {"/v1/qrcode/verify": "hospital-demo"}
+PARTY_OF = {"/v1/qrcode/verify": "hospital-demo", "/v1/settlements": "hospital-demo",
+            "/v1/settlements/{id}": "hospital-demo", "/v1/settlements/{id}/confirm": "hospital-demo",
+            "/v1/settlements/{id}/reverse": "hospital-demo"}
 DEFAULT_PARTY = "portal-demo"
 
 
@@ -117,7 +119,11 @@ def flatmap_body(context, body):
         return st.one_of(st.just(body), st.sampled_from(REAL["people"]).map(lambda who: {**body, **who}))
     if context.operation.path.endswith("/verification") and "face_token" in body:
         return st.one_of(st.just(body), st.sampled_from(PASSING_CHECKS))
-    if context.operation.path == "/v1/qrcode/verify" and "qrcode" in body:
+    if context.operation.path.endswith("/payment") and "face_token" in body:
+        return st.one_of(st.just(body), st.just(PASSING_CHECKS[1]))
+    if context.operation.path.endswith("/password") and "face_token" in body:
+        return st.one_of(st.just(body), st.just({**PASSING_CHECKS[0], "new_password": "258147"}))
+    if context.operation.path in ("/v1/qrcode/verify", "/v1/settlements") and "qrcode" in body:
         return st.one_of(st.just(body), st.just(body).map(lambda b: {**b, "qrcode": REAL["fresh_code"](b)}))
     return st.just(body)
 

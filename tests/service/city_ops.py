@@ -3,12 +3,16 @@
 TEMPORARY: until the reference plugins speak ``enable_payment``, ``reset_password`` and
 ``settle_medical`` on the wire, :func:`teach` gives one city's adapter these operations, run by
 the mock's own business model (mockserver/business.py) on the in-process mock's state, errors
-mapped as the dialects map them (essc.core.outcomes). ``faults`` lets a test make a call fail
-before the city applies it (``"before"``) or after (``"after"``: the answer is lost).
+mapped as the dialects map them (essc.core.outcomes). The mock's fault rules (``/__admin/faults``)
+apply as on the wire - before the business, journaled - and ``faults`` lets a test make the next
+calls fail before the city applies them (``"before"``) or after (``"after"``: the answer is lost);
+``after_rate`` loses that share of settle_medical's answers after the city applied the call.
 """
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections import Counter
 
 from essc.core.errors import UpstreamUnavailable
@@ -26,6 +30,8 @@ class CityOps:
         #: (operation, action or None) -> list of "before" / "after" for the next calls
         self.faults: dict[tuple[str, str | None], list[str]] = {}
         self.calls: Counter = Counter()
+        self.after_rate = 0.0
+        self._rng = random.Random(7)
         self._lock = threading.Lock()
 
     def _fault(self, operation: str, action: str | None) -> str | None:
@@ -34,10 +40,32 @@ class CityOps:
             queue = self.faults.get((operation, action)) or []
             return queue.pop(0) if queue else None
 
+    def _mock_fault(self, operation: str) -> None:
+        """The mock's own fault rules, as its dialects apply them (before the business, journaled)."""
+        state, generation = self.state, self.state.generation
+        attempt = state.count_attempt(self.city, operation)
+        rule = state.match_fault(self.city, operation, attempt)
+        state.record(generation, at=round(state.now(), 3), city=self.city, operation=operation, dialect=self.dialect,
+                     attempt=attempt, status=200, outcome="fault" if rule and rule.kind != "latency" else "ok",
+                     fault=rule.kind if rule else None, elapsed_ms=0.0, citizen=None)
+        if rule is None:
+            return
+        if rule.kind == "latency":
+            time.sleep(rule.latency_ms / 1000)
+            return
+        reason = {"http_429": "rate_limited", "malformed": "malformed_response", "hang": "timeout",
+                  "drop": "connection"}.get(rule.kind, "http_5xx")
+        raise UpstreamUnavailable(f"injected {rule.kind}", reason=reason, city=self.city, operation=operation)
+
     def _run(self, operation: str, action: str | None, work):
         fault = self._fault(operation, action)
         if fault == "before":
             raise UpstreamUnavailable("injected before", reason="timeout", city=self.city, operation=operation)
+        self._mock_fault(operation)
+        with self._lock:
+            lost = operation == "settle_medical" and self._rng.random() < self.after_rate
+            if fault is None and lost:
+                fault = "after"
         try:
             answer = work()
         except MockBusinessError as err:

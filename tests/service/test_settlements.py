@@ -275,3 +275,18 @@ def test_no_personal_data_in_logs_audit_or_answers(client, runtime, mock, caplog
     dump = str(rows) + caplog.text + "".join(answers)
     for secret in (who["id_number"], who["name"], code, code.split(".", 1)[1], "阿莫西林", "胸部CT"):
         assert secret not in dump
+
+
+# -- essc demo -----------------------------------------------------------------------------------
+def test_the_demo_scene_settles_one_bill_and_reverses_a_failed_one(runtime, mock, city_ops):
+    from rich.console import Console
+
+    from essc.service.demo_settlement import run_scene
+
+    console = Console(record=True, width=120)
+    rows = run_scene(console, runtime, mock, wait_s=10)
+    assert [(title, final, ok) for title, final, _, ok in rows] == [
+        ("settle a hospital bill", "settled", True), ("a failed bill is reversed", "reversed", True)]
+    out = console.export_text()
+    assert "CARD_STATUS_ABNORMAL" in out and "nothing charged" in out
+    assert mock.citizen(CITY)["card_status"] == "normal"  # the scene puts the card back
