@@ -209,6 +209,15 @@ class Registry:
         bound = self._table.get(city) or self._resolve(city)
         return bound.adapter
 
+    def offers(self, city: str, operation: str) -> bool:
+        """Does ``city``'s plugin offer ``operation`` (declared in its manifest, so implemented)?
+        False for an unknown city or a plugin that is not available (quarantined, blocked)."""
+        try:
+            bound = self._table.get(city) or self._resolve(city)
+        except EsscError:
+            return False
+        return operation in bound.methods
+
     def load_all(self) -> list[PluginRecord]:
         """Import every enabled plugin now (e.g. to report the real state)."""
         self.setup()

@@ -1,7 +1,9 @@
 """Injected faults (docs/mock.md "Faults"): rules, their selection, and the responses they give.
 
 A rule is checked per request, after the request's attempt number for its (city, operation)
-is counted and before any validation or business logic. The first matching rule wins.
+is counted and before any validation or business logic. The first matching rule wins. Every
+kind but ``latency`` and ``lost_answer`` answers instead of the city (nothing is carried out);
+``lost_answer`` carries the request out and then breaks the connection before the answer.
 """
 from __future__ import annotations
 
@@ -19,9 +21,12 @@ from essc.core.adapter import OPERATIONS as CONTRACT_OPERATIONS
 
 from .citizens import derive_seed
 
-__all__ = ["KINDS", "OPERATIONS", "FaultRule", "FaultInputError", "parse_rule", "draw", "fault_response"]
+__all__ = ["KINDS", "APPLIED", "OPERATIONS", "FaultRule", "FaultInputError", "parse_rule", "draw", "fault_response",
+           "lost_answer"]
 
-KINDS = ("latency", "http_500", "http_503", "http_429", "malformed", "hang", "drop")
+KINDS = ("latency", "http_500", "http_503", "http_429", "malformed", "hang", "drop", "lost_answer")
+#: kinds after which the request is still carried out (the others answer instead of the city)
+APPLIED = ("latency", "lost_answer")
 #: the contract's operations (a fault or a journal filter names one of them)
 OPERATIONS = tuple(CONTRACT_OPERATIONS)
 SELECTORS = ("attempts", "every", "rate")
@@ -168,6 +173,12 @@ def fault_response(rule: FaultRule, release: threading.Event, malformed: Callabl
     if rule.kind == "drop":
         return _dropped()
     raise ValueError(f"no response for fault kind {rule.kind!r}")  # pragma: no cover
+
+
+def lost_answer() -> Response:
+    """The ``lost_answer`` fault: the city carried the request out, then its answer is lost on the
+    way back (the connection breaks as for ``drop``): the client cannot know it was applied."""
+    return _dropped()
 
 
 def pause(rule: FaultRule) -> None:

@@ -35,7 +35,7 @@ class PaymentNotEnabled(_Permanent):
 
 class SettlementStateConflict(_Permanent):
     """The settlement is not in a state where this request applies (confirm of a reversed one...);
-    ``details.state`` names its state."""
+    ``details.settlement_state`` names its state."""
 
     code = "SETTLEMENT_STATE_CONFLICT"
     http_status = 409

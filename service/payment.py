@@ -20,8 +20,7 @@ from typing import cast
 
 from sqlalchemy import Table, insert, select, update
 
-from essc.core.adapter import OPERATIONS, implemented_operations
-from essc.core.errors import EsscError, InvalidInput
+from essc.core.errors import InvalidInput
 from essc.core.masking import get_logger
 
 from . import states
@@ -42,14 +41,8 @@ _PASSWORD = re.compile(r"^[0-9]{6}$")
 
 
 def offered(registry, city: str, operation: str) -> bool:
-    """Does the contract know ``operation`` and does the city's plugin implement it?"""
-    if operation not in OPERATIONS:
-        return False
-    try:
-        adapter = registry.adapter(city)
-    except EsscError:
-        return False
-    return operation in implemented_operations(adapter)
+    """Does the city's plugin offer ``operation`` (essc.core.registry.Registry.offers)?"""
+    return registry.offers(city, operation)
 
 
 def require_offered(registry, city: str, operation: str) -> None:

@@ -28,6 +28,7 @@ FAULTS: tuple[tuple[str, float, dict], ...] = (
     ("http_429", 0.05, {"retry_after": 1}),
     ("malformed", 0.05, {}),
     ("drop", 0.05, {}),
+    ("lost_answer", 0.10, {}),  # carried out at the city, the answer lost on the way back
 )
 HOSPITAL = RelyingParty("chaos-hospital", kind="hospital", busi_types=frozenset({"02", "04"}))
 CATEGORIES = ("drug", "exam", "treatment", "material", "bed", "other")

@@ -154,7 +154,7 @@ class Settlements:
                 row = self.store.get(sid) or row
                 if row["state"] not in (st.CONFIRMING, st.SETTLED):
                     raise SettlementStateConflict(f"a {row['state']} settlement cannot be confirmed",
-                                                  state=row["state"], settlement_id=sid)
+                                                  settlement_state=row["state"], settlement_id=sid)
             else:
                 row = self._leg_now(sid, owner)
         return row
@@ -341,5 +341,5 @@ class Settlements:
     def failure(self, row: dict) -> EsscError | None:
         """The error a request on ``row`` answers with: why the platform failed or reversed it."""
         if row["error"] and row["state"] in (st.FAILED, st.REVERSING, st.REVERSED, st.REVERSAL_FAILED):
-            return stored_error(row["error"], settlement_id=row["id"], state=row["state"])
+            return stored_error(row["error"], settlement_id=row["id"], settlement_state=row["state"])
         return None

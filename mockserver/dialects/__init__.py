@@ -119,11 +119,11 @@ class Dialect:
         if operation and city:
             attempt = state.count_attempt(city, operation)
             rule = state.match_fault(city, operation, attempt)
-        if rule is not None and rule.kind != "latency":
+        if rule is not None and rule.kind not in faults.APPLIED:
             resp = faults.fault_response(rule, release, lambda: self.malformed(ctx))
             outcome, status = "fault", (None if rule.kind == "hang" else resp.status_code)
         else:
-            if rule is not None:
+            if rule is not None and rule.kind == "latency":
                 faults.pause(rule)
             try:
                 resp, outcome = self.ok(operation or "", work(), ctx), "ok"
@@ -132,6 +132,8 @@ class Dialect:
             except MockBusinessError as err:
                 resp, outcome = self.business_error(err, ctx), err.kind
             status = resp.status_code
+            if rule is not None and rule.kind == "lost_answer":  # carried out; the answer never arrives
+                resp = faults.lost_answer()
         state.record(generation, at=round(at, 3), city=city, operation=operation, dialect=self.name, attempt=attempt,
                      status=status, outcome=outcome, fault=rule.kind if rule else None,
                      elapsed_ms=round((time.perf_counter() - started) * 1000, 1),

@@ -8,7 +8,7 @@ stands (a replay of the idempotency key, a confirm, a reverse, a read), **202** 
 pending at the city (the queue retries it; read it again). When the platform failed or reversed
 the bill, the request answers why - the typed error (``PAYMENT_NOT_ENABLED``,
 ``CARD_STATUS_ABNORMAL``, ``SETTLEMENT_ABORTED``...) with ``details.settlement_id`` and
-``details.state`` (a read always answers the settlement, the error in it).
+``details.settlement_state`` (a read always answers the settlement, the error in it).
 """
 from __future__ import annotations
 

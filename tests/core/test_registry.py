@@ -96,6 +96,16 @@ def test_allow_and_block_lists(plugin_folder, monkeypatch):
     assert reg.plugin(a).status == "disabled" and "allow list" in reg.plugin(a).reason
 
 
+def test_offers_names_what_a_citys_plugin_declares(plugin_folder):
+    plugin_folder.add("offers")
+    blocked = plugin_folder.add("blocked", cities=("700002",))
+    reg = plugin_folder.registry(block=frozenset({blocked}))
+    assert reg.offers("700001", "read_card") and reg.offers("700001", "health")
+    assert not reg.offers("700001", "settle_medical")  # not in its manifest's capabilities
+    assert not reg.offers("700002", "read_card")  # its plugin is not available
+    assert not reg.offers("999999", "read_card") and not reg.offers("12", "read_card")
+
+
 def test_unknown_and_abolished_city(plugin_folder):
     plugin_folder.add("x")
     reg = plugin_folder.registry()

@@ -55,6 +55,18 @@ def test_drop_breaks_the_connection(request, server):
     assert get(url).status_code == 200  # the next attempt is fine
 
 
+def test_a_lost_answer_is_carried_out_and_then_the_connection_breaks(live):
+    post_fault(live.url, kind="lost_answer", attempts=[1])
+    with pytest.raises(BROKEN):
+        get(live.url)
+    with requests.Session() as session:
+        session.trust_env = False
+        journal = session.get(f"{live.url}/__admin/journal", timeout=5).json()
+    entry = [e for e in journal if e["operation"] == "health"][-1]
+    assert (entry["fault"], entry["outcome"], entry["status"]) == ("lost_answer", "ok", 200)  # carried out
+    assert get(live.url).status_code == 200
+
+
 def attempts(server, operation: str = "health", city: str = "330100") -> int:
     """How many requests of (city, operation) the mock has counted: a request is hanging (or
     being answered) once its attempt is counted."""

@@ -53,17 +53,6 @@ def runtime(service_config, registry, mock):
     rt.store.engine.dispose()
 
 
-@pytest.fixture
-def city_ops(registry, mock_server):
-    """City 330100's plugin with contract 1.2's payment, password and settlement operations (run by
-    the mock's business model in-process: tests/service/city_ops.py)."""
-    from .city_ops import forget, teach
-
-    ops = teach(registry, mock_server, "330100")
-    yield ops
-    forget(registry, "330100")
-
-
 def person(mock, city, scenario="normal", index=0):
     c = mock.citizens(city, scenario)[index]
     return {"id_number": c["id_number"], "name": c["name"]}

@@ -22,7 +22,7 @@ from .use_helpers import (
 
 
 @pytest.fixture
-def app(runtime, city_ops):
+def app(runtime):
     return make_app(runtime)
 
 
@@ -89,8 +89,10 @@ def test_only_the_holding_channel_and_only_an_activated_e_ssc(client, mock):
     error(pay(client, act_id), 409, "NOT_ACTIVATED")
 
 
-def test_a_city_whose_plugin_lacks_the_operation_says_so(client, mock):
-    act_id = activated(client, person(mock, "350100"), city="350100")
+def test_a_city_whose_plugin_lacks_the_operation_says_so(client, runtime, mock, monkeypatch):
+    act_id = activated(client, person(mock, CITY))
+    monkeypatch.setattr(runtime.registry, "offers", lambda city, operation: operation not in (
+        "enable_payment", "reset_password"))
     refused = error(pay(client, act_id), 409, "NOT_OFFERED")
     assert refused["details"]["operation"] == "enable_payment"
     error(reset(client, act_id, "654321"), 409, "NOT_OFFERED")
