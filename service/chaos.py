@@ -17,7 +17,8 @@ from .cli_flow import settle
 from .errors import ActivationConflict
 
 VERIFY = {"face_token": "live-chaos", "sms_code": "123456"}
-FAULTS = (  # kind, rate, parameters (rates apply per request, drawn reproducibly by the mock)
+# kind, rate, parameters (rates apply per request, drawn reproducibly by the mock)
+FAULTS: tuple[tuple[str, float, dict[str, int]], ...] = (
     ("latency", 0.10, {"latency_ms": 40}),
     ("http_503", 0.06, {}),
     ("http_429", 0.04, {"retry_after": 1}),
@@ -92,7 +93,7 @@ def drill(runtime, admin, n: int, *, seed: int = 7, threads: int = 4, timeout_s:
 
     lost, wrong, duplicates = [], [], 0
     picked = Counter((c, p["id_number"]) for c, p in picks)
-    final = Counter()
+    final: Counter[str] = Counter()
     for city, p in sorted(set((c, p["id_number"]) for c, p in picks)):
         person = next(x for cc, x in pool if cc == city and x["id_number"] == p)
         row = runtime.store.find(runtime.service.sealer.citizen_key(p), city, "chaos")

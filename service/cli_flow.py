@@ -84,8 +84,8 @@ def walk(console, runtime, city, id_number, name, face_token, sms_code, password
         console.print(f"[bold green]activated[/]: signNo {c['signNo']}, sign level {c['signLevel']}, "
                       f"signed {c['signDate']}, valid until {c['validate']}")
     else:
-        err = act.get("error") or {}
-        console.print(f"[bold red]{act['status']}[/]: {err.get('message_zh', '')} — {err.get('message_en', '')}"
+        failure = act.get("error") or {}
+        console.print(f"[bold red]{act['status']}[/]: {failure.get('message_zh', '')} — {failure.get('message_en', '')}"
                       + (f" (card status: {act['card_status']})" if act.get("card_status") else ""))
         if act["status"] in states.PENDING:
             console.print("the activation stays queued and is retried automatically")

@@ -26,7 +26,7 @@ from .. import states
 from ..runtime import process_owner_prefix
 from .auth import require_channel
 from .errors import BadRequest, NotFound
-from .validation import json_body, validate
+from .validation import validated_body
 
 bp = Blueprint("activations", __name__)
 
@@ -60,8 +60,7 @@ def _own_activation_id(act_id: str) -> str:
 def submit_activation():
     state = current_app.extensions["essc"]
     try:
-        data = json_body(request)
-        validate("ActivationRequest", data)
+        data = validated_body(request, "ActivationRequest")
         callback = data.get("callback_url")
         if callback is not None:
             channel = state.channels.channels.get(g.channel)
@@ -85,8 +84,7 @@ def submit_activation():
 def verify_activation(act_id: str):
     state = current_app.extensions["essc"]
     service = state.runtime.service
-    data = json_body(request)
-    validate("VerificationRequest", data)
+    data = validated_body(request, "VerificationRequest")
     try:
         act, credential = service.verify(_own_activation_id(act_id), channel=g.channel,
                                          face_token=data["face_token"], sms_code=data.get("sms_code"),

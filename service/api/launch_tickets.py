@@ -10,7 +10,7 @@ from ..names import check_name
 from ..pages.launch import DEFAULT_TTL_S, return_url_allowed, seal_ticket
 from .auth import require_channel
 from .errors import BadRequest
-from .validation import json_body, validate
+from .validation import validated_body
 
 bp = Blueprint("launch_tickets", __name__)
 
@@ -19,8 +19,7 @@ bp = Blueprint("launch_tickets", __name__)
 @require_channel
 def create_launch_ticket():
     state = current_app.extensions["essc"]
-    data = json_body(request)
-    validate("LaunchTicketRequest", data)
+    data = validated_body(request, "LaunchTicketRequest")
     channel = state.channels.channels[g.channel]
     if not channel.hmac_secret:
         raise BadRequest("the citizen's return is signed with the channel's HMAC secret: this channel has none",

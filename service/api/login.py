@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
 from ..use_errors import LoginSessionNotFound
 from .auth import require_channel, require_relying_party
-from .validation import json_body, validate
+from .validation import validated_body
 
 bp = Blueprint("login", __name__)
 
@@ -42,8 +41,7 @@ def poll_login_session(session_id: str):
 @require_channel
 def confirm_login_session(code: str):
     state = current_app.extensions["essc"]
-    data: Any = json_body(request)
-    validate("LoginConfirmation", data)
+    data = validated_body(request, "LoginConfirmation")
     if not _CODE.match(code):
         raise LoginSessionNotFound("no login session with this code")
     answer = state.logins.confirm(code, channel=g.channel, activation_id=data["activation_id"],

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from ..bindings import unlink
 from .activations import _own_activation_id
 from .auth import require_channel, require_relying_party
-from .validation import json_body, validate
+from .validation import validated_body
 
 bp = Blueprint("qrcode", __name__)
 
@@ -29,8 +29,7 @@ def issue_qrcode(act_id: str):
 @require_relying_party
 def verify_qrcode():
     state = current_app.extensions["essc"]
-    data = json_body(request)
-    validate("QrCodeVerifyRequest", data)
+    data = validated_body(request, "QrCodeVerifyRequest")
     verified = state.qrcodes.verify(data["qrcode"], data["busi_type"], g.relying_party)
     response = jsonify(verified.view)
     response.headers["Cache-Control"] = "no-store"

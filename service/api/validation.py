@@ -21,6 +21,7 @@ import copy
 import json
 import re
 from functools import cache, lru_cache
+from typing import Any, cast
 from urllib.parse import urldefrag, urljoin
 
 import jsonschema
@@ -75,7 +76,7 @@ def _contract_name(uri: str) -> str:
 def _pointer(document: object, fragment: str) -> object:
     if fragment and not fragment.startswith("/"):
         raise ValueError(f"only JSON-pointer $refs can be bundled, not #{fragment}")
-    node = document
+    node: Any = document  # JSON: a missing key or index raises
     for token in filter(None, fragment.split("/")):
         token = token.replace("~1", "/").replace("~0", "~")
         node = node[int(token)] if isinstance(node, list) else node[token]
@@ -141,13 +142,15 @@ def _refs(node: object):
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
-    v, rv = error.validator, error.validator_value
+    # an error from iter_errors has its rule's value, instance and schema (Unset only when built by hand)
+    v = error.validator
+    rv, instance, schema = cast(Any, error.validator_value), cast(Any, error.instance), cast(Any, error.schema)
     if v == "required":
-        missing = [k for k in rv if isinstance(error.instance, dict) and k not in error.instance]
+        missing = [k for k in rv if isinstance(instance, dict) and k not in instance]
         return "missing required field(s): " + ", ".join(missing)
     if v == "additionalProperties":
-        allowed = set(error.schema.get("properties", {}))
-        extra = sorted(str(k)[:40] for k in error.instance if k not in allowed)
+        allowed = set(schema.get("properties", {}))
+        extra = sorted(str(k)[:40] for k in instance if k not in allowed)
         return scrub("unknown field(s): " + ", ".join(extra) + "; allowed: " + ", ".join(sorted(allowed)))
     if v == "oneOf" and error.json_path.endswith("verification"):
         return "give face_token and exactly one of sms_code, password"
@@ -212,6 +215,14 @@ def validate(name: str, data: object) -> None:
     if errors:
         first = errors[0]
         raise BadRequest(f"{first.json_path}: {_describe(first)}", field=first.json_path, rule=str(first.validator))
+
+
+def validated_body(request: Request, component: str) -> dict[str, Any]:
+    """The request's JSON body (:func:`json_body`) once it is valid against
+    ``#/components/schemas/<component>`` (:func:`validate`), which describes a JSON object."""
+    data = json_body(request)
+    validate(component, data)
+    return cast(dict[str, Any], data)
 
 
 def json_body(request: Request) -> object:
