@@ -25,8 +25,6 @@ import pytest
 from waitress import wasyncore
 from waitress.server import create_server
 
-from essc.core.registry import Registry
-from essc.core.settings import Settings
 from essc.mockserver.client import MockAdmin
 from essc.service.api import create_app
 from essc.service.channels import Channel, Channels
@@ -72,30 +70,6 @@ def browser(chromium_path):
         chromium = pw.chromium.launch(executable_path=chromium_path, headless=True)
         yield chromium
         chromium.close()
-
-
-@pytest.fixture(scope="session")
-def mock_server():
-    from essc.mockserver import create_app as create_mock
-    from essc.mockserver.serve import start_in_thread
-
-    server = start_in_thread(create_mock({"CLOCK_MODE": "frozen"}))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mock(mock_server):
-    admin = MockAdmin(mock_server.url)
-    admin.reset()
-    admin.freeze()
-    yield admin
-    admin.reset()
-
-
-@pytest.fixture(scope="session")
-def registry(mock_server):
-    return Registry(Settings(base_url=mock_server.url)).setup()
 
 
 class LiveServer:

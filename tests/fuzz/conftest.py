@@ -4,7 +4,7 @@ Collected only when ``ESSC_FUZZ=1`` (the fuzz env sets it), so the default ``tes
 runs it. When it runs, it must have sent requests: a session that ran no example fails.
 
 The app is built as tests/service/conftest.py builds it: the mock of the city systems
-in-process (a waitress thread), a Runtime (registry + SQLite store + SQLite queue) in a
+in-process (a waitress thread, tests/conftest.py), a Runtime (registry + SQLite store + SQLite queue) in a
 temporary folder, the packaged demo channel.
 """
 import os
@@ -18,35 +18,6 @@ collect_ignore_glob = [] if ENABLED else ["test_*.py"]
 #: (operation, auth scheme) -> requests sent; (operation, status) -> responses; filled by the tests
 SENT: Counter = Counter()
 STATUSES: Counter = Counter()
-
-
-@pytest.fixture(scope="session")
-def mock_server():
-    from essc.mockserver import create_app
-    from essc.mockserver.serve import start_in_thread
-
-    server = start_in_thread(create_app({"CLOCK_MODE": "frozen"}))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def registry(mock_server):
-    from essc.core.registry import Registry
-    from essc.core.settings import Settings
-
-    return Registry(Settings(base_url=mock_server.url)).setup()
-
-
-@pytest.fixture
-def mock(mock_server):
-    from essc.mockserver.client import MockAdmin
-
-    admin = MockAdmin(mock_server.url)
-    admin.reset()
-    admin.freeze()
-    yield admin
-    admin.reset()
 
 
 @pytest.fixture

@@ -1,41 +1,14 @@
-"""Fixtures of the activation service: an in-process mock of the city systems, and a
-Runtime (registry + SQLite store + SQLite huey queue) in a temporary folder."""
+"""Fixtures of the activation service: a Runtime (registry + SQLite store + SQLite huey queue)
+in a temporary folder over the in-process mock of the city systems (tests/conftest.py)."""
 import os
 import uuid
 
 import pytest
 
-from essc.core.registry import Registry
-from essc.core.settings import Settings
-from essc.mockserver.client import MockAdmin
 from essc.service.config import ServiceConfig
 from essc.service.runtime import Runtime
 
 DEMO = {"face_token": "live-test", "sms_code": "123456"}
-
-
-@pytest.fixture(scope="session")
-def mock_server():
-    from essc.mockserver import create_app
-    from essc.mockserver.serve import start_in_thread
-
-    server = start_in_thread(create_app({"CLOCK_MODE": "frozen"}))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mock(mock_server):
-    admin = MockAdmin(mock_server.url)
-    admin.reset()
-    admin.freeze()
-    yield admin
-    admin.reset()
-
-
-@pytest.fixture(scope="session")
-def registry(mock_server):
-    return Registry(Settings(base_url=mock_server.url)).setup()
 
 
 @pytest.fixture

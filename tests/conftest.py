@@ -1,0 +1,33 @@
+"""Fixtures shared by the service, browser and fuzz tests: the mock of the city systems
+in-process (waitress in a thread, frozen clock), its admin client reset around each test, and
+a registry of the installed plugins pointed at it. A folder's conftest.py may override them."""
+import pytest
+
+from essc.core.registry import Registry
+from essc.core.settings import Settings
+from essc.mockserver.client import MockAdmin
+
+
+@pytest.fixture(scope="session")
+def mock_server():
+    from essc.mockserver import create_app
+    from essc.mockserver.serve import start_in_thread
+
+    server = start_in_thread(create_app({"CLOCK_MODE": "frozen"}))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mock(mock_server):
+    """The mock's admin client, the mock reset and its clock frozen before the test and reset after."""
+    admin = MockAdmin(mock_server.url)
+    admin.reset()
+    admin.freeze()
+    yield admin
+    admin.reset()
+
+
+@pytest.fixture(scope="session")
+def registry(mock_server):
+    return Registry(Settings(base_url=mock_server.url)).setup()
