@@ -6,7 +6,7 @@ their codes in ``schemas/openapi.json``.
 """
 from __future__ import annotations
 
-from essc.core.errors import EsscError, RetryableError
+from essc.core.errors import PermanentError, RetryableError
 
 
 class IdentityLocked(RetryableError):
@@ -19,12 +19,11 @@ class IdentityLocked(RetryableError):
     message_en = "too many failed identity checks; try again later"
 
 
-class ActivationConflict(EsscError):
+class ActivationConflict(PermanentError):
     """The activation is not in a state where this request applies (already activated,
     no card read yet, another verification of this citizen in progress...)."""
 
     code = "CONFLICT"
-    recovery = "permanent"
     http_status = 409
     message_zh = "当前状态不允许此操作"
     message_en = "the activation is not in a state that allows this request"
@@ -39,12 +38,11 @@ class VerificationBusy(RetryableError):
     message_en = "another identity check of this citizen is in progress"
 
 
-class ActivationNotFound(EsscError):
+class ActivationNotFound(PermanentError):
     """No activation with this id for this channel (another channel's activation is not
     confirmed to exist)."""
 
     code = "NOT_FOUND"
-    recovery = "permanent"
     http_status = 404
     message_zh = "资源不存在"
     message_en = "not found"

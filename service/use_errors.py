@@ -6,14 +6,10 @@ data; the code itself is never echoed). A card the city reports abnormal is the 
 """
 from __future__ import annotations
 
-from essc.core.errors import EsscError
+from essc.core.errors import PermanentError
 
 
-class _Permanent(EsscError):
-    recovery = "permanent"
-
-
-class QrCodeNotFound(_Permanent):
+class QrCodeNotFound(PermanentError):
     """No such code (never issued, or purged long after its expiry)."""
 
     code = "QRCODE_NOT_FOUND"
@@ -22,7 +18,7 @@ class QrCodeNotFound(_Permanent):
     message_en = "no such e-SSC code"
 
 
-class QrCodeExpired(_Permanent):
+class QrCodeExpired(PermanentError):
     """The code's validity ended (or a newer code of the same binding replaced it): the
     citizen shows a fresh one."""
 
@@ -32,7 +28,7 @@ class QrCodeExpired(_Permanent):
     message_en = "the e-SSC code has expired; ask for a fresh one"
 
 
-class QrCodeUsed(_Permanent):
+class QrCodeUsed(PermanentError):
     """The code was already verified once (a code is single use)."""
 
     code = "QRCODE_USED"
@@ -41,7 +37,7 @@ class QrCodeUsed(_Permanent):
     message_en = "the e-SSC code was already used"
 
 
-class QrCodeRevoked(_Permanent):
+class QrCodeRevoked(PermanentError):
     """The channel binding the code was issued for has ended (unlinked)."""
 
     code = "QRCODE_REVOKED"
@@ -50,7 +46,7 @@ class QrCodeRevoked(_Permanent):
     message_en = "the e-SSC binding of this code has ended"
 
 
-class BusiTypeNotAllowed(_Permanent):
+class BusiTypeNotAllowed(PermanentError):
     """The relying party may not verify codes for this business type (its configuration)."""
 
     code = "BUSI_TYPE_NOT_ALLOWED"
@@ -59,7 +55,7 @@ class BusiTypeNotAllowed(_Permanent):
     message_en = "this relying party may not use this business type"
 
 
-class NotActivated(_Permanent):
+class NotActivated(PermanentError):
     """The activation has no active credential (not activated yet, or unlinked)."""
 
     code = "NOT_ACTIVATED"
@@ -68,7 +64,7 @@ class NotActivated(_Permanent):
     message_en = "the e-SSC is not activated on this channel"
 
 
-class LoginNotAllowed(_Permanent):
+class LoginNotAllowed(PermanentError):
     """Only portals (relying parties of kind "portal") open login sessions."""
 
     code = "LOGIN_NOT_ALLOWED"
@@ -77,21 +73,21 @@ class LoginNotAllowed(_Permanent):
     message_en = "this relying party may not log citizens in"
 
 
-class LoginSessionNotFound(_Permanent):
+class LoginSessionNotFound(PermanentError):
     code = "LOGIN_SESSION_NOT_FOUND"
     http_status = 404
     message_zh = "登录请求不存在"
     message_en = "no such login session"
 
 
-class LoginSessionExpired(_Permanent):
+class LoginSessionExpired(PermanentError):
     code = "LOGIN_SESSION_EXPIRED"
     http_status = 410
     message_zh = "登录二维码已过期，请刷新后重试"
     message_en = "the login session has expired; start a new one"
 
 
-class LoginSessionUsed(_Permanent):
+class LoginSessionUsed(PermanentError):
     """The login session was already confirmed (a login code is confirmed once)."""
 
     code = "LOGIN_SESSION_USED"

@@ -8,16 +8,14 @@ import traceback
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from essc.core.errors import EsscError, InvalidInput
+from essc.core.errors import EsscError, InvalidInput, PermanentError
 from essc.core.masking import get_logger, scrub
 
 log = get_logger("essc.service.api")
 
 
-class ApiError(EsscError):
+class ApiError(PermanentError):
     """Failures of the HTTP layer itself (no city involved)."""
-
-    recovery = "permanent"
 
 
 class Unauthorized(ApiError):
