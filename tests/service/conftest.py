@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from essc.service.api import create_app
 from essc.service.config import ServiceConfig
 from essc.service.runtime import Runtime
 
@@ -24,6 +25,19 @@ def runtime(service_config, registry, mock):
     yield rt
     rt.stop_workers()
     rt.store.engine.dispose()
+
+
+@pytest.fixture
+def app(runtime):
+    """The HTTP API over ``runtime`` with the test channels (api_helpers.CHANNELS)."""
+    from .api_helpers import CHANNELS
+
+    return create_app(runtime, {"TESTING": True, "CHANNELS": CHANNELS})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
 
 
 def person(mock, city, scenario="normal", index=0):

@@ -8,45 +8,23 @@ from sqlalchemy import create_engine
 
 from essc.service.api import create_app
 from essc.service.api.validation import component_validator, openapi_document
-from essc.service.channels import Channel, Channels
 from essc.service.pages import page_routes
 
+from .api_helpers import BANK, DEMO_CH, NOBODY, conforms
 from .conftest import DEMO, person
-
-AUTH = {"X-Channel": "demo", "X-Api-Key": "demo-key"}
-NOBODY = {"id_number": "11010119900307803X", "name": "张三"}  # valid, unknown to every city
-
-
-CHANNELS = Channels({"demo": Channel("demo", api_key="demo-key"), "bank": Channel("bank", api_key="bank-key")})
-BANK = {"X-Channel": "bank", "X-Api-Key": "bank-key"}
-
-
-@pytest.fixture
-def app(runtime):
-    return create_app(runtime, {"TESTING": True, "CHANNELS": CHANNELS})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 def body(city, who):
     return {"city": city, **who, "consent": True}
 
 
-def post(client, payload, headers=AUTH, **kwargs):
+def post(client, payload, headers=DEMO_CH, **kwargs):
     return client.post("/v1/activations", json=payload, headers=headers, **kwargs)
 
 
-def verify(client, view_or_location, headers=AUTH, **check):
+def verify(client, view_or_location, headers=DEMO_CH, **check):
     location = view_or_location if isinstance(view_or_location, str) else f"/v1/activations/{view_or_location['id']}"
     return client.post(location + "/verification", json={**DEMO, **check}, headers=headers)
-
-
-def conforms(component, data):
-    errors = list(component_validator(component).iter_errors(data))
-    assert not errors, [f"{e.json_path}: {e.message}" for e in errors]
 
 
 # -- activations ---------------------------------------------------------------------------
@@ -92,7 +70,7 @@ def test_a_channel_never_sees_another_channels_activation(client, mock):
     location = created.headers["Location"]
     assert verify(client, location, headers=BANK).status_code == 201
     assert client.get(location, headers=BANK).get_json()["credential"]["signNo"]
-    for response in (client.get(location, headers=AUTH), verify(client, location)):
+    for response in (client.get(location, headers=DEMO_CH), verify(client, location)):
         assert response.status_code == 404  # as for an id that does not exist
         assert response.get_json()["error"]["code"] == "NOT_FOUND"
         assert "signNo" not in response.get_data(as_text=True)
@@ -118,7 +96,7 @@ def test_password_factor_in_another_dialect(client, mock):
     view = post(client, body("350100", person(mock, "350100"))).get_json()
     response = verify(client, view, face_token="live-x", password="147258", sms_code=None)
     assert response.status_code == 400  # sms_code: null is not a string
-    response = client.post(f"/v1/activations/{view['id']}/verification", headers=AUTH,
+    response = client.post(f"/v1/activations/{view['id']}/verification", headers=DEMO_CH,
                            json={"face_token": "live-x", "password": "147258"})
     assert response.status_code == 201, response.get_json()
 
@@ -154,7 +132,7 @@ def test_delayed_city_is_accepted_and_pending(client, mock):
 def test_get_by_id_with_audit_trail(client, mock):
     created = post(client, body("330100", person(mock, "330100"))).get_json()
     verify(client, created)
-    response = client.get(f"/v1/activations/{created['id']}", headers=AUTH)
+    response = client.get(f"/v1/activations/{created['id']}", headers=DEMO_CH)
     assert response.status_code == 200
     detail = response.get_json()
     conforms("ActivationDetail", detail)
@@ -166,7 +144,7 @@ def test_get_by_id_with_audit_trail(client, mock):
 @pytest.mark.parametrize("act_id", ["0" * 32, "not-an-id", "11010119900307803X"])
 def test_unknown_activation_is_404(client, act_id):
     location = f"/v1/activations/{act_id}"
-    for response in (client.get(location, headers=AUTH), verify(client, location)):
+    for response in (client.get(location, headers=DEMO_CH), verify(client, location)):
         assert response.status_code == 404
         assert response.get_json()["error"]["code"] == "NOT_FOUND"
         assert act_id not in response.get_data(as_text=True)
@@ -187,7 +165,7 @@ def test_city_list_is_public(client):
 
 def test_adapters_list_needs_a_channel(client):
     assert client.get("/v1/adapters").status_code == 401
-    rows = client.get("/v1/adapters", headers=AUTH).get_json()
+    rows = client.get("/v1/adapters", headers=DEMO_CH).get_json()
     by_name = {r["name"]: r for r in rows}
     assert {"zhejiang", "fujian", "sichuan", "mohrss"} <= set(by_name)
     assert by_name["zhejiang"]["status"] == "loaded" and "330100" in by_name["zhejiang"]["cities"]
@@ -273,7 +251,7 @@ BAD = [
 
 @pytest.mark.parametrize("case, kwargs, status, field", BAD, ids=[b[0] for b in BAD])
 def test_bad_activation_requests(client, case, kwargs, status, field):
-    response = client.post("/v1/activations", headers=AUTH, **kwargs)
+    response = client.post("/v1/activations", headers=DEMO_CH, **kwargs)
     assert response.status_code == status, response.get_data(as_text=True)
     error = response.get_json()
     conforms("ErrorResponse", error)
@@ -298,7 +276,7 @@ VERIFY_BAD = [
 @pytest.mark.parametrize("case, payload, field", VERIFY_BAD, ids=[b[0] for b in VERIFY_BAD])
 def test_bad_verifications_are_refused_before_the_city(client, mock, case, payload, field):
     view = post(client, body("330100", person(mock, "330100"))).get_json()
-    response = client.post(f"/v1/activations/{view['id']}/verification", json=payload, headers=AUTH)
+    response = client.post(f"/v1/activations/{view['id']}/verification", json=payload, headers=DEMO_CH)
     assert response.status_code == 400, response.get_json()
     assert response.get_json()["error"]["details"]["field"] == field
     assert mock.journal(city="330100", operation="verify_identity") == []
@@ -309,7 +287,7 @@ def test_bad_verifications_are_refused_before_the_city(client, mock, case, paylo
     ("post", "/healthz", 405), ("get", "/v1/cities?q=" + "杭" * 65, 400),
 ])
 def test_bad_routes_and_methods(client, method, path, status):
-    response = getattr(client, method)(path, headers=AUTH)
+    response = getattr(client, method)(path, headers=DEMO_CH)
     assert response.status_code == status
     conforms("ErrorResponse", response.get_json())
 
@@ -337,7 +315,7 @@ def test_no_personal_data_in_responses_or_logs(client, mock, caplog):
         response = post(client, body(city, who))
         texts.append(response.get_data(as_text=True))
         texts.append(verify(client, response.headers["Location"]).get_data(as_text=True))
-        texts.append(client.get(response.headers["Location"], headers=AUTH).get_data(as_text=True))
+        texts.append(client.get(response.headers["Location"], headers=DEMO_CH).get_data(as_text=True))
     texts.append(post(client, {**body("330100", people[0]), "extra": people[0]["id_number"]}).get_data(as_text=True))
     texts.append(client.post("/v1/activations", json=body("330100", people[0]),
                              headers={"X-Channel": "demo"}).get_data(as_text=True))

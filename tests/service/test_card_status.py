@@ -11,8 +11,9 @@ from essc.core.errors import UpstreamUnavailable
 from essc.service.api import create_app
 from essc.service.models import UsageEvent
 
+from .api_helpers import BANK, CHANNELS, DEMO_CH, activated, error
 from .conftest import person
-from .test_qrcode import BANK, CHANNELS, DEMO_CH, PARTIES, PHARMACY, activated, code_of, error, scan, show
+from .test_qrcode import PARTIES, PHARMACY, code_of, scan, show
 
 
 class Answers(CityAdapter):

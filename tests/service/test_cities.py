@@ -6,24 +6,11 @@ from essc.core import divisions
 from essc.service import states
 from essc.service.cities import CityDirectory
 
+from .api_helpers import DEMO_CH, NOBODY, conforms
 from .conftest import person
-from .test_api import AUTH, NOBODY, body, conforms, post
+from .test_api import body, post
 
 NANJING = "320100"  # a real city no plugin serves
-
-
-@pytest.fixture
-def app(runtime):
-    from essc.service.api import create_app
-
-    from .test_api import CHANNELS
-
-    return create_app(runtime, {"TESTING": True, "CHANNELS": CHANNELS})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 def by_code(listing):
@@ -156,7 +143,7 @@ def test_a_city_without_a_plugin_ends_not_opened_without_a_call(client, mock, ru
     assert "no plugin serves city 320100 (南京市)" in error["message"] and error["details"]["city"] == NANJING
     assert NOBODY["id_number"] not in str(view) and NOBODY["name"] not in str(view)
     assert mock.journal() == []  # no city system was called
-    events = [e["event"] for e in client.get(f"/v1/activations/{view['id']}", headers=AUTH).get_json()["audit"]]
+    events = [e["event"] for e in client.get(f"/v1/activations/{view['id']}", headers=DEMO_CH).get_json()["audit"]]
     assert events[:2] == ["consent_given", "city_chosen"] and events[-1] == states.CITY_NOT_OPENED
 
     post(client, body("330100", person(mock, "330100")))

@@ -23,21 +23,17 @@ from schemathesis import GenerationMode
 from essc import schemas
 from essc.core.idnumber import check_char
 from essc.core.schemas import validator
-from essc.service.api import create_app
 from essc.service.api.validation import (
     component_validator,
     json_body,
     openapi_document,
     served_openapi_document,
 )
-from essc.service.channels import Channel, Channels
 from essc.service.config import ServiceConfig
 
+from .api_helpers import DEMO_CH, NOBODY
 from .conftest import DEMO, person
 
-AUTH = {"X-Channel": "demo", "X-Api-Key": "demo-key"}
-CHANNELS = Channels({"demo": Channel("demo", api_key="demo-key")})
-NOBODY = {"id_number": "11010119900307803X", "name": "张三"}  # valid, unknown to every city
 GOOD = {"city": "330100", **NOBODY, "consent": True}
 MARK = "Qz7secret"  # a recognisable value that must never come back in a response
 #: one opened, non-delayed city per dialect of the mock
@@ -48,16 +44,6 @@ DIALECT_CITIES = ("330100", "350100", "510100", "370200")
 def service_config(tmp_path):  # as conftest's, with no lockout: the property test fails many checks
     return ServiceConfig(data_dir=tmp_path / "data", retry_base_s=0.05, retry_cap_s=2.0, lease_s=10.0,
                          sweep_interval_s=0.2, max_identity_attempts=1_000_000)
-
-
-@pytest.fixture
-def app(runtime):
-    return create_app(runtime, {"TESTING": True, "CHANNELS": CHANNELS})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 @pytest.fixture
@@ -73,7 +59,7 @@ def no_flow(runtime, monkeypatch):
 def send(client, path, text):
     """POST a body written as JSON text (escapes such as \\ud800 stay escapes on the wire)."""
     return client.post(path, data=text.encode("utf-8", "surrogatepass"), content_type="application/json",
-                       headers=AUTH)
+                       headers=DEMO_CH)
 
 
 def refused(response, field, rule, *hidden):
@@ -185,13 +171,13 @@ def test_clean_bodies_pass_unchanged(app):
 def test_a_lone_surrogate_in_a_real_verification_never_reaches_the_city(client, mock):
     """Issue 7: lone surrogates in face_token/password gave 500."""
     created = client.post("/v1/activations", json={"city": "350100", **person(mock, "350100"), "consent": True},
-                          headers=AUTH)
+                          headers=DEMO_CH)
     assert created.status_code == 201, created.get_json()
     location = created.headers["Location"]
     for field, text in (("face_token", r'{"face_token": "live-\udc80", "password": "147258"}'),
                         ("password", r'{"face_token": "live-x", "password": "14725\ud800"}')):
         refused(send(client, location + "/verification", text), f"$.{field}", "surrogate")
-    detail = client.get(location, headers=AUTH).get_json()
+    detail = client.get(location, headers=DEMO_CH).get_json()
     assert detail["status"] == "awaiting_verification"
     assert [e["event"] for e in detail["audit"]][-1] == "card_read"  # no check was made or counted
     verified = send(client, location + "/verification", '{"face_token": "live-x", "password": "147258"}')
@@ -337,7 +323,7 @@ def test_every_openapi_valid_submission_passes_the_contract_or_is_refused_at_onc
         assert validator("card_query").problems(query) == [], query
 
         before = sum(runtime.store.counts().values())
-        response = client.post("/v1/activations", json=body, headers=AUTH)
+        response = client.post("/v1/activations", json=body, headers=DEMO_CH)
         after = sum(runtime.store.counts().values())
         payload = response.get_json()
         if response.status_code == 400:  # only for what JSON Schema cannot say, and nothing stored
@@ -366,7 +352,7 @@ def test_every_openapi_valid_verification_passes_the_contract(client, runtime, m
     def awaiting(city):
         if city not in waiting:
             who = person(mock, city, index=used[city])
-            response = client.post("/v1/activations", json={"city": city, **who, "consent": True}, headers=AUTH)
+            response = client.post("/v1/activations", json={"city": city, **who, "consent": True}, headers=DEMO_CH)
             assert response.status_code == 201, response.get_json()
             waiting[city] = response.headers["Location"]
         return waiting[city]
@@ -382,7 +368,7 @@ def test_every_openapi_valid_verification_passes_the_contract(client, runtime, m
         assert validator("identity_check").problems(check) == [], check
 
         location = awaiting(city)
-        response = client.post(location + "/verification", json=body, headers=AUTH)
+        response = client.post(location + "/verification", json=body, headers=DEMO_CH)
         payload = response.get_json()
         outcomes[response.status_code] = outcomes.get(response.status_code, 0) + 1
         if response.status_code == 201:  # the mock's own codes: a fresh citizen for the next examples
@@ -394,7 +380,7 @@ def test_every_openapi_valid_verification_passes_the_contract(client, runtime, m
             return
         assert response.status_code == 403, payload  # the city checked it: neither 400 nor a failed activation
         assert payload["error"]["code"] == "IDENTITY_MISMATCH" and payload["error"]["details"]["attempts_left"] > 0
-        view = client.get(location, headers=AUTH).get_json()
+        view = client.get(location, headers=DEMO_CH).get_json()
         assert view["status"] == "awaiting_verification", view
 
     check()

@@ -5,8 +5,9 @@ import pytest
 from essc.service.api import create_app
 from essc.service.relying import RelyingParties, RelyingParty
 
+from .api_helpers import BANK, CHANNELS, DEMO_CH, activated, conforms, error
 from .conftest import DEMO, person
-from .test_qrcode import BANK, CHANNELS, DEMO_CH, Clock, activated, conforms, error
+from .test_qrcode import Clock
 
 PARTIES = RelyingParties({
     "portal": RelyingParty("portal", api_key="portal-key", kind="portal", busi_types=frozenset({"03"}),
@@ -22,11 +23,6 @@ PHARMACY = {"X-Relying-Party": "pharmacy", "X-Api-Key": "pharmacy-key"}
 @pytest.fixture
 def app(runtime):
     return create_app(runtime, {"TESTING": True, "CHANNELS": CHANNELS, "RELYING_PARTIES": PARTIES})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 def open_session(client, headers=PORTAL):

@@ -15,8 +15,8 @@ from essc.mockserver.serve import start_in_thread
 from essc.service.api import create_app
 from essc.service.relying import OidcClient, RelyingParties, RelyingParty
 
+from .api_helpers import CHANNELS, DEMO_CH, activated
 from .conftest import DEMO, person
-from .test_qrcode import CHANNELS, DEMO_CH, activated
 
 REDIRECT = "http://127.0.0.1:9/callback"  # never reached: the test reads the redirect's Location
 PARTIES = RelyingParties({

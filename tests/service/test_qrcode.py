@@ -9,16 +9,13 @@ import pytest
 from sqlalchemy import select, text
 
 from essc.service.api import create_app
-from essc.service.api.validation import component_validator
-from essc.service.channels import Channel, Channels, sign
+from essc.service.channels import sign
 from essc.service.models import QrCode, UsageEvent
 from essc.service.relying import RelyingParties, RelyingParty
 
+from .api_helpers import BANK, CHANNELS, DEMO_CH, activated, conforms, error
 from .conftest import DEMO, person
 
-CHANNELS = Channels({"demo": Channel("demo", api_key="demo-key"), "bank": Channel("bank", api_key="bank-key")})
-DEMO_CH = {"X-Channel": "demo", "X-Api-Key": "demo-key"}
-BANK = {"X-Channel": "bank", "X-Api-Key": "bank-key"}
 PARTIES = RelyingParties({
     "pharmacy": RelyingParty("pharmacy", api_key="pharmacy-key", hmac_secret="pharmacy-secret", kind="pharmacy",
                              busi_types=frozenset({"01", "02"})),
@@ -42,25 +39,6 @@ def app(runtime):
     return create_app(runtime, {"TESTING": True, "CHANNELS": CHANNELS, "RELYING_PARTIES": PARTIES})
 
 
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-def conforms(component, data):
-    errors = list(component_validator(component).iter_errors(data))
-    assert not errors, [f"{e.json_path}: {e.message}" for e in errors]
-
-
-def activated(client, who, city="330100", headers=DEMO_CH) -> str:
-    created = client.post("/v1/activations", json={"city": city, **who, "consent": True}, headers=headers)
-    assert created.status_code == 201, created.get_json()
-    location = created.headers["Location"]
-    done = client.post(location + "/verification", json=DEMO, headers=headers)
-    assert done.status_code == 201, done.get_json()
-    return done.get_json()["id"]
-
-
 def show(client, act_id, headers=DEMO_CH):
     return client.post(f"/v1/activations/{act_id}/qrcode", headers=headers)
 
@@ -73,14 +51,6 @@ def code_of(client, act_id, headers=DEMO_CH) -> str:
     answer = show(client, act_id, headers)
     assert answer.status_code == 201, answer.get_json()
     return answer.get_json()["qrcode"]
-
-
-def error(response, status, code):
-    body = response.get_json()
-    assert response.status_code == status, body
-    assert body["error"]["code"] == code, body
-    conforms("ErrorResponse", body)
-    return body["error"]
 
 
 # -- the code ---------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from essc.service.api import create_app
 from essc.service.models import Base
 from essc.service.relying import OidcClient, RelyingParties, RelyingParty
 
+from .api_helpers import CHANNELS, DEMO_CH, activated
 from .conftest import DEMO, person
-from .test_qrcode import CHANNELS, DEMO_CH, activated
 
 REDIRECT = "http://127.0.0.1:9/callback"
 PARTIES = RelyingParties({
