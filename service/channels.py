@@ -29,15 +29,16 @@ import hmac
 import re
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from essc.core.masking import get_logger
 
-__all__ = ["Channel", "Channels", "AuthFailure", "DEFAULT_FILE", "MAX_SKEW_S", "NONCE", "sign",
-           "string_to_sign", "request_target"]
+__all__ = ["Caller", "Channel", "Channels", "AuthFailure", "DEFAULT_FILE", "MAX_SKEW_S", "NONCE", "sign",
+           "string_to_sign", "request_target", "named_tables", "with_credentials"]
 
 log = get_logger("essc.service.channels")
 
@@ -59,14 +60,40 @@ class AuthFailure(Exception):
 
 
 @dataclass(frozen=True)
-class Channel:
+class Caller:
+    """Who may call the API with these credentials: a channel, or a relying party
+    (essc.service.relying.RelyingParty)."""
+
     name: str
     api_key: str | None = field(default=None, repr=False)
     hmac_secret: str | None = field(default=None, repr=False)
     description: str = ""
     demo: bool = False
+
+
+@dataclass(frozen=True)
+class Channel(Caller):
     #: prefixes the return URL of a page launch must start with (essc.service.pages.launch)
     return_urls: tuple[str, ...] = ()
+
+
+def named_tables(path: Path, table: str, what: str) -> Iterator[tuple[str, Any]]:
+    """``(name, entry)`` for every ``[<table>.<name>]`` of the TOML file ``path``; a missing or
+    broken file, or a name that does not match :data:`NAME`, fails loudly (at start-up) naming
+    the file and ``what`` the entry is. The entries are TOML values for the caller to check."""
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    for name, entry in (data.get(table) or {}).items():
+        if not NAME.match(name):
+            raise ValueError(f"{path}: {what} name {name!r} must match {NAME.pattern}")
+        yield name, entry
+
+
+def with_credentials(path: Path, what: str, name: str, entry: object) -> dict:
+    """``entry`` when it is a table with an ``api_key`` or an ``hmac_secret``; else a ValueError."""
+    if not isinstance(entry, dict) or not (entry.get("api_key") or entry.get("hmac_secret")):
+        raise ValueError(f"{path}: {what} {name!r} needs an api_key or an hmac_secret")
+    return entry
 
 
 def _bytes(value: str | bytes) -> bytes:
@@ -146,14 +173,9 @@ class Channels:
     def load(cls, path: str | Path | None = None, max_skew_s: float = MAX_SKEW_S) -> Channels:
         """Read the channels file (the packaged demo file when ``path`` is None)."""
         path = Path(path) if path else DEFAULT_FILE
-        with path.open("rb") as fh:  # a missing or broken file fails loudly at start-up
-            data = tomllib.load(fh)
         channels = {}
-        for name, entry in (data.get("channels") or {}).items():
-            if not NAME.match(name):
-                raise ValueError(f"{path}: channel name {name!r} must match {NAME.pattern}")
-            if not isinstance(entry, dict) or not (entry.get("api_key") or entry.get("hmac_secret")):
-                raise ValueError(f"{path}: channel {name!r} needs an api_key or an hmac_secret")
+        for name, table in named_tables(path, "channels", "channel"):
+            entry = with_credentials(path, "channel", name, table)
             returns = entry.get("return_urls", [])
             if not isinstance(returns, list) or not all(isinstance(u, str) and u.startswith(("https://", "http://"))
                                                         for u in returns):

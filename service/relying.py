@@ -31,14 +31,13 @@ kept per name).
 """
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from essc.core.masking import get_logger
 
-from .channels import DEFAULT_FILE, MAX_SKEW_S, NAME, Channels
+from .channels import DEFAULT_FILE, MAX_SKEW_S, Caller, Channels, named_tables, with_credentials
 
 __all__ = ["BUSI_TYPES", "GRANTS", "KINDS", "OIDC_SCOPES", "OidcClient", "RelyingParty", "RelyingParties"]
 
@@ -63,12 +62,7 @@ class OidcClient:
 
 
 @dataclass(frozen=True)
-class RelyingParty:
-    name: str
-    api_key: str | None = field(default=None, repr=False)
-    hmac_secret: str | None = field(default=None, repr=False)
-    description: str = ""
-    demo: bool = False
+class RelyingParty(Caller):
     kind: str = "other"
     busi_types: frozenset[str] = frozenset()
     #: personal data it may see in full (GRANTS)
@@ -138,16 +132,11 @@ class RelyingParties(Channels):
         """Read the ``[relying_parties.*]`` tables of the channels file (the packaged demo file
         when ``path`` is None). ``channels``: names already taken by channels (refused)."""
         path = Path(path) if path else DEFAULT_FILE
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
         parties = {}
-        for name, entry in (data.get("relying_parties") or {}).items():
-            if not NAME.match(name):
-                raise ValueError(f"{path}: relying party name {name!r} must match {NAME.pattern}")
+        for name, table in named_tables(path, "relying_parties", "relying party"):
             if channels is not None and name in channels.channels:
                 raise ValueError(f"{path}: {name!r} is both a channel and a relying party: give them distinct names")
-            if not isinstance(entry, dict) or not (entry.get("api_key") or entry.get("hmac_secret")):
-                raise ValueError(f"{path}: relying party {name!r} needs an api_key or an hmac_secret")
+            entry = with_credentials(path, "relying party", name, table)
             kind = entry.get("kind", "other")
             if kind not in KINDS:
                 raise ValueError(f"{path}: relying party {name!r}: kind must be one of {', '.join(KINDS)}")

@@ -17,8 +17,6 @@ logged at start-up. Failed logins are throttled per operator name and address
 from __future__ import annotations
 
 import ipaddress
-import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,10 +24,11 @@ from werkzeug.security import check_password_hash
 
 from essc.core.masking import get_logger
 
+from ..channels import named_tables
+
 log = get_logger("essc.service.pages.operators")
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "operators.default.toml"
-NAME = re.compile(r"^[a-z0-9_.-]{2,40}$")
 #: checked when the name is unknown, so that timing does not tell which operators exist
 _DUMMY_HASH = "scrypt:32768:8:1$essc-no-such-operator$" + "0" * 128
 
@@ -52,12 +51,8 @@ class Operators:
         """Read the operators file (the packaged demo file when ``path`` is None); a broken file
         fails at start-up, naming what is wrong."""
         path = Path(path) if path else DEFAULT_FILE
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
         operators = {}
-        for name, entry in (data.get("operators") or {}).items():
-            if not NAME.match(name):
-                raise ValueError(f"{path}: operator name {name!r} must match {NAME.pattern}")
+        for name, entry in named_tables(path, "operators", "operator"):
             hashed = entry.get("password_hash") if isinstance(entry, dict) else None
             if not isinstance(hashed, str) or "$" not in hashed:
                 raise ValueError(f"{path}: operator {name!r} needs a password_hash (essc operator-password)")
