@@ -29,6 +29,9 @@ import hashlib
 import json
 import time
 import uuid
+from typing import cast
+
+from sqlalchemy import Table, select
 
 from essc.core.errors import (
     ContractViolation,
@@ -40,6 +43,7 @@ from essc.core.masking import get_logger
 
 from . import settlement_store as st
 from .flow import worker_id
+from .models import QrCode
 from .pay_errors import (
     IdempotencyKeyReused,
     NotOffered,
@@ -51,7 +55,7 @@ from .pay_errors import (
 )
 from .payment import require_offered
 from .pool import answer_within
-from .usage import audit_use
+from .usage import audit_use, token_hash
 from .use_errors import QrCodeUsed
 
 __all__ = ["Settlements", "request_hash", "stored_error"]
@@ -59,6 +63,9 @@ __all__ = ["Settlements", "request_hash", "stored_error"]
 log = get_logger("essc.service.settlements")
 
 OPERATION = "settle_medical"
+Q = cast(Table, QrCode.__table__)
+#: how long a request whose code another request just spent waits for that one's settlement
+RACE_WAIT_S = 2.0
 _OWN_ERRORS = {cls.code: cls for cls in (PaymentNotEnabled, SettlementHoldExpired, SettlementAborted, NotOffered)}
 
 
@@ -112,8 +119,8 @@ class Settlements:
             self.pool.check()  # full: 503 before the code is spent
         try:
             verified = qrcodes.verify(body["qrcode"], body["busi_type"], party)
-        except QrCodeUsed:  # the same request racing itself: the winner recorded it
-            existing = self.store.by_key(party.name, key)
+        except QrCodeUsed:  # the same request racing itself? the winner records it right after the code
+            existing = self._recorded(party.name, key, body["qrcode"])
             if existing is not None:
                 return self._replay(existing, digest), False
             raise
@@ -171,6 +178,20 @@ class Settlements:
         if moved is None:
             return self.store.get(sid) or row
         return self._leg_now(sid, owner)
+
+    def _recorded(self, party: str, key: str, code: str) -> dict | None:
+        """The settlement under (party, key); when this party spent ``code`` a moment ago, waiting up
+        to :data:`RACE_WAIT_S` for that request to record it."""
+        wait_s = RACE_WAIT_S
+        with self.store.engine.connect() as conn:
+            spent = conn.execute(select(Q.c.used_by, Q.c.used_at).where(Q.c.code_hash == token_hash(code))).first()
+        recent = spent is not None and spent.used_by == party and (spent.used_at or 0) > time.time() - wait_s
+        deadline = time.monotonic() + (wait_s if recent else 0.0)
+        while True:
+            row = self.store.by_key(party, key)
+            if row is not None or time.monotonic() >= deadline:
+                return row
+            time.sleep(0.02)
 
     def _replay(self, row: dict, digest: str) -> dict:
         if row["request_hash"] != digest:

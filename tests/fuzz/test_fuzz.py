@@ -98,13 +98,29 @@ def real_activation(app, mock):
         answer = client.post(f"/v1/activations/{other['id']}/qrcode", headers=auth)
         return answer.get_json()["qrcode"] if answer.status_code == 201 else "essc1." + "A" * 43
 
-    REAL.update(id=created.get_json()["id"], activated=other["id"], people=people, fresh_code=fresh_code)
+    # payment enabled, and a pre-settled bill at a hospital: its id steers the settlement routes
+    paid = client.post(f"/v1/activations/{other['id']}/payment", json=PASSING_CHECKS[1], headers=auth)
+    assert paid.status_code == 200, paid.get_json()
+    bill = client.post("/v1/settlements", json={**valid_bill("fuzz-setup"), "qrcode": fresh_code(None)},
+                       headers={"X-Relying-Party": "hospital-demo", "X-Api-Key": "hospital-demo-key"})
+    assert bill.status_code == 201, bill.get_json()
+    REAL.update(id=created.get_json()["id"], activated=other["id"], people=people, fresh_code=fresh_code,
+                settlement=bill.get_json()["id"])
     yield
     REAL.clear()
 
 
+def valid_bill(key: str) -> dict:
+    """A settlement request the mock pre-settles (without its code)."""
+    return {"busi_type": "02", "hospital": {"code": "H0001", "name": "fuzz"}, "idempotency_key": key,
+            "items": [{"code": "A1", "name": "x", "category": "drug", "amount_cents": 1000, "quantity": 1}]}
+
+
 @schema.hook
 def flatmap_path_parameters(context, path_parameters):
+    if REAL and isinstance(path_parameters, dict) and "id" in path_parameters \
+            and context.operation.path.startswith("/v1/settlements/"):
+        return st.sampled_from([path_parameters, {**path_parameters, "id": REAL["settlement"]}])
     if REAL and isinstance(path_parameters, dict) and "id" in path_parameters:
         return st.sampled_from([path_parameters, {**path_parameters, "id": REAL["id"]},
                                 {**path_parameters, "id": REAL["activated"]}])
@@ -123,7 +139,11 @@ def flatmap_body(context, body):
         return st.one_of(st.just(body), st.just(PASSING_CHECKS[1]))
     if context.operation.path.endswith("/password") and "face_token" in body:
         return st.one_of(st.just(body), st.just({**PASSING_CHECKS[0], "new_password": "258147"}))
-    if context.operation.path in ("/v1/qrcode/verify", "/v1/settlements") and "qrcode" in body:
+    if context.operation.path == "/v1/settlements":
+        return st.one_of(st.just(body), st.just(body).map(lambda b: {**b, "qrcode": REAL["fresh_code"](b)}),
+                         st.just(body).map(lambda b: {**valid_bill(secrets.token_hex(8)),
+                                                      "qrcode": REAL["fresh_code"](b)}))
+    if context.operation.path == "/v1/qrcode/verify" and "qrcode" in body:
         return st.one_of(st.just(body), st.just(body).map(lambda b: {**b, "qrcode": REAL["fresh_code"](b)}))
     return st.just(body)
 
