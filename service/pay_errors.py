@@ -6,14 +6,10 @@ Same shape as essc.core.errors (``to_dict()``, recovery, zh + en messages, never
 """
 from __future__ import annotations
 
-from essc.core.errors import EsscError
+from essc.core.errors import PermanentError
 
 
-class _Permanent(EsscError):
-    recovery = "permanent"
-
-
-class NotOffered(_Permanent):
+class NotOffered(PermanentError):
     """The citizen's city does not offer this online: its plugin lacks the operation
     (``details.operation``)."""
 
@@ -23,7 +19,7 @@ class NotOffered(_Permanent):
     message_en = "the citizen's city does not offer this online"
 
 
-class PaymentNotEnabled(_Permanent):
+class PaymentNotEnabled(PermanentError):
     """The bill has a self-paid part and the citizen's e-SSC has no payment enabled (sign level 2):
     nothing was charged (the pre-settlement was reversed at the city)."""
 
@@ -33,7 +29,7 @@ class PaymentNotEnabled(_Permanent):
     message_en = "the e-SSC has no payment enabled (sign level 2) for the self-paid part"
 
 
-class SettlementStateConflict(_Permanent):
+class SettlementStateConflict(PermanentError):
     """The settlement is not in a state where this request applies (confirm of a reversed one...);
     ``details.settlement_state`` names its state."""
 
@@ -43,7 +39,7 @@ class SettlementStateConflict(_Permanent):
     message_en = "the settlement's state does not allow this request"
 
 
-class IdempotencyKeyReused(_Permanent):
+class IdempotencyKeyReused(PermanentError):
     """The relying party used this idempotency key for another request body."""
 
     code = "IDEMPOTENCY_KEY_REUSED"
@@ -52,7 +48,7 @@ class IdempotencyKeyReused(_Permanent):
     message_en = "this idempotency key was used for a different request"
 
 
-class SettlementHoldExpired(_Permanent):
+class SettlementHoldExpired(PermanentError):
     """The pre-settlement was not confirmed in time: the platform reversed it."""
 
     code = "SETTLEMENT_HOLD_EXPIRED"
@@ -61,7 +57,7 @@ class SettlementHoldExpired(_Permanent):
     message_en = "the pre-settlement was not confirmed in time and was reversed"
 
 
-class SettlementAborted(_Permanent):
+class SettlementAborted(PermanentError):
     """The city's system failed during a pre-settlement or a confirmation, or gave no answer within
     the leg's deadline: the platform reversed the bill, nothing is charged (``details.cause``)."""
 
@@ -71,7 +67,7 @@ class SettlementAborted(_Permanent):
     message_en = "the city could not settle the bill; it was reversed and nothing is charged"
 
 
-class SettlementNotFound(_Permanent):
+class SettlementNotFound(PermanentError):
     """No settlement with this id for this relying party (another party's is not confirmed to exist)."""
 
     code = "NOT_FOUND"
