@@ -32,8 +32,9 @@ from .cardstatus import current_card_status
 from .errors import ActivationNotFound
 from .identity import fresh_identity_check
 from .models import AuditEvent, LoginSession
+from .purging import Purger
 from .relying import RelyingParty
-from .usage import Purger, audit_use, pairwise_id, pairwise_key, person_view, token_hash
+from .usage import audit_use, pairwise_id, pairwise_key, person_view, token_hash
 from .use_errors import LoginNotAllowed, LoginSessionExpired, LoginSessionNotFound, LoginSessionUsed, NotActivated
 
 __all__ = ["LoginSessions", "PREFIX", "PENDING", "CONFIRMED", "DELIVERED", "EXPIRED"]

@@ -23,11 +23,9 @@ from collections.abc import Mapping
 from sqlalchemy import Column, Float, Index, MetaData, String, Table, delete, func, insert, inspect, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from essc.core.masking import get_logger
+from .purging import Purger
 
 __all__ = ["MemoryNonceStore", "SqlNonceStore", "RedisNonceStore", "build_nonce_store", "NONCES"]
-
-log = get_logger("essc.service.nonces")
 
 _META = MetaData()
 NONCES = Table(
@@ -73,9 +71,7 @@ class SqlNonceStore:
 
     def __init__(self, engine, purge_every_s: float = 60.0) -> None:
         self.engine = engine
-        self.purge_every_s = purge_every_s
-        self._next_purge = 0.0
-        self._lock = threading.Lock()
+        self._purge = Purger(engine, NONCES, every_s=purge_every_s, retention_s=0)  # expired: may be used again
         try:
             _META.create_all(engine)
         except DBAPIError:  # another process created it at the same moment
@@ -83,7 +79,7 @@ class SqlNonceStore:
                 raise
 
     def claim(self, channel: str, nonce: str, expires_at: float, now: float) -> bool:
-        self._maybe_purge(now)
+        self._purge(now)
         if self._insert(channel, nonce, expires_at):
             return True
         # the pair is known: it is a replay unless the old row has expired (then it may go)
@@ -99,19 +95,6 @@ class SqlNonceStore:
         except IntegrityError:
             return False
         return True
-
-    def _maybe_purge(self, now: float) -> None:
-        with self._lock:
-            if now < self._next_purge:
-                return
-            self._next_purge = now + self.purge_every_s
-        try:
-            with self.engine.begin() as conn:
-                purged = conn.execute(delete(NONCES).where(NONCES.c.expires_at <= now)).rowcount
-            if purged:
-                log.debug("purged %d expired nonce(s)", purged)
-        except DBAPIError:  # opportunistic: the next purge will catch up
-            log.warning("purging expired nonces failed", exc_info=True)
 
     def count(self) -> int:
         with self.engine.connect() as conn:

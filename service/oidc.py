@@ -52,8 +52,9 @@ from essc.core.masking import get_logger
 
 from . import states
 from .models import OidcCode, OidcToken
+from .purging import Purger
 from .relying import OIDC_SCOPES, RelyingParty
-from .usage import Purger, audit_use, token_hash
+from .usage import audit_use, token_hash
 
 __all__ = ["Provider", "load_signing_key", "SCOPE_CLAIMS", "ALG"]
 

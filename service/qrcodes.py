@@ -33,8 +33,9 @@ from . import states
 from .cardstatus import CardStatus, current_card_status
 from .errors import ActivationNotFound
 from .models import AuditEvent, QrCode
+from .purging import Purger
 from .relying import RelyingParty
-from .usage import Purger, audit_use, pairwise_id, pairwise_key, person_view, token_hash
+from .usage import audit_use, pairwise_id, pairwise_key, person_view, token_hash
 from .use_errors import (
     BusiTypeNotAllowed,
     NotActivated,

@@ -15,23 +15,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import threading
 import time
 from typing import cast
 
-from sqlalchemy import Engine, Table, delete, insert
+from sqlalchemy import Engine, Table, insert
 
-from essc.core.masking import get_logger, mask_id, mask_name
+from essc.core.masking import mask_id, mask_name
 
 from .models import UsageEvent
 
-__all__ = ["audit_use", "pairwise_id", "pairwise_key", "person_view", "token_hash", "Purger", "RETENTION_S"]
-
-#: codes, login sessions and tokens are deleted this long after their expiry (the audit stays)
-RETENTION_S = 86400.0
+__all__ = ["audit_use", "pairwise_id", "pairwise_key", "person_view", "token_hash"]
 
 U = cast(Table, UsageEvent.__table__)
-log = get_logger("essc.service.usage")
 
 
 def token_hash(token: str) -> str:
@@ -75,24 +70,3 @@ def person_view(party, act: dict, pii: dict, essc_no: str) -> dict:
         view["name"] = pii["name"]
     return view
 
-
-class Purger:
-    """Deletes the rows of ``table`` whose ``expires_at`` is older than ``RETENTION_S``, at most
-    once per ``every_s`` per process (opportunistic: called on the write path, a failure waits
-    for the next turn)."""
-
-    def __init__(self, engine, table: Table, every_s: float = 60.0) -> None:
-        self.engine, self.table, self.every_s = engine, table, every_s
-        self._lock = threading.Lock()
-        self._next = 0.0
-
-    def __call__(self, now: float) -> None:
-        with self._lock:
-            if now < self._next:
-                return
-            self._next = now + self.every_s
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(delete(self.table).where(self.table.c.expires_at < now - RETENTION_S))
-        except Exception:
-            log.warning("purging old rows of %s failed", self.table.name, exc_info=True)
