@@ -148,7 +148,12 @@ class ActivationService:
         # city is slower than the budget, and its outcome is recorded on the activation
         future = self.pool.run(self._check_identity_logged, act, owner, factor, face_token, code)
         done, result = answer_within(future, self.config.answer_budget_s)
-        return result if done else (self.store.get(act_id), None)
+        if done:
+            return result
+        act = self.store.get(act_id)
+        if act is not None and act["status"] == states.ACTIVATED:  # this check ended right after the budget:
+            return act, act["credential"]  # the credential is this request's (it held the activation)
+        return act, None
 
     def _not_claimed(self, act_id: str, channel: str) -> EsscError:
         """Why the channel's verification of ``act_id`` could not take it, checked in this order:

@@ -58,6 +58,27 @@ def test_a_slow_check_answers_202_then_the_credential_is_read_by_the_channel(slo
     assert view["credential"]["signNo"]
 
 
+def test_a_check_that_ends_right_after_the_budget_answers_201_with_the_credential(slow, mock, monkeypatch):
+    """The budget ran out, but by the time the answer is made the check has activated the card:
+    201 with the credential (this request's check issued it), never a 200 without it."""
+    rt, client = slow
+    location = submit(client, person(mock, "330100")).headers["Location"]
+    assert client.get(location + "?wait=20", headers=AUTH).get_json()["status"] == states.AWAITING_VERIFICATION
+    mock.fault(city="330100", operation="activate", kind="latency", latency_ms=400)  # slower than the budget
+    activated = threading.Event()
+    rt.store.changes.subscribe(lambda act_id, status, act, callback: status == states.ACTIVATED and activated.set())
+    read = rt.store.get
+
+    def read_once_activated(act_id):  # the answer's re-read comes after the step's transition
+        activated.wait(20)
+        return read(act_id)
+
+    monkeypatch.setattr(rt.store, "get", read_once_activated)
+    verified = client.post(location + "/verification", json=DEMO, headers=AUTH)
+    assert verified.status_code == 201, verified.get_json()
+    assert verified.get_json()["status"] == states.ACTIVATED and verified.get_json()["credential"]["signNo"]
+
+
 def test_a_failed_check_slower_than_the_budget_is_recorded_for_the_channel(slow, mock):
     rt, client = slow
     location = submit(client, person(mock, "330100")).headers["Location"]
