@@ -1,6 +1,7 @@
 """Fixtures shared by the service, browser and fuzz tests: the mock of the city systems
-in-process (waitress in a thread, frozen clock), its admin client reset around each test, and
-a registry of the installed plugins pointed at it. A folder's conftest.py may override them."""
+in-process (waitress in a thread, frozen clock), its admin client reset around each test, a
+registry of the installed plugins pointed at it, and the service's Runtime over them configured
+by the folder's ``service_config`` fixture. A folder's conftest.py may override them."""
 import pytest
 
 from essc.core.registry import Registry
@@ -31,3 +32,14 @@ def mock(mock_server):
 @pytest.fixture(scope="session")
 def registry(mock_server):
     return Registry(Settings(base_url=mock_server.url)).setup()
+
+
+@pytest.fixture
+def runtime(service_config, registry, mock):
+    """The service (SQLite store and queue in the test's folder: ``service_config``) without workers."""
+    from essc.service.runtime import Runtime
+
+    rt = Runtime(service_config, registry=registry)
+    yield rt
+    rt.stop_workers()
+    rt.store.engine.dispose()

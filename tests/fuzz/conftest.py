@@ -21,16 +21,11 @@ STATUSES: Counter = Counter()
 
 
 @pytest.fixture
-def runtime(tmp_path, registry, mock):
+def service_config(tmp_path):  # the runtime's (tests/conftest.py); city steps within the answer budget
     from essc.service.config import ServiceConfig
-    from essc.service.runtime import Runtime
 
-    config = ServiceConfig(data_dir=tmp_path / "data", retry_base_s=0.05, retry_cap_s=2.0, lease_s=10.0,
-                           sweep_interval_s=0.2)
-    rt = Runtime(config, registry=registry)
-    yield rt
-    rt.stop_workers()
-    rt.store.engine.dispose()
+    return ServiceConfig(data_dir=tmp_path / "data", retry_base_s=0.05, retry_cap_s=2.0, lease_s=10.0,
+                         sweep_interval_s=0.2)
 
 
 @pytest.fixture

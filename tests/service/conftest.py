@@ -1,5 +1,6 @@
-"""Fixtures of the activation service: a Runtime (registry + SQLite store + SQLite huey queue)
-in a temporary folder over the in-process mock of the city systems (tests/conftest.py)."""
+"""Fixtures of the activation service: its configuration for the Runtime (tests/conftest.py:
+registry + SQLite store + SQLite huey queue in a temporary folder, over the in-process mock of
+the city systems), the HTTP API over it, and PostgreSQL and Redis where they answer."""
 import os
 import uuid
 
@@ -7,7 +8,6 @@ import pytest
 
 from essc.service.api import create_app
 from essc.service.config import ServiceConfig
-from essc.service.runtime import Runtime
 
 DEMO = {"face_token": "live-test", "sms_code": "123456"}
 
@@ -17,14 +17,6 @@ def service_config(tmp_path):
     # answer_budget_s=0: city steps in the caller's thread, so a test sees their outcome at once
     return ServiceConfig(data_dir=tmp_path / "data", retry_base_s=0.05, retry_cap_s=2.0, lease_s=10.0,
                          sweep_interval_s=0.2, answer_budget_s=0)
-
-
-@pytest.fixture
-def runtime(service_config, registry, mock):
-    rt = Runtime(service_config, registry=registry)
-    yield rt
-    rt.stop_workers()
-    rt.store.engine.dispose()
 
 
 @pytest.fixture
@@ -43,6 +35,27 @@ def client(app):
 def person(mock, city, scenario="normal", index=0):
     c = mock.citizens(city, scenario)[index]
     return {"id_number": c["id_number"], "name": c["name"]}
+
+
+REDIS = os.environ.get("ESSC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_client():
+    """A client of the test Redis (``REDIS``) and a fresh name for one test: ``client.test_name``
+    (a queue name), ``client.test_prefix`` (``<name>:``, a key prefix); every key holding the name
+    is deleted after the test. Skipped, with the reason, where no server answers."""
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(REDIS, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as err:
+        pytest.skip(f"Redis not reachable at {REDIS}: {err}")
+    client.test_name = name = f"essc-test-{uuid.uuid4().hex[:10]}"
+    client.test_prefix = f"{name}:"
+    yield client
+    for key in client.scan_iter(f"*{name}*"):
+        client.delete(key)
 
 
 PG_ADMIN = os.environ.get("ESSC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

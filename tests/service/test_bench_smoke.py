@@ -98,8 +98,7 @@ def test_scale_out_figures_small_run_on_postgres_and_redis():
     database and Redis queue name, two API processes and a worker process; nothing left behind."""
     psycopg = pytest.importorskip("psycopg")
     redis = pytest.importorskip("redis")
-    from .conftest import PG_ADMIN
-    from .test_scale_out import REDIS
+    from .conftest import PG_ADMIN, REDIS
 
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)

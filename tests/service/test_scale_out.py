@@ -1,7 +1,5 @@
 """The scale-out path for real: PostgreSQL store, Redis-backed huey queue, two worker
 processes. Skipped, with the reason shown, where the servers are absent."""
-import os
-import uuid
 
 import pytest
 
@@ -10,24 +8,13 @@ from essc.service import states
 from essc.service.config import ServiceConfig
 from essc.service.runtime import Runtime
 
-from .conftest import DEMO
+from .conftest import DEMO, REDIS
 from .workers import start_worker, stop, unsettled, wait_until, worker_env
-
-REDIS = os.environ.get("ESSC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
-def redis_url():
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(REDIS, socket_connect_timeout=3)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as err:
-        pytest.skip(f"Redis not reachable at {REDIS}: {err}")
-    name = f"essc-test-{uuid.uuid4().hex[:10]}"
-    yield REDIS, name
-    for key in client.scan_iter(f"*{name}*"):
-        client.delete(key)
+def redis_url(redis_client):
+    return REDIS, redis_client.test_name
 
 
 def test_postgres_redis_two_worker_processes(tmp_path, mock, mock_server, pg_url, redis_url):

@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import itertools
 import logging
-import os
 import threading
 import uuid
 from types import SimpleNamespace
@@ -23,9 +22,10 @@ from essc.service.config import ServiceConfig
 from essc.service.nonces import MemoryNonceStore, RedisNonceStore, SqlNonceStore, build_nonce_store
 from essc.service.throttle import FailureThrottle, MemoryCounters, RedisCounters, build_throttle
 
+from .conftest import REDIS
+
 NOW = 1_800_000_000
 ACT_ID = "0123456789abcdef0123456789abcdef"
-REDIS = os.environ.get("ESSC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 _nonces = (f"test-nonce-{n:08d}-{uuid.uuid4().hex[:8]}" for n in itertools.count())
 
 
@@ -44,21 +44,6 @@ def signed(method, target, body=b"", *, channel="demo", secret="demo-secret", st
 
 
 # -- servers (skipped, with the reason, where absent) -------------------------------------------
-@pytest.fixture
-def redis_client():
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(REDIS, socket_connect_timeout=3)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as err:
-        pytest.skip(f"Redis not reachable at {REDIS}: {err}")
-    prefix = f"essc-test-{uuid.uuid4().hex[:10]}:"
-    client.test_prefix = prefix
-    yield client
-    for key in client.scan_iter(f"{prefix}*"):
-        client.delete(key)
-
-
 @pytest.fixture
 def pg_engine(pg_url):
     engine = create_engine(pg_url)
