@@ -12,9 +12,23 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Column, String, bindparam, create_engine, event, func, insert, or_, select, text, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -22,9 +36,9 @@ from . import states
 from .models import Activation, AuditEvent, Base, CitizenIdentity
 from .pool import Changes
 
-A = Activation.__table__
-E = AuditEvent.__table__
-I = CitizenIdentity.__table__  # noqa: E741
+A = cast(Table, Activation.__table__)
+E = cast(Table, AuditEvent.__table__)
+I = cast(Table, CitizenIdentity.__table__)  # noqa: E741
 
 # Hot-path statements are built once: building SQLAlchemy statements per call cost more
 # than the SQLite work itself (~0.6 ms each, profiled). The UPDATEs that change an activation
@@ -208,17 +222,24 @@ class Store:
                         error=None, card_status=None, runs=A.c.runs + (1 if owner else 0),
                         **lease, **({"created_at": now} if final else {})))
             if not res.rowcount:  # changed in between: show it as it is now
-                return self.get(existing["id"]), "found"
+                return self._present(existing["id"]), "found"
             conn.execute(_AUDIT, {"act_id": existing["id"], "at": now, "event": "resubmitted",
                                   "status": states.RECEIVED, "detail": f"was {existing['status']}", "actor": channel})
         self.changes.changed(existing["id"], states.RECEIVED)
-        return self.get(existing["id"]), "restarted"
+        return self._present(existing["id"]), "restarted"
 
     # -- reading -----------------------------------------------------------------------
     def get(self, act_id: str) -> dict | None:
         with self.engine.connect() as conn:
             row = conn.execute(_GET, {"act_id": act_id}).mappings().first()
         return dict(row) if row else None
+
+    def _present(self, act_id: str) -> dict:
+        """:meth:`get` of an activation known to exist (activations are never deleted)."""
+        row = self.get(act_id)
+        if row is None:  # pragma: no cover
+            raise RuntimeError(f"activation {act_id} vanished")
+        return row
 
     def find(self, citizen_key: str, city: str, channel: str | None = None) -> dict | None:
         """The citizen's activation in ``city`` through ``channel`` (the oldest of any channel
@@ -342,6 +363,8 @@ class Store:
         with self.writing() as conn:
             row = conn.execute(_IDENTITY_END[passed], {"key": citizen_key, "city": city, "limit": max_failures,
                                                        "locked": now + lockout_s}).mappings().first()
+        if row is None:  # pragma: no cover - identity_hold made the row
+            raise RuntimeError("identity_end without a held identity check")
         return dict(row)
 
     def release(self, act_id: str, owner: str) -> None:
