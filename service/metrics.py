@@ -2,6 +2,8 @@
 the process-global one, so several apps - e.g. in tests - never collide).
 
 * ``essc_activations{status}`` - activations by status (read from the store at scrape time);
+* ``essc_settlements{state}`` - medical settlements by state (read at scrape time; a
+  ``reversal_failed`` one needs an operator);
 * ``essc_queue_depth`` - tasks waiting in the queue (pending + scheduled);
 * ``essc_api_activations_submitted_total{outcome}`` - POST /v1/activations by outcome
   (the resulting status, or the error code of a rejected request);
@@ -25,7 +27,7 @@ from essc.core import hookimpl
 from essc.core.masking import get_logger
 from essc.core.resilience import REJECT_REASONS, STATES
 
-from . import states
+from . import settlement_store, states
 
 __all__ = ["ApiMetrics", "AdapterCallObserver", "CONTENT_TYPE_LATEST"]
 
@@ -76,6 +78,16 @@ class _StoreCollector:
             for status in sorted(set(states.ALL) | set(counts)):
                 by_status.add_metric([status], counts.get(status, 0))
         yield by_status
+        settlements = GaugeMetricFamily("essc_settlements", "Medical settlements by state (reversal_failed: an "
+                                        "operator must look)", labels=["state"])
+        try:
+            by_state = self.runtime.settlements.store.counts()
+        except Exception:
+            log.exception("metrics: reading settlement counts failed")
+        else:
+            for state in sorted(set(settlement_store.STATES) | set(by_state)):
+                settlements.add_metric([state], by_state.get(state, 0))
+        yield settlements
         depth = GaugeMetricFamily("essc_queue_depth", "Queued activation tasks (pending + scheduled)")
         try:
             depth.add_metric([], self.runtime.queue_depth())

@@ -104,6 +104,9 @@ def test_a_hospital_pre_settles_then_confirms_a_bill(client, runtime, mock, paye
     read = client.get(f"/v1/settlements/{view['id']}", headers=HOSPITAL).get_json()
     conforms("SettlementView", read)
     assert [e["event"] for e in read["audit"]] == ["created", "pre_settled", "confirm_requested", "settled"]
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'essc_settlements{state="settled"} 1.0' in metrics
+    assert 'essc_settlements{state="reversal_failed"} 0.0' in metrics
 
 
 def test_cross_region_care_pays_the_cross_region_ratio(client, mock, payer):
