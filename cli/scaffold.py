@@ -42,6 +42,8 @@ from typing import Any
 
 import click
 
+from essc.core.adapter import OPERATIONS
+
 __all__ = ["KINDS", "NEW", "CODE", "DialectChoice", "PluginSpec", "Reference", "ScaffoldError", "available_dialects",
            "builtin_references", "default_plugin_name", "new_plugin_cmd", "render_plugin", "resolve_dialect",
            "write_plugin"]
@@ -55,8 +57,12 @@ CITY_CODE = re.compile(r"^[0-9]{6}$")
 PLUGIN_VERSION = "0.1.0"
 TEMPLATE_PACKAGE = "essc.cli.templates"
 TEMPLATE_FOLDER = "scaffold"
-#: the contract operations in the order manifests list them
-OPERATION_ORDER = ("read_card", "verify_identity", "activate", "list_services", "health")
+#: the contract operations in the order manifests list them (a spec plugin declares those its spec carries)
+OPERATION_ORDER = tuple(OPERATIONS)
+#: what a plugin with a dialect of its own starts with (the skeleton carries the operations of 1.0)
+FIRST_OPERATIONS = tuple(n for n, op in OPERATIONS.items() if op.since == "1.0")
+#: operations that need a second factor of the city (the ticket they take comes from it)
+NEEDS_FACTOR = {"enable_payment": "password", "reset_password": "sms"}
 FACTORS = ("sms", "password")
 SERVICES = ("identity_login", "social_security", "employment", "payment", "medical_bill")
 TIMEOUTS = {"connect_s": 1, "read_s": 3, "total_s": 5, "retries": 1}
@@ -312,6 +318,8 @@ def spec_capabilities(dialect_spec: Any) -> dict[str, list[str]]:
         code = listing.response.get("services", {}).get("code")
         table = dialect_spec.tables.get(code.get("table", ""), {}) if isinstance(code, dict) else {}
         services = [s for s in SERVICES if s in table]
+    #: enable_payment needs a password check, reset_password an SMS check
+    ops = [op for op in ops if NEEDS_FACTOR.get(op, factors[0] if factors else "") in factors]
     return {"operations": ops, "identity_checks": factors, "services": services}
 
 
@@ -330,7 +338,7 @@ def build_manifest(spec: PluginSpec, choice: DialectChoice) -> dict[str, Any]:
         description = (f"{where} ({choice.name} dialect): adapter derived from the reference plugin "
                        f"{choice.reference.name} by essc new-plugin.")
     else:
-        capabilities = {"operations": list(OPERATION_ORDER), "identity_checks": list(FACTORS),
+        capabilities = {"operations": list(FIRST_OPERATIONS), "identity_checks": list(FACTORS),
                         "services": list(SERVICES)}
         if choice.kind == NEW:
             adapter = {"spec": "dialect.yaml"}

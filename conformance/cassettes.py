@@ -31,12 +31,14 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from essc.core.adapter import OPERATIONS
 from essc.core.dialects import DialectSpec
 from essc.core.dialects import auth as spec_auth
 from essc.core.dialects.adapter import credentials_for, generate
 from essc.core.dialects.wire import WireError, decode, encode, get_path, set_path
 from essc.core.errors import EsscError
 from essc.core.idnumber import check_char, make_id_number
+from essc.core.naming import normalise
 from essc.core.registry import Registry
 
 __all__ = ["COVERAGE", "Citizen", "record", "covered", "cassettes_of",
@@ -56,7 +58,7 @@ _ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
 _PHONE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
 #: fields that hold a citizen's name in the built-in dialects (JSON keys, XML elements)
 _NAME_FIELDS = re.compile(r'"(?:aac003|xm|AAC003|XM)"\s*:\s*"([^"]*)"|<(?:AAC003|XM|xm)>([^<]*)<')
-_CONTRACT_VOLATILE = {"verify_id", "latency_ms", "signSeq", "detail"}
+_CONTRACT_VOLATILE = {"verify_id", "latency_ms", "signSeq", "sign_seq", "detail"}
 
 
 #: what a city's cassettes must cover for the top tier: the happy path and each business error
@@ -365,6 +367,8 @@ def replay_adapter(registry: Registry, city: str, cassettes: list[dict[str, Any]
                                     callback=_echoing(spec, exchange))
             got = _outcome(registry, city, cassette["operation"], cassette["request"])
         expected = {k: cassette[k] for k in ("result", "error") if k in cassette}
+        if "result" in expected:  # recorded before contract 1.2: the deprecated names, as the registry renames them
+            expected["result"] = normalise(OPERATIONS[cassette["operation"]].response_schema, expected["result"])
         if _contract(got) != _contract(expected):
             problems.append(Mismatch(cassette["_file"], cassette["operation"],
                                      f"the adapter translates the recorded answer to {_brief(got)}, "

@@ -318,12 +318,15 @@ def declared(registry, city: str) -> dict:
 
 
 def need_operation(registry, city: str, operation: str, factor: str | None = None) -> dict:
-    """Skip when the city's plugin does not declare ``operation`` (or the second ``factor`` it needs)."""
+    """Skip when the city's plugin does not declare ``operation``; fail when it declares it without the
+    second ``factor`` the operation's ticket comes from."""
     capabilities = declared(registry, city)
     if operation not in capabilities["operations"]:
         pytest.skip(f"not declared: the plugin does not offer {operation}")
     if factor is not None and factor not in capabilities["identity_checks"]:
-        pytest.skip(f"not declared: {operation} needs a {factor} check, which the city does not take")
+        fail(city, "manifest.json", "$.capabilities.identity_checks", "needs-factor",
+             f"declares {operation}, which takes the ticket of a {factor} check, but not the {factor} check",
+             f"declare {factor} in identity_checks, or do not declare {operation}")
     return capabilities
 
 
@@ -337,7 +340,7 @@ def activated(registry, city: str, citizen: dict) -> str:
     factor = declared(registry, city)["identity_checks"][0]
     credential = ok(registry, city, "activate", activation(citizen, city, verified(registry, city, citizen, factor)),
                     "map the city's sign answer to credential.schema.json")
-    return str(credential.get("sign_no") or credential["signNo"])
+    return str(credential["sign_no"])  # the registry hands the credential on in the names of 1.2
 
 
 def test_card_status_query(essc_city, essc_registry, essc_mock):

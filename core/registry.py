@@ -7,8 +7,9 @@ through pluggy and dispatches contract calls through a table.
 
 The hot path (:meth:`Registry.call`) is one dict lookup for the city, one compiled
 validator for the request, the adapter call inside the city's guard (bulkhead + circuit
-breaker, core/resilience.py), one compiled validator for the response: its cost does not
-grow with the number of cities.
+breaker, core/resilience.py), one compiled validator for the response (an ``activate`` answer
+in the deprecated names of contract 1.0 is then handed on in the new ones, core/naming.py): its
+cost does not grow with the number of cities.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from .errors import CityNotOpened, ContractViolation, EsscError, InvalidInput, P
 from .idnumber import validate_id_number
 from .manifest import PluginRecord, discover, read_manifest
 from .masking import get_logger
+from .naming import RENAMED, normalise
 from .resilience import BUSY_RETRY_AFTER_S, CityGuard, Clock, Policy, Resilience
 from .rules import request_problem
 from .schemas import validator
@@ -109,6 +111,8 @@ class Registry:
         self._observe = self.pm.hook.essc_adapter_called
         self._validators = {name: (validator(op.request_schema), validator(op.response_schema))
                             for name, op in OPERATIONS.items()}
+        #: operations whose answers may carry deprecated names (core/naming.py): handed on in the new ones
+        self._renamed = {name: op.response_schema for name, op in OPERATIONS.items() if op.response_schema in RENAMED}
 
     # -- setup -------------------------------------------------------------------------
     def setup(self) -> Registry:
@@ -464,6 +468,13 @@ class Registry:
                                           path=problem_path(p) if p else "$", rule=p.rule if p else "?",
                                           plugin=bound.plugin, schema=resp_v.name)
                 raise error
+            schema = self._renamed.get(operation)
+            if schema is not None:
+                try:
+                    response = normalise(schema, response)
+                except EsscError as err:
+                    error = err.with_context(city=city, hook=operation, plugin=bound.plugin)
+                    raise
             return response
         finally:
             guard.leave(probe, error)

@@ -8,7 +8,7 @@ reads names exactly what is wrong.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -107,7 +107,7 @@ class Validator:
             precise = self._precise = jsonschema.Draft202012Validator(
                 self.schema, registry=_referencing_registry(), format_checker=jsonschema.FormatChecker()
             )
-        errors = sorted(precise.iter_errors(data), key=lambda e: (-len(e.absolute_path), e.json_path))
+        errors = sorted(_closest(precise.iter_errors(data)), key=lambda e: (-len(e.absolute_path), e.json_path))
         out = [SchemaProblem(self.name, e.json_path, str(e.validator), _describe(e)) for e in errors]
         if not out and not self.is_valid(data):  # the two engines disagree: report, never pass silently
             out.append(SchemaProblem(self.name, "$", "fast-validator", "rejected by the compiled validator"))
@@ -118,6 +118,26 @@ class Validator:
             return None
         problems = self.problems(data)
         return problems[0] if problems else None
+
+
+def _closest(errors: Iterable[ValidationError]) -> list[ValidationError]:
+    """The errors, an ``anyOf`` that failed replaced by the errors of its closest alternative (the
+    one with the fewest): a credential lacking ``sign_date`` reads "'sign_date' is required", not
+    "does not match any of the alternatives"."""
+    out: list[ValidationError] = []
+    for error in errors:
+        if error.validator == "anyOf" and error.context:
+            branches: dict[Any, list[ValidationError]] = {}
+            for sub in error.context:
+                branches.setdefault(sub.schema_path[0] if sub.schema_path else 0, []).append(sub)
+            best: list[ValidationError] = []
+            for group in branches.values():
+                if not best or len(group) < len(best):
+                    best = group
+            out += best
+        else:
+            out.append(error)
+    return out
 
 
 def _describe(error: ValidationError) -> str:

@@ -14,6 +14,7 @@ from typing import cast
 
 from sqlalchemy import Table, insert, null, update
 
+from essc.core import naming
 from essc.core.masking import get_logger
 
 from . import states
@@ -39,7 +40,7 @@ def unlink(runtime, qrcodes, act_id: str, channel: str) -> dict:
         raise ActivationConflict(f"the activation is {act['status']}: only an activated e-SSC can be unlinked",
                                  activation_status=act["status"])
     now = time.time()
-    level = (act["credential"] or {}).get("signLevel")
+    level = naming.credential(act["credential"]).get("sign_level")
     with store.engine.begin() as conn:
         ended = conn.execute(update(A).where(A.c.id == act_id, A.c.status == states.ACTIVATED)
                              .values(status=states.UNLINKED, credential=null(), updated_at=now)).rowcount

@@ -15,6 +15,7 @@ from typing import cast
 
 from sqlalchemy import Table, insert, update
 
+from essc.core import naming
 from essc.core.adapter import OPERATIONS, implemented_operations
 from essc.core.errors import EsscError, PluginUnavailable, RetryableError
 from essc.core.masking import get_logger
@@ -60,7 +61,7 @@ def current_card_status(registry, engine, act: dict, id_number: str, *, actor: s
     if not offers_card_status(registry, city):
         return CardStatus(stored, "stored", f"the plugin of city {city} does not offer card_status")
     request = {"aac002": id_number, "aab301": city}
-    sign_no = (act.get("credential") or {}).get("signNo")
+    sign_no = naming.credential(act.get("credential")).get("sign_no")
     if sign_no:
         request["sign_no"] = sign_no
     try:

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+from essc.core import naming
 from essc.core.errors import EsscError, RetryableError, ReverifyError
 
 from . import states
@@ -75,7 +76,7 @@ def drill(runtime, admin, n: int, *, seed: int = 7, threads: int = 4, timeout_s:
                 except ReverifyError:
                     return
                 if credential:
-                    first_credential.setdefault((city, p["id_number"]), credential["signNo"])
+                    first_credential.setdefault((city, p["id_number"]), naming.credential(credential)["sign_no"])
         except EsscError as err:  # never expected: the inputs are valid
             submit_errors[err.code] += 1
 
@@ -107,7 +108,7 @@ def drill(runtime, admin, n: int, *, seed: int = 7, threads: int = 4, timeout_s:
         if row["status"] not in expected:
             wrong.append((city, person["scenario"], row["status"], (row["error"] or {}).get("code")))
         seen = first_credential.get((city, p))
-        if seen and (row["credential"] or {}).get("signNo") != seen:
+        if seen and naming.credential(row["credential"]).get("sign_no") != seen:
             duplicates += 1
     journal = admin.journal()
     return {

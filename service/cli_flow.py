@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from essc.core import divisions
+from essc.core import divisions, naming
 from essc.core.errors import InvalidInput
 from essc.core.masking import mask_id
 
@@ -80,9 +80,9 @@ def walk(console, runtime, city, id_number, name, face_token, sms_code, password
         mark = "[green]✓[/]" if event in done else "[dim]·[/]"
         console.print(f" {mark} {text}")
     if act["status"] == states.ACTIVATED:
-        c = credential or act["credential"]
-        console.print(f"[bold green]activated[/]: signNo {c['signNo']}, sign level {c['signLevel']}, "
-                      f"signed {c['signDate']}, valid until {c['validate']}")
+        c = naming.credential(credential or act["credential"])
+        console.print(f"[bold green]activated[/]: sign_no {c['sign_no']}, sign level {c['sign_level']}, "
+                      f"signed {c['sign_date']}, valid until {c['valid_until']}")
     else:
         failure = act.get("error") or {}
         console.print(f"[bold red]{act['status']}[/]: {failure.get('message_zh', '')} — {failure.get('message_en', '')}"

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from essc.core import naming
 from essc.core.masking import mask_name
 from essc.mockserver.client import MockAdmin
 
@@ -48,8 +49,8 @@ SCENES = (
 
 def _outcome(act: dict) -> str:
     if act["status"] == states.ACTIVATED:
-        c = act["credential"]
-        return f"signNo {c['signNo']}, level {c['signLevel']}, valid to {c['validate']}"
+        c = naming.credential(act["credential"])
+        return f"sign_no {c['sign_no']}, level {c['sign_level']}, valid to {c['valid_until']}"
     err = act.get("error") or {}
     return err.get("message_zh", "") + (f" ({act['card_status']})" if act.get("card_status") else "")
 

@@ -38,6 +38,7 @@ from essc.core.errors import (
 )
 from essc.core.idnumber import validate_id_number
 from essc.core.masking import get_logger, mask_id
+from essc.core.naming import with_deprecated
 from essc.core.registry import Registry
 from essc.core.schemas import validator
 
@@ -303,7 +304,7 @@ class ActivationService:
             credential = self.registry.call(city, "activate", {**ident, "verify_id": verify_id,
                                                                 "channel": act["channel"]})
             done = self.store.transition(act_id, owner, states.ACTIVATED, "activated", release=True,
-                                         detail=f"sign level {credential['signLevel']}", credential=credential,
+                                         detail=f"sign level {credential['sign_level']}", credential=credential,
                                          next_attempt_at=None, error=None, verified=None)
             if done is None:
                 log.warning("activation %s: lease lost before the credential was stored", act_id)
@@ -365,7 +366,7 @@ class ActivationService:
                "id_hint": act["id_hint"], "created_at": act["created_at"], "updated_at": act["updated_at"],
                "final": act["status"] in states.FINAL}
         if credential and act["status"] == states.ACTIVATED:
-            out["credential"] = act["credential"]
+            out["credential"] = with_deprecated("credential", act["credential"])  # 1.0 names too, for channels
         if act["status"] in states.PENDING:
             out["next_attempt_at"] = act["next_attempt_at"]
         if act.get("card_status"):

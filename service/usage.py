@@ -20,6 +20,7 @@ from typing import cast
 
 from sqlalchemy import Engine, Table, insert
 
+from essc.core import naming
 from essc.core.masking import mask_id, mask_name
 
 from .models import UsageEvent
@@ -60,9 +61,9 @@ def pairwise_id(key: bytes, party: str, citizen_key: str) -> str:
 
 def person_view(party, act: dict, pii: dict, essc_no: str) -> dict:
     """The citizen of activation ``act`` as relying party ``party`` may see them."""
-    credential = act["credential"] or {}
-    view = {"essc_no": essc_no, "sign_no": credential.get("signNo"), "city": act["city"],
-            "sign_level": credential.get("signLevel"), "id_hint": mask_id(pii["id_number"]),
+    credential = naming.credential(act["credential"])  # rows stored before contract 1.2 too
+    view = {"essc_no": essc_no, "sign_no": credential.get("sign_no"), "city": act["city"],
+            "sign_level": credential.get("sign_level"), "id_hint": mask_id(pii["id_number"]),
             "name_hint": mask_name(pii["name"])}
     if party.may_see("id_number"):
         view["id_number"] = pii["id_number"]

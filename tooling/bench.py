@@ -34,8 +34,8 @@ class SyntheticAdapter(CityAdapter):
         return {"verified": True, "verify_id": "bench-ticket", "factor": request["factor"]}
 
     def activate(self, request: dict) -> dict:
-        return {"aab301": request["aab301"], "signNo": "BENCH0001", "signSeq": "1", "signLevel": 1,
-                "validate": "20361125", "signDate": "20261125"}
+        return {"aab301": request["aab301"], "sign_no": "BENCH0001", "sign_seq": "1", "sign_level": 1,
+                "valid_until": "20361125", "sign_date": "20261125"}
 
     def health(self, request: dict) -> dict:
         return {"status": "up", "latency_ms": 0}

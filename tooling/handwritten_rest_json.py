@@ -160,11 +160,11 @@ class ZhejiangAdapter(CityAdapter):
         cred = call.obj(body, "credential", dict)
         credential = {
             "aab301": call.city,  # the rest-json credential does not repeat the city
-            "signNo": call.text(cred, "signNo"),
-            "signSeq": call.text(cred, "signSeq"),
-            "signLevel": call.lookup(const.SIGN_LEVELS, cred.get("level"), "level"),
-            "validate": call.iso_date(cred.get("validUntil"), "validUntil"),
-            "signDate": call.iso_date(cred.get("signedAt"), "signedAt"),
+            "sign_no": call.text(cred, "signNo"),
+            "sign_seq": call.text(cred, "signSeq"),
+            "sign_level": call.lookup(const.SIGN_LEVELS, cred.get("level"), "level"),
+            "valid_until": call.iso_date(cred.get("validUntil"), "validUntil"),
+            "sign_date": call.iso_date(cred.get("signedAt"), "signedAt"),
         }
         return call.fits("credential", credential)
 

@@ -238,6 +238,10 @@ def _check_maps(spec: DialectSpec, source: str, where: str, request: Mapping[str
     missing = sorted(required - set(response))
     if missing:
         raise SpecError(source, f"{where}.response", f"maps no wire value to the contract's {', '.join(missing)}")
+    alternatives = [set(a.get("required", ())) for a in answer_schema.get("anyOf", ())]
+    if alternatives and not any(names <= set(response) for names in alternatives):  # the credential's two names
+        first = sorted(alternatives[0] - set(response))
+        raise SpecError(source, f"{where}.response", f"maps no wire value to the contract's {', '.join(first)}")
     for name, rule in response.items():
         if name not in answer_schema["properties"]:
             raise SpecError(source, f"{where}.response.{name}",

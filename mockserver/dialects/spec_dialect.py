@@ -25,6 +25,7 @@ from essc.core.dialects import auth as spec_auth
 from essc.core.dialects.adapter import credentials_for, generate
 from essc.core.dialects.spec import OperationSpec, entry_schema, field_schema
 from essc.core.dialects.wire import CONTENT_TYPES, WireError, decode, encode, get_path, set_path
+from essc.core.naming import with_deprecated
 from essc.core.schemas import validator
 
 from .. import business
@@ -53,10 +54,10 @@ def contract_result(operation: str, result: Any, factor: str | None = None) -> d
                 "aae008": result.bank, "aac067": result.mobile}
     if operation == "verify_identity":
         return {"verified": True, "verify_id": result, "factor": factor}
-    if operation == "activate" and isinstance(result, Credential):
-        return {"aab301": result.city, "signNo": result.sign_no, "signSeq": result.sign_seq,
-                "signLevel": result.level, "validate": result.valid_until.strftime("%Y%m%d"),
-                "signDate": result.signed_at.strftime("%Y%m%d")}
+    if operation == "activate" and isinstance(result, Credential):  # the names of 1.2 and the deprecated ones
+        return with_deprecated("credential", {
+            "aab301": result.city, "sign_no": result.sign_no, "sign_seq": result.sign_seq, "sign_level": result.level,
+            "valid_until": result.valid_until.strftime("%Y%m%d"), "sign_date": result.signed_at.strftime("%Y%m%d")})
     if operation == "list_services":
         return {"services": [{"code": code, "name": name} for code, name in result]}
     if operation == "card_status" and isinstance(result, CardState):

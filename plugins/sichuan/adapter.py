@@ -83,11 +83,11 @@ class SichuanAdapter(CityAdapter):
             "qydj": const.SIGN_LEVELS[level]}, idempotent=False)
         credential = {
             "aab301": call.text(data, "xzqh"),
-            "signNo": call.text(data, "qyh"),
-            "signSeq": call.text(data, "qyxh"),
-            "signLevel": call.lookup(const.SIGN_LEVELS, data.get("qydj"), "qydj"),
-            "validate": call.date8(data.get("yxq"), "yxq"),
-            "signDate": call.date8(data.get("qyrq"), "qyrq"),
+            "sign_no": call.text(data, "qyh"),
+            "sign_seq": call.text(data, "qyxh"),
+            "sign_level": call.lookup(const.SIGN_LEVELS, data.get("qydj"), "qydj"),
+            "valid_until": call.date8(data.get("yxq"), "yxq"),
+            "sign_date": call.date8(data.get("qyrq"), "qyrq"),
         }
         return call.fits("credential", credential)
 

@@ -21,6 +21,7 @@ import time
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from essc.core.errors import EsscError
+from essc.core.naming import with_deprecated
 
 from .. import states
 from ..runtime import process_owner_prefix
@@ -95,7 +96,7 @@ def verify_activation(act_id: str):
     state.metrics.count_verification(act["status"])
     view = service.view(act)
     if credential is not None:
-        view["credential"] = credential
+        view["credential"] = with_deprecated("credential", credential)  # 1.0 names too, for channels
         return _located(view, 201)
     return _located(view, 200 if act["status"] in states.FINAL else 202)
 

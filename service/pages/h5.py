@@ -20,6 +20,7 @@ import time
 import segno
 from flask import flash, jsonify, redirect, render_template, request, session, url_for
 
+from essc.core import naming
 from essc.core.errors import EsscError, IdentityMismatch, InvalidInput, RetryableError
 from essc.core.idnumber import validate_id_number
 from essc.core.masking import get_logger
@@ -187,7 +188,7 @@ def _activation_page(act: dict, status: int = 200, **extra):
         left = (ident.get("locked_until") or 0) - time.time()
         extra["locked_minutes"] = stages.minutes(left) if left > 0 else 0
     elif stage == "activated":
-        extra["credential"] = act["credential"]
+        extra["credential"] = naming.credential(act["credential"])
     elif stage == "verify":
         extra["notice"] = stages.verify_notice(act["error"])
     return render_template("h5/activation.html", act=act, stage=stage, city_name=_city_name(act["city"]),

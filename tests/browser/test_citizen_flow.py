@@ -79,7 +79,7 @@ def test_supported_city_from_search_to_the_card_and_back_to_the_channel(page, li
     expect(card).not_to_contain_text(person["id_number"])
     expect(card).to_contain_text("杭州")
     act = live.runtime.store.find(live.runtime.service.sealer.citizen_key(person["id_number"]), HANGZHOU, CHANNEL)
-    expect(card).to_contain_text(act["credential"]["signNo"])
+    expect(card).to_contain_text(act["credential"]["sign_no"])
     code = page.get_by_role("img", name="电子社保卡动态码")  # the dynamic code, shown at once
     expect(code).to_be_visible()
     expect(page.locator("#qr-note")).to_contain_text("秒后自动刷新")

@@ -69,7 +69,7 @@ KEYERROR_BODY = '''    def read_card(self, request):
 DROP_BODY = '''    def activate(self, request):
         call = CityCall(request["aab301"], "activate")
         credential = dict(super().activate(request))
-        del credential["signDate"]  # the translation drops it
+        del credential["sign_date"]  # the translation drops it
         return call.fits("credential", credential)
 '''
 
@@ -321,14 +321,14 @@ def test_the_registry_names_the_full_path_of_a_missing_value(plugins):
 class Dropping(SyntheticAdapter):
     def activate(self, request):
         answer = dict(super().activate(request))
-        answer.pop("signDate")
+        answer.pop("sign_date")
         return answer
 '''
     plugins.add("regdrop", init=init, city="700003")
     with pytest.raises(ContractViolation) as err:
         plugins.registry().call("700003", "activate", {"aac002": ID, "aab301": "700003", "verify_id": "abcd",
                                                        "channel": "test"})
-    assert (err.value.details["path"], err.value.details["rule"]) == ("$.signDate", "required")
+    assert (err.value.details["path"], err.value.details["rule"]) == ("$.sign_date", "required")
 
 
 @pytest.mark.slow
@@ -340,7 +340,7 @@ def test_the_suite_reports_file_line_and_the_dropped_value(plugins):
     text = proc.stdout
     line = line_of(PLAYABLE_ADAPTER.format(body=KEYERROR_BODY), "KEYERROR-LINE")
     assert f"expected success, got CONTRACT_VIOLATION raised at adapter.py:{line} in read_card" in text
-    assert ("[city 320584, hook activate] expected success, got CONTRACT_VIOLATION at $.signDate (rule required): "
+    assert ("[city 320584, hook activate] expected success, got CONTRACT_VIOLATION at $.sign_date (rule required): "
             "the translation dropped it") in text
     assert "UPSTREAM_UNAVAILABLE" not in text
     assert "2 failed" in text

@@ -389,3 +389,35 @@ def test_a_release_may_only_be_rewritten_for_annotations():
     del no_description_field.schemas["manifest"]["properties"]["description"]
     assert not compat.same_but_annotations(current, no_description_field), \
         "the manifest's *property* named description is no annotation"
+
+
+# -- an anyOf that the old schema implies (contract 1.2: the credential's two sets of names) ----------
+def test_an_anyof_implied_by_the_old_required_list_is_not_breaking():
+    old = {"credential": {"type": "object", "required": ["a", "signNo"], "properties": {"a": {}, "signNo": {}}}}
+    new = {"credential": {"type": "object", "required": ["a"], "properties": {"a": {}, "signNo": {}, "sign_no": {}},
+                          "anyOf": [{"required": ["sign_no"]}, {"required": ["signNo"], "description": "1.0"}]}}
+    assert compare(old, new, {}, {}) == []
+
+
+def test_an_anyof_the_old_schema_does_not_imply_is_breaking():
+    old = {"credential": {"type": "object", "required": ["a"], "properties": {"a": {}, "signNo": {}}}}
+    new = {"credential": {"type": "object", "required": ["a"], "properties": {"a": {}, "signNo": {}, "sign_no": {}},
+                          "anyOf": [{"required": ["sign_no"]}, {"required": ["signNo"]}]}}
+    assert found(compare(old, new, {}, {})) == {("credential", "/anyOf", "constraint-tightened")}
+    narrowed = {"credential": {**new["credential"], "anyOf": [{"required": ["signNo"], "minProperties": 3}]}}
+    assert found(compare(old, narrowed, {}, {})) == {("credential", "/anyOf", "constraint-tightened")}
+
+
+def test_the_1_2_credential_accepts_every_1_1_credential():
+    import jsonschema
+    from referencing import Registry, Resource
+
+    from essc.core.schemas import validator
+
+    release = compat.load_release("1.1")
+    resources = Registry().with_resources((f"{schemas.BASE_URI}{name}.schema.json", Resource.from_contents(doc))
+                                          for name, doc in release.schemas.items())
+    old_credential = {"aab301": "330100", "signNo": "ES0123456789", "signSeq": "1", "signLevel": 2,
+                      "validate": "20361124", "signDate": "20261125"}
+    jsonschema.Draft202012Validator(release.schemas["credential"], registry=resources).validate(old_credential)
+    assert validator("credential").is_valid(old_credential)

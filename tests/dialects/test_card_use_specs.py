@@ -49,7 +49,7 @@ def error_of(ad: SpecAdapter, operation: str, request: dict) -> errors.EsscError
 def activated(ad: SpecAdapter, who: dict, city: str) -> str:
     ticket = ad.verify_identity({"aac002": who["id_number"], "aab301": city, "face_token": "live-t", "factor": "sms",
                                  "code": "123456"})["verify_id"]
-    return ad.activate({"aac002": who["id_number"], "aab301": city, "verify_id": ticket, "channel": "test"})["signNo"]
+    return ad.activate({"aac002": who["id_number"], "aab301": city, "verify_id": ticket, "channel": "test"})["sign_no"]
 
 
 def password_ticket(ad: SpecAdapter, who: dict, city: str, factor: str = "password") -> str:

@@ -57,7 +57,7 @@ def test_one_spec_gives_both_sides(mock, name):
                                "factor": "password", "code": "147258"})
     credential = a.activate({"aac002": who["id_number"], "aab301": city, "verify_id": check["verify_id"],
                              "channel": "demo", "sign_level": 2})
-    assert credential["signLevel"] == 2 and len(credential["signDate"]) == 8 and credential["aab301"] == city
+    assert credential["sign_level"] == 2 and len(credential["sign_date"]) == 8 and credential["aab301"] == city
     assert [s["code"] for s in a.list_services({"aab301": city})["services"]][0] == "identity_login"
     assert a.health({"aab301": city})["status"] == "up"
     lost = admin.citizens(city, "reported_lost")[0]
@@ -123,6 +123,8 @@ def soap():
     (lambda d: d["outcomes"]["1001"].update(kind="gone"), "$.outcomes['1001'].kind", "enum"),
     (lambda d: d.update(name="Bad Name"), "$.name", "pattern"),
     (lambda d: d["auth"].update(template=5), "$.auth", "oneOf"),
+    (lambda d: d["operations"]["activate"]["response"].pop("sign_date"), "$.operations.activate.response",
+     "sign_date"),  # the credential's names of 1.2, or all the deprecated ones: not half of either
 ])
 def test_a_broken_spec_names_where_and_what(change, path, words):
     data = soap()
@@ -131,6 +133,15 @@ def test_a_broken_spec_names_where_and_what(change, path, words):
         parse_spec(data, "soap-test.yaml")
     assert info.value.where == "soap-test.yaml" and info.value.path == path
     assert words in str(info.value)
+
+
+def test_a_spec_may_still_map_the_deprecated_credential_names():
+    data = soap()
+    answer = data["operations"]["activate"]["response"]
+    for old, new in (("signNo", "sign_no"), ("signSeq", "sign_seq"), ("signLevel", "sign_level"),
+                     ("validate", "valid_until"), ("signDate", "sign_date")):
+        answer[old] = answer.pop(new)
+    assert "signNo" in parse_spec(data, "soap-1.0-names.yaml").operations["activate"].response
 
 
 def test_builtin_specs_are_valid_yaml_round_trip(tmp_path):

@@ -32,7 +32,7 @@ def test_demo_runs_its_tour_to_the_summary(env):
 def test_activate_by_name_pinyin_or_code(env, city):
     result = run(["activate", "--city", city], env)
     assert result.exit_code == 0, result.output
-    assert "e-SSC activated: credential issued" in result.output and "signNo" in result.output
+    assert "e-SSC activated: credential issued" in result.output and "sign_no" in result.output
 
 
 def test_activate_names_the_failure(env):

@@ -73,7 +73,7 @@ def test_kill_9_worker_mid_card_read_then_restart(crash_setup, mock, tmp_path):
     for act_id in acts.values():  # the channel verifies each citizen: one credential each
         act, credential = rt.service.verify(act_id, channel="test", **DEMO)
         assert act["status"] == states.ACTIVATED, act
-        sign_nos.add(credential["signNo"])
+        sign_nos.add(credential["sign_no"])
     assert len(sign_nos) == total, "two citizens share a credential"
     resumed = [a for a in acts.values() if rt.store.get(a)["runs"] >= 3]
     assert resumed, "no activation was resumed after the crash"
@@ -156,7 +156,7 @@ def test_kill_9_service_with_requests_in_flight_then_restart(crash_setup, mock, 
     assert set(channel.credential) == {c["id_number"] for c in people}
     for id_number, credential in acknowledged.items():  # what was acknowledged before the crash holds
         assert channel.credential[id_number] == credential
-    assert len({c["signNo"] for c in channel.credential.values()}) == len(people)
+    assert len({c["sign_no"] for c in channel.credential.values()}) == len(people)
 
 
 def _up(api):

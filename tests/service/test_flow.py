@@ -43,7 +43,7 @@ def test_activation_follows_the_citizen_card_read_then_identity(runtime, mock):
     assert [e["operation"] for e in mock.journal(city="350100")] == ["read_card"]
     act, credential = verify(runtime, act)
     assert act["status"] == states.ACTIVATED
-    assert credential["aab301"] == "350100" and credential["signNo"] and credential == act["credential"]
+    assert credential["aab301"] == "350100" and credential["sign_no"] and credential == act["credential"]
     events = [e["event"] for e in runtime.store.audit(act["id"])]
     assert events == ["consent_given", "city_chosen", "card_read", "identity_verified", "activated"]
 
@@ -66,7 +66,7 @@ def test_each_channel_verifies_and_the_city_issues_one_credential(runtime, mock)
     with pytest.raises(ActivationNotFound):  # a channel cannot verify another channel's activation
         runtime.service.verify(first["id"], channel="wechat", **DEMO)
     second, cred_b = verify(runtime, other, channel="wechat")
-    assert cred_b["signNo"] == cred_a["signNo"]  # the same credential: issued once per citizen + city
+    assert cred_b["sign_no"] == cred_a["sign_no"]  # the same credential: issued once per citizen + city
     assert runtime.store.counts() == {states.ACTIVATED: 2}
 
 
@@ -217,7 +217,7 @@ def test_credential_issued_later_when_the_city_fails_after_the_check(runtime, mo
     assert credential is None and act["status"] == states.PENDING_UPSTREAM
     runtime.start_workers()
     act = settle(runtime, act["id"])
-    assert act["status"] == states.ACTIVATED and act["credential"]["signNo"]
+    assert act["status"] == states.ACTIVATED and act["credential"]["sign_no"]
 
 
 def test_pending_activation_expires_after_max_age(runtime, mock):

@@ -236,17 +236,17 @@ def test_serve_sigterm_with_verifications_in_flight(setup, mock, tmp_path):
 
     acknowledged = dict(channel.credential)
     assert len(acknowledged) < len(people), "everything was done before the signal"
-    signed = {c["signNo"] for c in acknowledged.values()}
+    signed = {c["sign_no"] for c in acknowledged.values()}
     for act_id in in_flight:  # the request in flight completed: activated, and the channel has it
         act = rt.store.get(act_id)
         assert act["status"] == states.ACTIVATED, act
-        assert act["credential"]["signNo"] in signed
+        assert act["credential"]["sign_no"] in signed
     for act_id in _all_ids(rt.store):  # the rest: runnable, waiting for the check, or done
         act = rt.store.get(act_id)
         assert act["status"] in (*states.RUNNABLE, states.AWAITING_VERIFICATION, states.ACTIVATED), act
         assert act["lease_owner"] is None
         if act["status"] == states.ACTIVATED:
-            assert act["credential"]["signNo"] in signed, "an activation nobody was told about"
+            assert act["credential"]["sign_no"] in signed, "an activation nobody was told about"
 
     second = start_serve(env, tmp_path / "serve2.log", port)
     try:
@@ -264,7 +264,7 @@ def test_serve_sigterm_with_verifications_in_flight(setup, mock, tmp_path):
     assert set(channel.credential) == {c["id_number"] for c in people}
     for id_number, credential in acknowledged.items():
         assert channel.credential[id_number] == credential
-    assert len({c["signNo"] for c in channel.credential.values()}) == len(people)
+    assert len({c["sign_no"] for c in channel.credential.values()}) == len(people)
 
 
 def _all_ids(store):

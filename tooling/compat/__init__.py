@@ -25,7 +25,9 @@ when something that was valid (a payload, a plugin, a hook implementation) may n
 * ``additional-properties-closed``: ``additionalProperties`` (``unevaluatedProperties``)
   turned ``false``;
 * ``constraint-tightened``: any other new constraint: an ``allOf`` member or
-  ``patternProperties`` entry added, ``anyOf``/``oneOf`` alternatives removed,
+  ``patternProperties`` entry added, ``anyOf``/``oneOf`` alternatives removed, an ``anyOf``
+  added (unless one of its alternatives only requires properties the old schema required: the
+  old payloads all satisfy it),
   ``uniqueItems`` turned on, ``multipleOf``, ``contains``, ``not``, ``if``,
   ``propertyNames``, ``dependentRequired``, ``dependentSchemas`` added or changed;
 * ``ref-changed``: a ``$ref`` points elsewhere and a side cannot be resolved (when both

@@ -322,6 +322,8 @@ class _Comparison:
             if kw not in new:
                 continue
             if kw not in old:
+                if kw == "anyOf" and _implied(old, new[kw]):
+                    continue  # every payload valid before satisfies one alternative: nothing tightened
                 self.add(f"{ptr}/{kw}", "constraint-tightened", f"{kw} added")
                 continue
             for i, sub in enumerate(old[kw]):
@@ -329,6 +331,21 @@ class _Comparison:
                     self.node(sub, new[kw][i], f"{ptr}/{kw}/{i}", odoc, ndoc, depth + 1)
                 else:
                     self.add(f"{ptr}/{kw}/{i}", "constraint-tightened", f"{kw} alternative {i} removed")
+
+
+_ANNOTATIONS = frozenset({"title", "description", "$comment", "examples", "deprecated"})
+
+
+def _implied(old: dict, alternatives: Any) -> bool:
+    """Does the ``old`` schema imply one of the ``alternatives`` of an ``anyOf`` that appeared?
+    True for an alternative that only requires properties the old schema required (the 1.2
+    credential: ``required`` shrank to ``aab301`` and ``anyOf`` asks for the old names or the new)."""
+    was_required = set(old.get("required", ()))
+    for alternative in alternatives if isinstance(alternatives, list) else ():
+        if (isinstance(alternative, dict) and set(alternative) - _ANNOTATIONS == {"required"}
+                and set(alternative["required"]) <= was_required):
+            return True
+    return False
 
 
 def compare_schemas(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:

@@ -168,8 +168,8 @@ def test_activate(adapter, rsps, sign_level):
     result = adapter.activate(request)
     assert sent_payload(rsps) == {"sfzh": ID, "xzqh": CITY, "yzid": "yz-8e2d4c6a1f3b", "qd": "bank.icbc",
                                   "qydj": sign_level or 1}
-    assert result == {"aab301": CITY, "signNo": "SC510100202611250001", "signSeq": "1", "signLevel": sign_level or 1,
-                      "validate": "20361124", "signDate": "20261125"}
+    assert result == {"aab301": CITY, "sign_no": "SC510100202611250001", "sign_seq": "1",
+                      "sign_level": sign_level or 1, "valid_until": "20361124", "sign_date": "20261125"}
     assert_valid(result, "activate")
 
 
