@@ -20,6 +20,7 @@ from typing import cast
 
 from sqlalchemy import Table, insert, select, update
 
+from essc.core import naming
 from essc.core.errors import InvalidInput
 from essc.core.masking import get_logger
 
@@ -68,7 +69,7 @@ def enable_payment(service, act_id: str, channel: str, *, face_token: str, passw
     require_offered(registry, city, "enable_payment")
     pii = service.sealer.unseal(act["sealed"])
     check = fresh_identity_check(service, act, pii, face_token=face_token, password=password)
-    sign_no = act["credential"]["signNo"]
+    sign_no = naming.credential(act["credential"])["sign_no"]
     binding = registry.call(city, "enable_payment", {"aac002": pii["id_number"], "aab301": city, "sign_no": sign_no,
                                                      "verify_id": check["verify_id"], "channel": channel})
     now = time.time()
@@ -76,9 +77,10 @@ def enable_payment(service, act_id: str, channel: str, *, face_token: str, passw
     with service.store.engine.begin() as conn:
         copies = conn.execute(select(A.c.id, A.c.credential).where(
             A.c.citizen_key == act["citizen_key"], A.c.city == city, A.c.status == states.ACTIVATED)).all()
-        for copy_id, credential in copies:
-            if credential and credential.get("signNo") == binding["sign_no"] and credential.get("signLevel") != 2:
-                conn.execute(update(A).where(A.c.id == copy_id).values(credential={**credential, "signLevel": 2},
+        for copy_id, stored in copies:
+            credential = naming.credential(stored)  # a row stored before contract 1.2 too (written back renamed)
+            if credential and credential.get("sign_no") == binding["sign_no"] and credential.get("sign_level") != 2:
+                conn.execute(update(A).where(A.c.id == copy_id).values(credential={**credential, "sign_level": 2},
                                                                         updated_at=now))
         conn.execute(insert(E).values(activation_id=act_id, at=now, event="payment_enabled", status=act["status"],
                                       detail=detail[:300], actor=channel))

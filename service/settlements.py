@@ -33,6 +33,7 @@ from typing import cast
 
 from sqlalchemy import Table, select
 
+from essc.core import naming
 from essc.core.errors import (
     ContractViolation,
     EsscError,
@@ -127,12 +128,13 @@ class Settlements:
         act = verified.activation
         require_offered(self.registry, act["city"], OPERATION)
         now, owner = time.time(), worker_id()
-        sealed = self.sealer.seal({"id_number": verified.id_number, "sign_no": act["credential"]["signNo"],
+        credential = naming.credential(act["credential"])  # rows stored before contract 1.2 too
+        sealed = self.sealer.seal({"id_number": verified.id_number, "sign_no": credential["sign_no"],
                                    "items": body["items"]})
         row = dict(id=uuid.uuid4().hex, party=party.name, idempotency_key=key, request_hash=digest,
                    activation_id=act["id"], city=act["city"], busi_type=body["busi_type"],
                    hospital_code=body["hospital"]["code"], hospital_name=body["hospital"]["name"],
-                   sign_level=int(act["credential"].get("signLevel") or 1), essc_no=verified.view["essc_no"],
+                   sign_level=int(credential.get("sign_level") or 1), essc_no=verified.view["essc_no"],
                    sealed=sealed, state=st.PRE_SETTLING, runs=1, next_attempt_at=now, leg_started_at=now,
                    lease_until=now + self.config.lease_s, lease_owner=owner, created_at=now, updated_at=now)
         row, created = self.store.create(row, actor=party.name, detail=f"{len(body['items'])} item(s), busi_type "
