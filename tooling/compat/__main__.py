@@ -80,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif changes:
         problem = "breaking changes (versions unknown: no policy applied)"
     if problem:
+        sys.stdout.flush()  # the changes first, then the advice, also when both go to one pipe
         print(problem.splitlines()[-1], file=sys.stderr)
         return 1
     return 0
