@@ -2,7 +2,7 @@
 the citizen's pages (docs/launch.md) instead of signing a launch URL itself."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask import Blueprint, current_app, g, request, url_for
 
 from essc.core.idnumber import validate_id_number
 
@@ -10,6 +10,7 @@ from ..names import check_name
 from ..pages.launch import DEFAULT_TTL_S, return_url_allowed, seal_ticket
 from .auth import require_channel
 from .errors import BadRequest
+from .responses import no_store
 from .validation import validated_body
 
 bp = Blueprint("launch_tickets", __name__)
@@ -31,8 +32,5 @@ def create_launch_ticket():
     name = check_name(data["name"], field="$.name")
     ticket, expires = seal_ticket(state.runtime.service.sealer, g.channel, id_number=id_number, name=name,
                                   return_url=data["return_url"], ttl_s=int(data.get("ttl_s", DEFAULT_TTL_S)))
-    response = jsonify({"ticket": ticket, "launch_url": url_for("h5.launch", ticket=ticket, _external=True),
-                        "expires_at": expires})
-    response.status_code = 201
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store({"ticket": ticket, "launch_url": url_for("h5.launch", ticket=ticket, _external=True),
+                     "expires_at": expires}, 201)

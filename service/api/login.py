@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, request
 
 from ..use_errors import LoginSessionNotFound
 from .auth import require_channel, require_relying_party
+from .responses import no_store
 from .validation import validated_body
 
 bp = Blueprint("login", __name__)
@@ -17,16 +18,10 @@ _ID = re.compile(r"^[0-9a-f]{32}$")
 _CODE = re.compile(r"^essl1\.[A-Za-z0-9_-]{43}$")
 
 
-def _no_store(response, status: int = 200):
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 @bp.post("/v1/login-sessions")
 @require_relying_party
 def open_login_session():
-    return _no_store(jsonify(current_app.extensions["essc"].logins.open(g.relying_party)), 201)
+    return no_store(current_app.extensions["essc"].logins.open(g.relying_party), 201)
 
 
 @bp.get("/v1/login-sessions/<session_id>")
@@ -34,7 +29,7 @@ def open_login_session():
 def poll_login_session(session_id: str):
     if not _ID.match(session_id):
         raise LoginSessionNotFound("no login session with this id for this portal")
-    return _no_store(jsonify(current_app.extensions["essc"].logins.poll(session_id, g.relying_party)))
+    return no_store(current_app.extensions["essc"].logins.poll(session_id, g.relying_party))
 
 
 @bp.post("/v1/login-sessions/<code>/confirm")
@@ -47,4 +42,4 @@ def confirm_login_session(code: str):
     answer = state.logins.confirm(code, channel=g.channel, activation_id=data["activation_id"],
                                   face_token=data["face_token"], sms_code=data.get("sms_code"),
                                   password=data.get("password"), parties=state.relying_parties)
-    return _no_store(jsonify(answer))
+    return no_store(answer)

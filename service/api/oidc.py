@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, jsonify, render_template_string, reque
 from ..login import CONFIRMED, DELIVERED, EXPIRED
 from ..oidc import PAGE_PARAMS, PortalUser
 from ..use_errors import LoginSessionNotFound
+from .responses import no_store
 
 bp = Blueprint("oidc", __name__)
 
@@ -62,10 +63,7 @@ def _not_ascii(*multidicts) -> str | None:
 
 
 def _oauth_error(description: str, status: int = 400):
-    response = jsonify({"error": "invalid_request", "error_description": description})
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store({"error": "invalid_request", "error_description": description}, status)
 
 
 @bp.get("/.well-known/openid-configuration")

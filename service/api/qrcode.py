@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from ..bindings import unlink
 from .activations import _own_activation_id
 from .auth import require_channel, require_relying_party
+from .responses import no_store
 from .validation import validated_body
 
 bp = Blueprint("qrcode", __name__)
@@ -18,11 +19,7 @@ bp = Blueprint("qrcode", __name__)
 @require_channel
 def issue_qrcode(act_id: str):
     state = current_app.extensions["essc"]
-    answer = state.qrcodes.issue(_own_activation_id(act_id), g.channel)
-    response = jsonify(answer)
-    response.status_code = 201
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(state.qrcodes.issue(_own_activation_id(act_id), g.channel), 201)
 
 
 @bp.post("/v1/qrcode/verify")
@@ -31,9 +28,7 @@ def verify_qrcode():
     state = current_app.extensions["essc"]
     data = validated_body(request, "QrCodeVerifyRequest")
     verified = state.qrcodes.verify(data["qrcode"], data["busi_type"], g.relying_party)
-    response = jsonify(verified.view)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(verified.view)
 
 
 @bp.delete("/v1/activations/<act_id>")
