@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from essc.core.errors import (
     CardStatusAbnormal,
@@ -109,7 +110,7 @@ class ActivationService:
         if self.pool is None:
             return self._run_claimed(act, owner)
         done, result = answer_within(self.pool.run(self._run_claimed, act, owner), self.config.answer_budget_s)
-        return result if done else self.store.get(act["id"])  # slower than the budget: it goes on
+        return result if done else self.store.present(act["id"])  # slower than the budget: it goes on
 
     def verify(self, act_id: str, *, channel: str, face_token: str, sms_code: str | None = None,
                password: str | None = None) -> tuple[dict, dict | None]:
@@ -151,8 +152,8 @@ class ActivationService:
         done, result = answer_within(future, self.config.answer_budget_s)
         if done:
             return result
-        act = self.store.get(act_id)
-        if act is not None and act["status"] == states.ACTIVATED:  # this check ended right after the budget:
+        act = self.store.present(act_id)
+        if act["status"] == states.ACTIVATED:  # this check ended right after the budget:
             return act, act["credential"]  # the credential is this request's (it held the activation)
         return act, None
 
@@ -202,7 +203,7 @@ class ActivationService:
                                   release=True, error=err.to_dict(), detail=f"verify_identity: {err.code}")
             raise
         except EsscError as err:
-            return self._failed(act, owner, "verify_identity", err) or self.store.get(act_id), None
+            return self._failed(act, owner, "verify_identity", err) or self.store.present(act_id), None
         except BaseException:
             self.store.release(act_id, owner)
             raise
@@ -261,8 +262,8 @@ class ActivationService:
             raise InvalidInput(f"the {field} must be 6 digits", field=field, rule="pattern")
         return factor, code
 
-    def run(self, act_id: str, owner: str | None = None) -> dict:
-        """Claim the activation and take it as far as it can go now."""
+    def run(self, act_id: str, owner: str | None = None) -> dict | None:
+        """Claim the activation and take it as far as it can go now (None: there is no such activation)."""
         owner = owner or worker_id()
         act = self.store.claim(act_id, owner, self.config.lease_s)
         if act is None:
@@ -279,7 +280,7 @@ class ActivationService:
             now = self.store.transition(act_id, owner, act["status"], "internal_error", release=True,
                                         next_attempt_at=time.time() + self.config.retry_cap_s)
             self._schedule(act_id, self.config.retry_cap_s)
-        return now if now is not None else self.store.get(act_id)  # None: the lease was lost meanwhile
+        return now if now is not None else self.store.present(act_id)  # None: the lease was lost meanwhile
 
     # -- the steps -------------------------------------------------------------------------
     def _steps(self, act: dict, owner: str, pii: dict | None = None, verify_id: str | None = None) -> dict | None:
@@ -338,7 +339,7 @@ class ActivationService:
             status = states.CARD_STATUS_ABNORMAL
         else:
             status = states.FAILED
-        extra = {"card_status": err.status} if isinstance(err, CardStatusAbnormal) else {}
+        extra: dict[str, Any] = {"card_status": err.status} if isinstance(err, CardStatusAbnormal) else {}
         return self.store.transition(act_id, owner, status, status, release=True, next_attempt_at=None, error=error,
                                      verified=None, detail=f"{step}: {err.code}", **extra)
 

@@ -222,11 +222,11 @@ class Store:
                         error=None, card_status=None, runs=A.c.runs + (1 if owner else 0),
                         **lease, **({"created_at": now} if final else {})))
             if not res.rowcount:  # changed in between: show it as it is now
-                return self._present(existing["id"]), "found"
+                return self.present(existing["id"]), "found"
             conn.execute(_AUDIT, {"act_id": existing["id"], "at": now, "event": "resubmitted",
                                   "status": states.RECEIVED, "detail": f"was {existing['status']}", "actor": channel})
         self.changes.changed(existing["id"], states.RECEIVED)
-        return self._present(existing["id"]), "restarted"
+        return self.present(existing["id"]), "restarted"
 
     # -- reading -----------------------------------------------------------------------
     def get(self, act_id: str) -> dict | None:
@@ -234,7 +234,7 @@ class Store:
             row = conn.execute(_GET, {"act_id": act_id}).mappings().first()
         return dict(row) if row else None
 
-    def _present(self, act_id: str) -> dict:
+    def present(self, act_id: str) -> dict:
         """:meth:`get` of an activation known to exist (activations are never deleted)."""
         row = self.get(act_id)
         if row is None:  # pragma: no cover
