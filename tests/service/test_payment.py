@@ -8,27 +8,14 @@ from sqlalchemy import select
 
 from essc.service.models import AuditEvent, UsageEvent
 
+from .api_helpers import BANK, DEMO_CH, activated, conforms, error
 from .conftest import person
-from .use_helpers import (
-    BANK,
-    CITY,
-    DEMO_CH,
-    PASSWORD,
-    activated,
-    conforms,
-    error,
-    make_app,
-)
+from .use_helpers import CITY, PASSWORD, make_app
 
 
 @pytest.fixture
 def app(runtime):
     return make_app(runtime)
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 def pay(client, act_id, body=PASSWORD, headers=DEMO_CH):

@@ -13,17 +13,14 @@ from essc.service import settlements as settlements_module
 from essc.service.models import Settlement, SettlementEvent, UsageEvent
 from essc.service.runtime import Runtime
 
+from .api_helpers import DEMO_CH, activated, conforms, error
 from .conftest import person
 from .use_helpers import (
     CITY,
     CLINIC,
-    DEMO_CH,
     HOSPITAL,
     PHARMACY,
-    activated,
     code_of,
-    conforms,
-    error,
     make_app,
     pay_enabled,
 )
@@ -38,11 +35,6 @@ S = Settlement.__table__
 @pytest.fixture
 def app(runtime):
     return make_app(runtime)
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 def bill(code, key="bill-0001", busi_type="02", items=ITEMS):
