@@ -19,7 +19,7 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from .. import settlement_store as st
 from .auth import require_relying_party
 from .errors import NotFound
-from .validation import json_body, validate
+from .validation import validated_body
 
 bp = Blueprint("settlements", __name__)
 
@@ -51,8 +51,7 @@ def _answer(row: dict, status: int | None = None, *, replayed: bool = False):
 @require_relying_party
 def create_settlement():
     state = current_app.extensions["essc"]
-    data = json_body(request)
-    validate("SettlementRequest", data)
+    data = validated_body(request, "SettlementRequest")
     row, created = state.runtime.settlements.create(g.relying_party, data, state.qrcodes)
     return _answer(row, 201 if created and row["state"] == st.PRE_SETTLED else 200, replayed=not created)
 
