@@ -251,6 +251,19 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def pss_kb(pid: int) -> int:
+    """Proportional set size: pages shared by the processes of a tree (``essc serve --processes``
+    forks its API processes from a parent that imported the code) are counted once in all."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def cpu_s(pids: list[int]) -> float:
     """user + system CPU seconds of these processes (children already waited for included)."""
     tick, total = os.sysconf("SC_CLK_TCK"), 0
@@ -265,17 +278,21 @@ def cpu_s(pids: list[int]) -> float:
 
 
 class RssSampler(threading.Thread):
-    """Peak VmRSS (sum over the process tree of ``root``), sampled every ``interval_s``."""
+    """Peak VmRSS (sum over the process tree of ``root``: shared pages counted in every process)
+    and peak PSS (shared pages divided among the processes sharing them), sampled every
+    ``interval_s``."""
 
     def __init__(self, root: int | list[int], interval_s: float = 0.2) -> None:
         super().__init__(daemon=True, name="rss-sampler")
         self.roots, self.interval_s = root if isinstance(root, list) else [root], interval_s
-        self.peak_kb, self.samples = 0, 0
+        self.peak_kb, self.peak_pss_kb, self.samples, self.processes = 0, 0, 0, 0
         self._halt = threading.Event()
 
     def sample(self) -> None:
         pids = [pid for root in self.roots for pid in process_tree(root)]
         self.peak_kb = max(self.peak_kb, sum(rss_kb(pid) for pid in pids))
+        self.peak_pss_kb = max(self.peak_pss_kb, sum(pss_kb(pid) for pid in pids))
+        self.processes = max(self.processes, len(pids))
         self.samples += 1
 
     def run(self) -> None:
@@ -836,6 +853,8 @@ def timed_phase(plan: Plan, name: str, jobs: list[Job], concurrency: int, *, war
         peak_mb = sampler.stop()
         result = summarize([o for o in outcomes], wall, tally)
         result["rss_mb"] = round(peak_mb, 1)
+        result["pss_mb"] = round(sampler.peak_pss_kb / 1024, 1)
+        result["tree_processes"] = sampler.processes  # the supervisor + API processes (+ workers)
         result["cpu_s"] = {"client": round(cpu1[0] - cpu0[0], 1), "serve": round(cpu1[1] - cpu0[1], 1),
                            "mock": round(cpu1[2] - cpu0[2], 1)}
         result["long_poll_s"] = client.long_poll_s
@@ -863,7 +882,7 @@ def fast_phase(plan: Plan) -> dict:
     return {"ratio": round(acts / calls_per_s, 3), "activations_per_s": acts,
             "direct_mock_calls_per_s": round(calls_per_s, 1), "concurrency": a.fast_concurrency,
             **{k: r[k] for k in ("submitted", "activated", "not_activated", "p50_s", "p99_s", "rejected",
-                                 "requests", "cpu_s", "rss_mb")}}
+                                 "requests", "cpu_s", "rss_mb", "pss_mb", "tree_processes")}}
 
 
 def latency_faults(plan: Plan, hang_city: str | None = None) -> None:
@@ -931,7 +950,7 @@ def isolation_phase(plan: Plan, slow: dict) -> dict:
             "hang_submitted": len(hung), "hang_submit_p50_s": rounded(quantile([o.submit_s for o in hung], 0.5)),
             "hang_submit_p99_s": rounded(quantile([o.submit_s for o in hung], 0.99)),
             "hang_submission_states": answers,
-            **{k: r[k] for k in ("rejected", "rejected_by_status", "rss_mb", "cpu_s")}}
+            **{k: r[k] for k in ("rejected", "rejected_by_status", "rss_mb", "pss_mb", "cpu_s")}}
 
 
 # -- the contract suite over many synthetic cities ----------------------------------------
@@ -1009,6 +1028,8 @@ def slow_cities(args: argparse.Namespace) -> dict:
                 admin = MockAdmin(mock.url)
                 people = {c: admin.citizens(c, "normal") for c in cities}
                 env = dict(kv.split("=", 1) for kv in args.serve_env)
+                if args.serve_processes:
+                    env["ESSC_API_PROCESSES"] = str(args.serve_processes)
                 plan = Plan(args, mock, admin, cities, people, tmp, env)
                 if "isolation" in phases and args.hang_city not in cities:
                     raise SystemExit(f"--hang-city {args.hang_city} is not one of the supported cities {cities}")
@@ -1110,6 +1131,9 @@ def main(argv: list[str] | None = None) -> None:
     slow.add_argument("--api-processes", type=int, default=1, help="essc serve processes (channels take turns)")
     slow.add_argument("--workers", type=int, default=0, help="essc worker processes beside them")
     slow.add_argument("--worker-threads", type=int, default=2, help="essc worker --workers")
+    slow.add_argument("--serve-processes", type=int, default=None,
+                      help="API processes of each essc serve (ESSC_API_PROCESSES; default: essc serve's own, "
+                           "one per core up to 4)")
     slow.add_argument("--serve-env", action="append", default=[], metavar="ESSC_X=V",
                       help="environment of essc serve (repeatable), e.g. ESSC_ANSWER_BUDGET_S=1.5")
     slow.add_argument("--suite", action=argparse.BooleanOptionalAction, default=True,

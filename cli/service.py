@@ -1,6 +1,9 @@
 """``essc serve``, ``essc worker``, ``essc activate`` and ``essc demo``: the activation service."""
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import sys
 
 import click
@@ -28,41 +31,105 @@ def demo_cmd(wait_s: float) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--threads", default=None, type=int,
-              help="API threads (default: ESSC_API_THREADS, else 128; each answer holds one at most "
-                   "ESSC_ANSWER_BUDGET_S, a long-poll at most ESSC_MAX_WAIT_S).")
+              help="API threads per process (default: ESSC_API_THREADS, else 128; each answer holds one at "
+                   "most ESSC_ANSWER_BUDGET_S, a long-poll at most ESSC_MAX_WAIT_S).")
+@click.option("--processes", default=None, type=click.IntRange(1, 64),
+              help="API processes sharing the port (default: ESSC_API_PROCESSES, else one per core up to 4; "
+                   "1 while the mock city systems run in-process).")
 @click.option("--grace", "grace_s", default=6.0, show_default=True, type=click.FloatRange(0, 8), help=GRACE_HELP)
-def serve_cmd(host: str, port: int, threads: int | None, grace_s: float) -> None:
+def serve_cmd(host: str, port: int, threads: int | None, processes: int | None, grace_s: float) -> None:
     """Run the activation API (waitress) with queue workers, SQLite by default, and the mock
     city systems in-process unless a real city endpoint is configured.
 
+    With several processes (one per core by default) a supervisor binds the port and forks the
+    API processes, which share it and the database (essc.service.processes).
+
     SIGTERM or SIGINT: new connections are refused, requests in flight and queue tasks get
     ``--grace`` seconds to finish, then what is still held is released and the process exits 0."""
+    from essc.core.settings import Settings
+    from essc.service.config import ServiceConfig
+    from essc.service.local import real_endpoint_configured
+    from essc.service.processes import default_processes
+
+    config, settings = ServiceConfig.from_env(), Settings.from_env()
+    wanted = processes or config.api_processes or None
+    count = wanted or default_processes()
+    if count > 1 and not real_endpoint_configured(settings):
+        if wanted:
+            raise click.UsageError(f"--processes {count} needs real city endpoints (ESSC_CITY_BASE_URL or a "
+                                   "config file): the in-process mock city systems live in one process")
+        count = 1
+    if count == 1:
+        sys.exit(_serve_api(config, settings, host=host, port=port, threads=threads, grace_s=grace_s))
+    sys.exit(_supervise(config, settings, count, host=host, port=port, threads=threads, grace_s=grace_s))
+
+
+def _supervise(config, settings, count: int, *, host: str, port: int, threads: int | None, grace_s: float) -> int:
+    """``count`` API processes on one socket, under a supervisor (essc.service.processes)."""
+    from essc.service.api import create_app
+    from essc.service.processes import Supervisor, bind
+    from essc.service.runtime import Runtime
+
+    # made once, before the fork: the children never race to create the secret, the signing key
+    # or the tables (and share the imported code with the parent, copy on write)
+    runtime = Runtime(config, settings=settings)
+    create_app(runtime)
+    runtime.close()
+    runtime.store.engine.dispose()
+    sock = bind(host, port)
+    address = sock.getsockname()
+    where = f"[{address[0]}]:{address[1]}" if sock.family == socket.AF_INET6 else f"{address[0]}:{address[1]}"
+    click.echo(f"activation API on http://{where} ({count} processes, database "
+               f"{runtime.store.url.split('?')[0]})", err=True)
+    settings.bulkhead_share = count
+
+    def child(index: int) -> int:
+        return _serve_api(config, settings, sock=sock, threads=threads, grace_s=grace_s, index=index)
+
+    code = Supervisor(count, child).run()
+    click.echo(f"activation API stopped ({count} processes, exit {code})", err=True)
+    return code
+
+
+def _serve_api(config, settings, *, host: str = "", port: int = 0, sock=None, threads: int | None,
+               grace_s: float, index: int | None = None) -> int:
+    """One API process until SIGTERM/SIGINT: on ``host``:``port``, or on the supervisor's ``sock``
+    (then ``index`` names it, and it also stops when the supervisor is gone)."""
     from waitress.server import create_server
 
     from essc.service.api import create_app
     from essc.service.lifecycle import Shutdown, leave, listening, serve_until_signal
     from essc.service.local import local_runtime
+    from essc.service.processes import STOP_SIGNAL, orphan_watch
 
-    shutdown = Shutdown().install()
-    with local_runtime() as (runtime, mock_url):
-        server = create_server(create_app(runtime, {"PAGES_DEMO_HINTS": bool(mock_url)}), host=host, port=port,
+    if sock is None:
+        shutdown = Shutdown().install()
+    else:  # the supervisor's orders only (essc.service.processes)
+        shutdown = Shutdown().install((STOP_SIGNAL,))
+        orphan_watch(lambda: setattr(shutdown, "signum", shutdown.signum or signal.SIGTERM))
+    name = "activation API" if index is None else f"activation API process {index} (pid {os.getpid()})"
+    with local_runtime(config, settings=settings) as (runtime, mock_url):
+        where = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}
+        server = create_server(create_app(runtime, {"PAGES_DEMO_HINTS": bool(mock_url)}),
                                threads=threads or runtime.config.api_threads,
-                               connection_limit=runtime.config.api_connections)
+                               connection_limit=runtime.config.api_connections, **where)
         if mock_url:
             click.echo(f"mock city systems in-process at {mock_url}", err=True)
-        click.echo(f"activation API on {', '.join('http://' + a for a in listening(server))} "
-                   f"(database {runtime.store.url.split('?')[0]})", err=True)
+        if sock is None:
+            click.echo(f"{name} on {', '.join('http://' + a for a in listening(server))} "
+                       f"(database {runtime.store.url.split('?')[0]})", err=True)
         answered = serve_until_signal(server, shutdown, grace_s=grace_s, on_signal=runtime.stop_taking_work)
         workers_done = runtime.stop_workers(timeout=max(shutdown.remaining(grace_s), 0.1))
         released = runtime.release_held()
         shutdown.released = True
         # leaving local_runtime closes the database and stops the in-process mock
     shutdown.done()
-    click.echo(f"activation API stopped in {shutdown.elapsed():.2f}s (requests "
+    click.echo(f"{name} stopped in {shutdown.elapsed():.2f}s (requests "
                f"{'all answered' if answered else 'cut at the grace'}, workers "
                f"{'finished' if workers_done else 'cut at the grace'}, {len(released)} released)", err=True)
     if not (answered and workers_done):
         leave(0)  # threads were abandoned inside city calls: do not finalize around them
+    return 0
 
 
 @click.command("worker")

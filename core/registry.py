@@ -100,7 +100,7 @@ class Registry:
     def __init__(self, settings: Settings | None = None, *, clock: Clock | None = None) -> None:
         self.settings = settings or Settings.from_env()
         #: per-city bulkheads and breakers; ``clock`` (default time.monotonic) times the breakers
-        self.resilience = Resilience(Policy.from_settings(self.settings), clock)
+        self.resilience = Resilience(Policy.from_settings(self.settings), clock, share=self.settings.bulkhead_share)
         self.pm = pluggy.PluginManager("essc")
         self.pm.add_hookspecs(hookspecs)
         self._records: dict[str, PluginRecord] = {}

@@ -211,19 +211,24 @@ class CityGuard:
 class Resilience:
     """The guards of every city, made on first use with one policy and one clock."""
 
-    def __init__(self, policy: Policy | None = None, clock: Clock | None = None) -> None:
+    def __init__(self, policy: Policy | None = None, clock: Clock | None = None, share: int = 1) -> None:
+        if share < 1:
+            raise ValueError(f"bulkhead share must be at least 1, got {share}")
         self.policy = policy or Policy()
         self.clock: Clock = clock or time.monotonic
+        #: processes sharing each city's limit: this one guards ceil(limit / share) slots
+        self.share = share
         self._guards: dict[str, CityGuard] = {}
         self._lock = threading.Lock()
 
     def guard(self, city: str, max_in_flight: int | None = None) -> CityGuard:
-        """The city's guard; a new one has ``max_in_flight`` slots (the manifest's), else the policy's."""
+        """The city's guard; a new one has ``max_in_flight`` slots (the manifest's), else the policy's,
+        divided among the processes that share them (rounded up)."""
         with self._lock:
             found = self._guards.get(city)
             if found is None:
-                found = self._guards[city] = CityGuard(city, max_in_flight or self.policy.max_in_flight, self.policy,
-                                                       self.clock)
+                limit = -(-(max_in_flight or self.policy.max_in_flight) // self.share)
+                found = self._guards[city] = CityGuard(city, limit, self.policy, self.clock)
             return found
 
     def snapshot(self) -> dict[str, dict[str, Any]]:

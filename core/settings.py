@@ -94,6 +94,9 @@ class Settings:
     bulkhead_max_in_flight: int = 32
     #: seconds a call may wait for room in a full bulkhead; 0 fails fast (``ESSC_BULKHEAD_WAIT_S``)
     bulkhead_wait_s: float = 0.0
+    #: processes sharing each city's bulkhead (``essc serve --processes``): each one guards
+    #: ``ceil(limit / bulkhead_share)`` slots, so the city never sees more than its limit in all
+    bulkhead_share: int = 1
     #: consecutive upstream failures of a city that open its breaker; 0 disables it (``ESSC_BREAKER_FAILURES``)
     breaker_failures: int = 5
     #: ... counted when they come within this many seconds of the first one (``ESSC_BREAKER_WINDOW_S``)

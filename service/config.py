@@ -58,6 +58,9 @@ class ServiceConfig:
     #: waitress threads of `essc serve` (each answer holds one at most answer_budget_s, a
     #: long-poll at most max_wait_s)
     api_threads: int = 128
+    #: API processes of `essc serve` sharing its port and the database (0: one per core, at most 4;
+    #: 1 while the mock city systems run in-process); see essc.service.processes
+    api_processes: int = 0
     #: open connections `essc serve` keeps (waitress's default of 100 makes the 101st channel wait
     #: in the accept queue)
     api_connections: int = 2000
@@ -133,7 +136,7 @@ class ServiceConfig:
 
 _NUMBERS = {"max_identity_attempts": int, "identity_lockout_s": float, "retry_base_s": float, "retry_cap_s": float,
             "answer_budget_s": float, "flow_threads": int, "max_in_flight": int, "max_wait_s": float,
-            "api_threads": int, "api_connections": int, "max_age_s": float, "lease_s": float,
+            "api_threads": int, "api_processes": int, "api_connections": int, "max_age_s": float, "lease_s": float,
             "sweep_interval_s": float, "workers": int, "qrcode_ttl_s": float, "login_ttl_s": float,
             "oidc_code_ttl_s": float, "oidc_token_ttl_s": float,
             "settlement_hold_s": float, "settlement_leg_deadline_s": float}

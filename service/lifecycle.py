@@ -71,8 +71,8 @@ class Shutdown:
         self.released = False  #: what the process held is released: the watchdog may exit 0
         self._watchdog: threading.Timer | None = None
 
-    def install(self) -> Shutdown:
-        for signum in SIGNALS:
+    def install(self, signals: tuple[int, ...] = SIGNALS) -> Shutdown:
+        for signum in signals:
             signal.signal(signum, self._handle)
         return self
 

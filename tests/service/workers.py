@@ -12,7 +12,9 @@ def worker_env(tmp_path, mock_url, **extra):
     env = dict(os.environ)
     env.update({"ESSC_DATA_DIR": str(tmp_path / "data"), "ESSC_CITY_BASE_URL": mock_url,
                 "ESSC_SECRET_KEY": "test-secret", "ESSC_LEASE_S": "3", "ESSC_SWEEP_INTERVAL_S": "0.5",
-                "ESSC_RETRY_BASE_S": "0.2", "ESSC_RETRY_CAP_S": "1"})
+                "ESSC_RETRY_BASE_S": "0.2", "ESSC_RETRY_CAP_S": "1",
+                # one API process: these tests follow the process they signal (test_processes.py: several)
+                "ESSC_API_PROCESSES": "1"})
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

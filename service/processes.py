@@ -1,0 +1,202 @@
+"""Several API processes behind one port: ``essc serve --processes N``.
+
+One Python process runs its Python code on one core at a time (the GIL): measured on a 2-core
+machine with cities answering in 300 ms, one ``essc serve`` used 0.87 of a core and reached
+~111 activations/s while the rest of the machine idled; two processes on the same SQLite
+database reached ~173/s (bench/activation_bench.py, README "Slow cities").
+
+:class:`Supervisor` - the parent - binds the listening socket once, then forks ``N`` children
+that each run the whole service on it (waitress on the shared socket, flow pool, queue
+workers), the way gunicorn's pre-fork model does. The kernel hands each new connection to one
+of the children; a keep-alive connection stays with the child that accepted it.
+
+What the children share, so that any of them may answer any request: the database
+(activations, leases, nonces of signatures, codes, sessions; SQLite in WAL mode on embedded
+defaults, PostgreSQL on the scale-out path), the queue, the data folder (secret key, OIDC
+signing key: made by the parent before the fork, so children never race to create them). A
+long-poll answered by one child sees a transition made by another by re-reading the row.
+
+What each child keeps for itself: each city's circuit breaker and bulkhead (each child guards
+``ceil(limit / N)`` of the city's slots, so the city never sees more than its manifest allows
+in all), the throttle of failed signatures (in Redis when one is configured; without Redis
+each child counts its own failures) and the counters of ``/metrics`` (each scrape reports the
+child that answered; the store's figures are the database's and so the same in every child).
+
+Signals: SIGTERM or SIGINT to the parent stops every child the way ``essc serve`` stops (no new
+connections, requests in flight and queue tasks get the grace, what is held is released); a
+second signal ends them at once. The children take their orders from the parent only
+(:data:`STOP_SIGNAL`, SIGUSR1: the first asks them to stop, the second ends them) and ignore
+SIGTERM and SIGINT: a terminal's Ctrl-C, or an init system that signals every process of the
+service at once, reaches them too and must not count as a second signal. They also stop when
+the parent is gone (killed). A child that dies while the service runs is started again (after 1 s, doubling
+up to 30 s while children keep dying within 10 s of their start).
+"""
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from essc.core.masking import get_logger
+
+from .lifecycle import HARD_DEADLINE_S, SIGNALS
+
+log = get_logger("essc.service.processes")
+
+__all__ = ["STOP_SIGNAL", "Supervisor", "bind", "default_processes", "orphan_watch"]
+
+#: what the parent sends its children: the first asks them to stop, the second ends them now
+STOP_SIGNAL = signal.SIGUSR1
+
+#: a child that ran at least this long before dying restarts after the shortest pause
+STABLE_S = 10.0
+RESTART_MIN_S, RESTART_MAX_S = 1.0, 30.0
+
+
+def default_processes(cpus: int | None = None) -> int:
+    """``essc serve``'s processes when none are asked for: one per core, at most 4 (each holds a
+    database pool and ~180 MB; beyond 4, run more machines)."""
+    return max(1, min(4, cpus if cpus is not None else (os.cpu_count() or 1)))
+
+
+def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """The listening socket the children share (IPv4 or IPv6, by the host)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def orphan_watch(on_orphaned: Callable[[], None], poll_s: float = 0.5) -> threading.Thread:
+    """In a child: call ``on_orphaned()`` once the parent is gone (killed: nobody will send
+    :data:`STOP_SIGNAL` any more)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        on_orphaned()
+
+    thread = threading.Thread(target=watch, name="essc-orphan-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+class Supervisor:
+    """Fork ``processes`` children running ``child(index)`` (its return value is the child's exit
+    code), keep them running, stop them on a signal. :meth:`run` returns the exit code of the
+    whole: 0 when every child stopped cleanly."""
+
+    def __init__(self, processes: int, child: Callable[[int], int], *,
+                 hard_deadline_s: float = HARD_DEADLINE_S + 1.0) -> None:
+        if processes < 1:
+            raise ValueError(f"processes must be at least 1, got {processes}")
+        self.processes, self.child = processes, child
+        self.hard_deadline_s = hard_deadline_s
+        self.children: dict[int, int] = {}  #: pid -> index
+        self.signals: list[int] = []
+        self.codes: dict[int, int] = {}  #: index -> exit code at the shutdown
+        self.restarts = 0
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.signals.append(signum)  # only recorded: the loop forwards it
+
+    def _fork(self, index: int) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the parent's code
+            code = 1
+            try:
+                for signum in SIGNALS:  # orders come from the parent (STOP_SIGNAL)
+                    signal.signal(signum, signal.SIG_IGN)
+                code = self.child(index)
+            except BaseException:  # noqa: BLE001 - reported, then the child ends
+                log.exception("API process %d failed", index)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        self.children[pid] = index
+        return pid
+
+    def _forward(self, signum: int) -> None:
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def run(self, poll_s: float = 0.05) -> int:
+        for signum in SIGNALS:
+            signal.signal(signum, self._handle)
+        gc.collect()
+        gc.freeze()  # what was imported stays shared with the children (copy on write)
+        started: dict[int, float] = {}
+        pause: dict[int, float] = {}
+        due: dict[int, float] = {}  #: index -> when a dead child starts again
+        for index in range(self.processes):
+            self._fork(index)
+            started[index] = time.monotonic()
+        stopping_at: float | None = None
+        forwarded = 0
+        while self.children or (stopping_at is None and due):
+            if len(self.signals) > forwarded:
+                if stopping_at is None:
+                    stopping_at = time.monotonic()
+                    due.clear()
+                    log.warning("%s received: stopping %d API process(es)",
+                                signal.Signals(self.signals[0]).name, len(self.children))
+                # the first signal asks the children to stop; a second one makes them stop now
+                self._forward(STOP_SIGNAL)
+                forwarded = len(self.signals)
+            while self.children:
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:  # pragma: no cover - none left
+                    self.children.clear()
+                    break
+                if pid == 0:
+                    break
+                if pid not in self.children:
+                    continue
+                index = self.children.pop(pid)
+                code = os.waitstatus_to_exitcode(status)
+                if stopping_at is not None:
+                    self.codes[index] = code
+                    continue
+                ran = time.monotonic() - started[index]
+                pause[index] = RESTART_MIN_S if ran >= STABLE_S else min(RESTART_MAX_S,
+                                                                         pause.get(index, RESTART_MIN_S / 2) * 2)
+                due[index] = time.monotonic() + pause[index]
+                log.error("API process %d (pid %d) exited with %s after %.1fs: starting it again in %gs",
+                          index, pid, code, ran, pause[index])
+            now = time.monotonic()
+            for index, when in sorted(due.items()):
+                if when <= now and stopping_at is None:
+                    del due[index]
+                    self.restarts += 1
+                    self._fork(index)
+                    started[index] = time.monotonic()
+            if stopping_at is not None and now - stopping_at > self.hard_deadline_s:
+                log.error("%d API process(es) still running %gs after the signal: killing them",
+                          len(self.children), self.hard_deadline_s)
+                self._forward(signal.SIGKILL)
+                self.codes.update({index: -9 for index in self.children.values()})
+                for pid in list(self.children):
+                    os.waitpid(pid, 0)
+                self.children.clear()
+                break
+            time.sleep(poll_s)
+        if len(self.signals) > 1:
+            return 128 + self.signals[-1]
+        bad = [code for code in self.codes.values() if code != 0]
+        return bad[0] if bad else 0

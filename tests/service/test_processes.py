@@ -1,0 +1,169 @@
+"""``essc serve --processes N`` (issue 10, essc.service.processes): one port, N API processes
+forked by a supervisor, sharing the SQLite database; a dead one is started again; the
+supervisor's signal stops them all cleanly, a second one at once; killed, its children stop
+by themselves; each guards its share of a city's bulkhead."""
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from essc.cli import main
+from essc.core.registry import Registry
+from essc.core.resilience import Policy, Resilience
+from essc.core.settings import Settings
+from essc.service import states
+from essc.service.processes import default_processes
+from essc.service.store import Store
+
+from .conftest import DEMO
+from .test_shutdown import AUTH, free_port, log_of, signal_and_wait, start_serve
+from .workers import kill9, wait_until, worker_env
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def served(tmp_path, mock, mock_server):
+    """``essc serve`` with two API processes on a fresh data folder: (process, api URL, store, log)."""
+    env = worker_env(tmp_path, mock_server.url, ESSC_API_PROCESSES=2)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    proc = start_serve(env, log, port)
+    assert wait_until(lambda: len(children(proc.pid)) == 2, timeout=30), log_of(log)
+    store = Store(f"sqlite:///{tmp_path / 'data' / 'essc.sqlite3'}")
+    yield proc, f"http://127.0.0.1:{port}", store, log
+    if proc.poll() is None:
+        kill9(proc)
+    proc._essc_log.close()
+    store.engine.dispose()
+
+
+def activate(api: str, citizen: dict, city: str = "330100") -> dict:
+    """Both steps, each on a new connection (the kernel hands new connections to either process)."""
+    r = requests.post(f"{api}/v1/activations", headers={**AUTH, "Connection": "close"}, timeout=30,
+                      json={"city": city, "id_number": citizen["id_number"], "name": citizen["name"], "consent": True})
+    assert r.status_code == 201, r.text
+    r = requests.post(f"{api}{r.headers['Location']}/verification", headers={**AUTH, "Connection": "close"},
+                      json=DEMO, timeout=30)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def pids_in_audit(store: Store) -> set[str]:
+    """The processes that ran a step (the actor of a transition is ``host:pid:thread``)."""
+    with store.engine.connect() as conn:
+        actors = [r[0] for r in conn.execute(text("SELECT actor FROM audit_events WHERE event = 'card_read'"))]
+    return {a.split(":")[1] for a in actors if a.count(":") >= 2}
+
+
+def test_default_is_one_process_per_core_up_to_four():
+    assert [default_processes(n) for n in (1, 2, 3, 4, 16)] == [1, 2, 3, 4, 4]
+
+
+def test_each_process_guards_its_share_of_a_city_bulkhead(mock_server):
+    assert Resilience(Policy(max_in_flight=32), share=2).guard("330100").limit == 16
+    assert Resilience(share=2).guard("330100", 5).limit == 3  # rounded up: never 0
+    with pytest.raises(ValueError, match="share"):
+        Resilience(share=0)
+    registry = Registry(Settings(base_url=mock_server.url, bulkhead_share=2)).setup()
+    registry.adapter("330100")  # its plugin loads on first use
+    assert registry.resilience_snapshot()["330100"]["limit"] == 16
+
+
+def test_several_processes_need_real_city_endpoints(tmp_path, monkeypatch):
+    monkeypatch.delenv("ESSC_CITY_BASE_URL", raising=False)
+    monkeypatch.delenv("ESSC_CONFIG", raising=False)
+    monkeypatch.setenv("ESSC_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(main, ["serve", "--processes", "2"])
+    assert result.exit_code == 2
+    assert "in-process mock" in result.output
+
+
+def test_two_processes_share_the_port_and_the_database_and_stop_cleanly(served, mock):
+    proc, api, store, log = served
+    people = mock.citizens("330100", "normal")[:12]
+    for citizen in people:
+        assert activate(api, citizen)["status"] == states.ACTIVATED
+    assert store.counts() == {states.ACTIVATED: len(people)}
+    assert pids_in_audit(store) == {str(pid) for pid in children(proc.pid)}, "one process did all the work"
+    kids = children(proc.pid)
+    code, _ = signal_and_wait(proc)
+    text_ = log_of(log)
+    assert code == 0, text_
+    assert text_.count("requests all answered") == 2, text_
+    assert "(2 processes, exit 0)" in text_
+    assert not any(alive(pid) for pid in kids)
+
+
+def test_a_process_that_dies_is_started_again(served, mock):
+    proc, api, store, log = served
+    first, second = children(proc.pid)
+    os.kill(first, signal.SIGKILL)
+    assert wait_until(lambda: len(set(children(proc.pid)) - {first, second}) == 1, timeout=30), log_of(log)
+    assert "exited with -9" in log_of(log)
+    for citizen in mock.citizens("330100", "normal")[:4]:  # served as before
+        assert activate(api, citizen)["status"] == states.ACTIVATED
+    code, _ = signal_and_wait(proc)
+    assert code == 0, log_of(log)
+
+
+def test_a_signal_to_every_process_at_once_is_one_stop(served):
+    """An init system that signals the whole group (systemd's default) must not end the
+    processes at once: they obey the supervisor only."""
+    proc, api, store, log = served
+    kids = children(proc.pid)
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0, log_of(log)
+    assert log_of(log).count("requests all answered") == 2, log_of(log)
+    assert not any(alive(pid) for pid in kids)
+
+
+def test_a_second_signal_ends_them_at_once(served, mock):
+    proc, api, store, log = served
+    mock.fault(city="330100", operation="read_card", kind="hang")  # a request stays in flight
+    citizen = mock.citizens("330100", "normal")[0]
+    kids = children(proc.pid)
+    with requests.Session() as session:
+        threading.Thread(target=lambda: _quietly(session.post, f"{api}/v1/activations", headers=AUTH, timeout=30,
+                                                 json={"city": "330100", "id_number": citizen["id_number"],
+                                                       "name": citizen["name"], "consent": True}),
+                         daemon=True).start()
+        assert wait_until(lambda: store.counts().get(states.RECEIVED, 0) == 1, timeout=30), log_of(log)
+        proc.send_signal(signal.SIGTERM)
+        assert wait_until(lambda: "stopping 2 API process(es)" in log_of(log), timeout=10), log_of(log)
+        code, _ = signal_and_wait(proc)
+    assert code == 128 + signal.SIGTERM, log_of(log)
+    assert wait_until(lambda: not any(alive(pid) for pid in kids), timeout=10)
+
+
+def test_children_stop_by_themselves_when_the_supervisor_is_killed(served, mock):
+    proc, api, store, log = served
+    kids = children(proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert wait_until(lambda: not any(alive(pid) for pid in kids), timeout=15), log_of(log)
+    assert log_of(log).count("requests all answered") == 2, log_of(log)
+
+
+def _quietly(call, *args, **kwargs):
+    try:
+        call(*args, **kwargs)
+    except requests.RequestException:
+        pass  # the service stopped under this request
