@@ -98,7 +98,7 @@ def _serve_api(config, settings, *, host: str = "", port: int = 0, sock=None, th
     from waitress.server import create_server
 
     from essc.service.api import create_app
-    from essc.service.lifecycle import Shutdown, leave, listening, serve_until_signal
+    from essc.service.lifecycle import Shutdown, leave, listening, quiet_queue_warnings, serve_until_signal
     from essc.service.local import local_runtime
     from essc.service.processes import STOP_SIGNAL, orphan_watch
 
@@ -107,6 +107,7 @@ def _serve_api(config, settings, *, host: str = "", port: int = 0, sock=None, th
     else:  # the supervisor's orders only (essc.service.processes)
         shutdown = Shutdown().install((STOP_SIGNAL,))
         orphan_watch(lambda: setattr(shutdown, "signum", shutdown.signum or signal.SIGTERM))
+    quiet_queue_warnings()
     name = "activation API" if index is None else f"activation API process {index} (pid {os.getpid()})"
     with local_runtime(config, settings=settings) as (runtime, mock_url):
         where = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}

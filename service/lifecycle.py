@@ -24,7 +24,8 @@ from essc.core.masking import get_logger
 
 log = get_logger("essc.service.lifecycle")
 
-__all__ = ["GRACE_S", "HARD_DEADLINE_S", "Shutdown", "leave", "listening", "serve_until_signal"]
+__all__ = ["GRACE_S", "HARD_DEADLINE_S", "AtMostEvery", "Shutdown", "leave", "listening",
+           "quiet_queue_warnings", "serve_until_signal"]
 
 #: Default seconds that work in flight (requests, queue tasks) gets to finish after a signal.
 GRACE_S = 6.0
@@ -122,6 +123,38 @@ class Shutdown:
         _exit_now(0 if self.released else 1,
                   f"shutdown overran {self.hard_deadline_s:g}s: exiting now "
                   f"({'leases released' if self.released else 'leases NOT released'})")
+
+
+class AtMostEvery(logging.Filter):
+    """Let one record through per ``interval_s`` (the others are counted, and the next record
+    that passes says how many were left out). For waitress's "Task queue depth is N" warning,
+    written for every request that waits for an API thread: under a burst it cost ~8% of the
+    process's CPU (profiled) and said the same thing thousands of times."""
+
+    def __init__(self, interval_s: float = 10.0, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.interval_s, self.clock = interval_s, clock
+        self._next = 0.0
+        self.left_out = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = self.clock()
+        if now < self._next:
+            self.left_out += 1
+            return False
+        self._next = now + self.interval_s
+        if self.left_out:
+            record.msg = f"{record.getMessage()} ({self.left_out} such warnings left out)"
+            record.args = None
+            self.left_out = 0
+        return True
+
+
+def quiet_queue_warnings(interval_s: float = 10.0) -> None:
+    """Waitress's task-queue warnings at most once per ``interval_s`` (idempotent)."""
+    logger = logging.getLogger("waitress.queue")
+    if not any(isinstance(f, AtMostEvery) for f in logger.filters):
+        logger.addFilter(AtMostEvery(interval_s))
 
 
 def listening(server: Any) -> list[str]:

@@ -21,18 +21,27 @@ in two ways:
 * every other reading of a polyphonic character (``pinyin(..., heteronym=True)``) is indexed
   as a *secondary* key, ranked below the primary reading, so a citizen who types the other
   reading still finds the city (capped, so long names cannot explode the index).
+
+The readings of every name the service indexes with its built-in plugins (the country's list
+and the codes they serve) are computed ahead, into ``readings.json`` (``python -m
+essc.service.search`` writes it; tests/service/test_search.py checks it against pypinyin):
+pypinyin's phrase dictionary costs ~54 MB in every API process and is imported only for a name
+the file lacks (a third-party plugin's city).
 """
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Generic, Protocol, TypeVar
-
-from pypinyin import Style, lazy_pinyin, pinyin
+from importlib import resources
+from typing import Any, Generic, Protocol, TypeVar
 
 from essc.core.divisions import short_name
+
+#: the file of readings computed ahead (see the module's docstring)
+READINGS_FILE = "readings.json"
 
 #: Authoritative readings of place names pypinyin gets wrong or that are polyphonic (every short
 #: name of the country's list was checked against pypinyin's reading).
@@ -76,9 +85,25 @@ class Reading:
     initials: str
 
 
+@lru_cache(maxsize=1)
+def computed_ahead() -> dict[str, Any]:
+    """``{"pypinyin": version, "readings": {name: [primary, alternates]}}`` of ``readings.json``."""
+    return json.loads(resources.files(__package__).joinpath(READINGS_FILE).read_text(encoding="utf-8"))
+
+
 @lru_cache(maxsize=4096)
 def _readings(name: str) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
     """(primary syllables, alternative syllable lists) of a Chinese name."""
+    ahead = computed_ahead()["readings"].get(name)
+    if ahead is not None:
+        return tuple(ahead[0]), tuple(tuple(a) for a in ahead[1])
+    return compute_readings(name)
+
+
+def compute_readings(name: str) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """What :func:`_readings` answers, read by pypinyin now (imported on first use)."""
+    from pypinyin import Style, lazy_pinyin, pinyin
+
     if name in READINGS:
         primary = list(READINGS[name])
     else:
@@ -178,3 +203,31 @@ class CitySearch(Generic[P]):
             codes = codes[:limit]
         places = self._places
         return [places[c] for c in codes]
+
+
+def write_readings(path: str | None = None) -> int:
+    """Compute the readings of every name :class:`essc.service.cities.CityDirectory` indexes with
+    the built-in plugins into ``readings.json`` (or ``path``); returns how many."""
+    from pathlib import Path
+
+    import pypinyin
+
+    from essc.core.registry import Registry
+    from essc.core.settings import Settings
+
+    from .cities import CityDirectory
+
+    directory = CityDirectory(Registry(Settings(entry_points=False)).setup())
+    names = sorted({p.short for p in directory.places.values()})
+    table = {name: [list(primary), [list(a) for a in alternates]]
+             for name in names for primary, alternates in [compute_readings(name)]}
+    target = Path(path) if path else Path(__file__).with_name(READINGS_FILE)
+    rows = ",\n".join(f"  {json.dumps(name, ensure_ascii=False)}: {json.dumps(table[name], ensure_ascii=False)}"
+                       for name in names)  # one name a line: a regenerated file diffs by name
+    target.write_text(f'{{"pypinyin": {json.dumps(pypinyin.__version__)}, "readings": {{\n{rows}\n}}}}\n',
+                      encoding="utf-8")
+    return len(table)
+
+
+if __name__ == "__main__":  # python -m essc.service.search: write readings.json
+    print(f"{write_readings()} readings written")

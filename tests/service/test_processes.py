@@ -167,3 +167,26 @@ def _quietly(call, *args, **kwargs):
         call(*args, **kwargs)
     except requests.RequestException:
         pass  # the service stopped under this request
+
+
+def test_waitress_queue_warnings_are_written_at_most_every_interval():
+    """Under a burst waitress warns for every request waiting for a thread: one line per interval
+    says it, with how many were left out."""
+    import logging
+
+    from essc.service.lifecycle import AtMostEvery
+
+    now = [100.0]
+    records = []
+    logger = logging.getLogger("test.queue.burst")
+    logger.propagate = False
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    logger.addFilter(AtMostEvery(10.0, clock=lambda: now[0]))
+    for depth in range(1, 6):
+        logger.warning("Task queue depth is %d", depth)
+    now[0] += 10.0
+    logger.warning("Task queue depth is %d", 9)
+    assert [r.getMessage() for r in records] == ["Task queue depth is 1",
+                                                 "Task queue depth is 9 (4 such warnings left out)"]

@@ -117,3 +117,51 @@ def test_every_city_of_the_country_has_a_reading(country):
         assert read.initials and read.pinyin.startswith(read.initials[0]), city
         assert codes(country, read.pinyin)[0] == city.code or city.code in codes(country, read.pinyin), city
     assert len(country) == len(divisions.cities()) and len(country.search("")) == len(country)
+
+
+# -- readings computed ahead (service/readings.json) -------------------------------------------------
+def test_readings_computed_ahead_cover_every_name_the_service_indexes(mock_server):
+    from essc.core.registry import Registry
+    from essc.core.settings import Settings
+    from essc.service.cities import CityDirectory
+    from essc.service.search import computed_ahead
+
+    directory = CityDirectory(Registry(Settings(base_url=mock_server.url, entry_points=False)).setup())
+    missing = sorted({p.short for p in directory.places.values()} - set(computed_ahead()["readings"]))
+    assert not missing, f"run `python -m essc.service.search` to add {missing[:5]}"
+
+
+def test_readings_computed_ahead_are_what_pypinyin_reads():
+    """The file is pypinyin's reading (the override table winning): regenerate it when a newer
+    pypinyin reads a name otherwise (with another version only the overrides are checked)."""
+    import pypinyin
+
+    from essc.service.search import READINGS, compute_readings, computed_ahead
+
+    ahead = computed_ahead()
+    names = sorted(ahead["readings"]) if ahead["pypinyin"] == pypinyin.__version__ else sorted(READINGS)
+    stale = [n for n in names if n in ahead["readings"]
+             and [list(compute_readings(n)[0]), [list(a) for a in compute_readings(n)[1]]] != ahead["readings"][n]]
+    assert not stale, f"readings.json is stale for {stale[:5]}: run `python -m essc.service.search`"
+    for name, (primary, _) in ahead["readings"].items():
+        assert len(primary) == len(name) and all(s.isascii() or "ü" in s for s in primary), name
+
+
+def test_a_name_the_file_lacks_is_read_by_pypinyin():
+    from essc.service.search import computed_ahead
+
+    assert "柯桥" not in computed_ahead()["readings"]  # a district, not a city of the country's list
+    assert codes(CitySearch([CityInfo("330603", "柯桥", "浙江", True, "p")]), "kq") == ["330603"]
+
+
+def test_the_api_process_does_not_load_pypinyin(tmp_path):
+    """pypinyin's phrase dictionary costs ~54 MB a process: the service starts without it."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from essc.service.runtime import Runtime; from essc.service.api import create_app; "
+            "create_app(Runtime()); print('pypinyin' in sys.modules)")
+    env = {**os.environ, "ESSC_DATA_DIR": str(tmp_path), "ESSC_CITY_BASE_URL": "http://127.0.0.1:9"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
