@@ -66,6 +66,19 @@ def serve_cmd(host: str, port: int, threads: int | None, processes: int | None, 
 
 def _supervise(config, settings, count: int, *, host: str, port: int, threads: int | None, grace_s: float) -> int:
     """``count`` API processes on one socket, under a supervisor (essc.service.processes)."""
+    import shutil
+    import tempfile
+
+    # before prometheus_client is imported: /metrics adds up the counters of every process
+    metrics_dir = tempfile.mkdtemp(prefix="essc-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        return _fork_api(config, settings, count, host=host, port=port, threads=threads, grace_s=grace_s)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _fork_api(config, settings, count: int, *, host: str, port: int, threads: int | None, grace_s: float) -> int:
     from essc.service.api import create_app
     from essc.service.processes import Supervisor, bind
     from essc.service.runtime import Runtime

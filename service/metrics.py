@@ -14,9 +14,16 @@ the process-global one, so several apps - e.g. in tests - never collide).
   ``essc_city_in_flight{city}``, ``essc_city_in_flight_limit{city}``,
   ``essc_city_rejected_total{city,reason}`` (``bulkhead_full`` / ``circuit_open``),
   ``essc_city_breaker_opened_total{city}``.
+
+Several API processes (``essc serve --processes N``, essc.service.processes): the supervisor
+sets ``PROMETHEUS_MULTIPROC_DIR`` before the fork, so the counters and histograms above are
+kept in files per process and every scrape adds them up over all processes (prometheus_client's
+multiprocess mode); the store's figures are the database's; the ``essc_city_*`` figures are
+those of the process that answered the scrape (each guards its own share of a city's bulkhead).
 """
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 
@@ -136,8 +143,9 @@ class ApiMetrics:
         self.adapter_seconds = Histogram("essc_adapter_call_seconds", "Latency of adapter calls",
                                          ["city", "operation", "outcome"], buckets=_BUCKETS,
                                          registry=self.registry)
-        self.registry.register(_StoreCollector(runtime))
-        self.registry.register(_ResilienceCollector(runtime))
+        self._store, self._resilience = _StoreCollector(runtime), _ResilienceCollector(runtime)
+        self.registry.register(self._store)
+        self.registry.register(self._resilience)
         AdapterCallObserver.attach(runtime.registry.pm, self)
 
     def observe_adapter_call(self, city: str, operation: str, elapsed_s: float, error) -> None:
@@ -151,4 +159,12 @@ class ApiMetrics:
         self.verified.labels(outcome).inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        every_process = CollectorRegistry()  # the counters of every process, added up
+        multiprocess.MultiProcessCollector(every_process)
+        for collector in (self._store, self._resilience):
+            every_process.register(collector)
+        return generate_latest(every_process)

@@ -73,6 +73,13 @@ def pids_in_audit(store: Store) -> set[str]:
     return {a.split(":")[1] for a in actors if a.count(":") >= 2}
 
 
+def submitted_total(api: str) -> float:
+    """The sum of ``essc_api_activations_submitted_total`` over its outcomes, as /metrics says."""
+    body = requests.get(f"{api}/metrics", headers={"Connection": "close"}, timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+               if line.startswith("essc_api_activations_submitted_total{"))
+
+
 def test_default_is_one_process_per_core_up_to_four():
     assert [default_processes(n) for n in (1, 2, 3, 4, 16)] == [1, 2, 3, 4, 4]
 
@@ -103,6 +110,8 @@ def test_two_processes_share_the_port_and_the_database_and_stop_cleanly(served, 
         assert activate(api, citizen)["status"] == states.ACTIVATED
     assert store.counts() == {states.ACTIVATED: len(people)}
     assert pids_in_audit(store) == {str(pid) for pid in children(proc.pid)}, "one process did all the work"
+    for _ in range(4):  # whichever process answers the scrape counts what both did
+        assert submitted_total(api) == len(people)
     kids = children(proc.pid)
     code, _ = signal_and_wait(proc)
     text_ = log_of(log)
