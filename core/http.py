@@ -43,9 +43,9 @@ replaced). Headers a plugin adds to ``self.session.headers`` are sent on the lea
 
 Client CPU per call against ``essc mock`` in its own process (``bench/http_cost.py``, the two
 ways in alternating rounds, best round, on a shared 2-core machine at load 3-4):
-``Session.request`` ~330-360 us (POST ``json=``, POST ``data=``), ~305-335 us (GET
-``params=``); the lean path ~215-230 us and ~195-205 us (0.61-0.67 of it); urllib3 alone
-(the floor through requests' adapter) is ~150-170 us of that.
+``Session.request`` ~330-410 us (POST ``json=``, POST ``data=``), ~305-375 us (GET
+``params=``); the lean path ~215-250 us and ~195-225 us: 0.59-0.67 of it. urllib3 alone (the
+floor through requests' adapter) is ~150-170 us of that.
 """
 from __future__ import annotations
 
