@@ -20,7 +20,7 @@ from typing import Any
 from essc.core import divisions
 from essc.core.registry import Registry
 
-from .search import CitySearch, reading
+from .search import READINGS_FILE, CitySearch, compute_readings, reading
 
 OPENED, NOT_OPENED, NO_PLUGIN = "opened", "not_opened", "no_plugin"
 STATUSES = (OPENED, NOT_OPENED, NO_PLUGIN)
@@ -127,3 +127,29 @@ def _manifest_name(record: Any, code: str) -> str:
         if city.get("code") == code:
             return str(city.get("name") or code)
     return code
+
+
+def write_readings(path: str | None = None) -> int:
+    """Compute ahead the readings of every name :class:`CityDirectory` indexes with the built-in
+    plugins (essc.service.search) into ``readings.json`` (or ``path``); returns how many."""
+    import json
+    from pathlib import Path
+
+    import pypinyin
+
+    from essc.core.settings import Settings
+
+    directory = CityDirectory(Registry(Settings(entry_points=False)).setup())
+    names = sorted({p.short for p in directory.places.values()})
+    table = {name: [list(primary), [list(a) for a in alternates]]
+             for name in names for primary, alternates in [compute_readings(name)]}
+    rows = ",\n".join(f"  {json.dumps(name, ensure_ascii=False)}: {json.dumps(table[name], ensure_ascii=False)}"
+                       for name in names)  # one name a line: a regenerated file diffs by name
+    target = Path(path) if path else Path(__file__).with_name(READINGS_FILE)
+    target.write_text(f'{{"pypinyin": {json.dumps(pypinyin.__version__)}, "readings": {{\n{rows}\n}}}}\n',
+                      encoding="utf-8")
+    return len(table)
+
+
+if __name__ == "__main__":  # python -m essc.service.cities: write the search's readings.json
+    print(f"{write_readings()} readings written")

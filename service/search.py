@@ -24,7 +24,7 @@ in two ways:
 
 The readings of every name the service indexes with its built-in plugins (the country's list
 and the codes they serve) are computed ahead, into ``readings.json`` (``python -m
-essc.service.search`` writes it; tests/service/test_search.py checks it against pypinyin):
+essc.service.cities`` writes it; tests/service/test_search.py checks it against pypinyin):
 pypinyin's phrase dictionary costs ~54 MB in every API process and is imported only for a name
 the file lacks (a third-party plugin's city).
 """
@@ -204,30 +204,3 @@ class CitySearch(Generic[P]):
         places = self._places
         return [places[c] for c in codes]
 
-
-def write_readings(path: str | None = None) -> int:
-    """Compute the readings of every name :class:`essc.service.cities.CityDirectory` indexes with
-    the built-in plugins into ``readings.json`` (or ``path``); returns how many."""
-    from pathlib import Path
-
-    import pypinyin
-
-    from essc.core.registry import Registry
-    from essc.core.settings import Settings
-
-    from .cities import CityDirectory
-
-    directory = CityDirectory(Registry(Settings(entry_points=False)).setup())
-    names = sorted({p.short for p in directory.places.values()})
-    table = {name: [list(primary), [list(a) for a in alternates]]
-             for name in names for primary, alternates in [compute_readings(name)]}
-    target = Path(path) if path else Path(__file__).with_name(READINGS_FILE)
-    rows = ",\n".join(f"  {json.dumps(name, ensure_ascii=False)}: {json.dumps(table[name], ensure_ascii=False)}"
-                       for name in names)  # one name a line: a regenerated file diffs by name
-    target.write_text(f'{{"pypinyin": {json.dumps(pypinyin.__version__)}, "readings": {{\n{rows}\n}}}}\n',
-                      encoding="utf-8")
-    return len(table)
-
-
-if __name__ == "__main__":  # python -m essc.service.search: write readings.json
-    print(f"{write_readings()} readings written")

@@ -128,7 +128,7 @@ def test_readings_computed_ahead_cover_every_name_the_service_indexes(mock_serve
 
     directory = CityDirectory(Registry(Settings(base_url=mock_server.url, entry_points=False)).setup())
     missing = sorted({p.short for p in directory.places.values()} - set(computed_ahead()["readings"]))
-    assert not missing, f"run `python -m essc.service.search` to add {missing[:5]}"
+    assert not missing, f"run `python -m essc.service.cities` to add {missing[:5]}"
 
 
 def test_readings_computed_ahead_are_what_pypinyin_reads():
@@ -142,7 +142,7 @@ def test_readings_computed_ahead_are_what_pypinyin_reads():
     names = sorted(ahead["readings"]) if ahead["pypinyin"] == pypinyin.__version__ else sorted(READINGS)
     stale = [n for n in names if n in ahead["readings"]
              and [list(compute_readings(n)[0]), [list(a) for a in compute_readings(n)[1]]] != ahead["readings"][n]]
-    assert not stale, f"readings.json is stale for {stale[:5]}: run `python -m essc.service.search`"
+    assert not stale, f"readings.json is stale for {stale[:5]}: run `python -m essc.service.cities`"
     for name, (primary, _) in ahead["readings"].items():
         assert len(primary) == len(name) and all(s.isascii() or "ü" in s for s in primary), name
 
