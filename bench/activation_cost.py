@@ -9,7 +9,9 @@ of the flow: ``POST /v1/activations`` (201) then ``POST /v1/activations/{id}/ver
 (201 with the credential). Per activation:
 
 - ``statements`` (by verb) - SQL statements the service sent to its database; ``commits`` its
-  write transactions;
+  write transactions. Counted from SQLAlchemy's events (``before_cursor_execute``, ``commit``) and,
+  for the hot-path statements the store runs on the DBAPI connection (service/sql.py), which
+  bypass those events, from the store's hook (``Store.sql.observe``);
 - ``store_gets`` - activations read back whole (``Store.get``);
 - ``cpu_us`` - CPU time of this process (every thread: the API and the flow pool) over the
   timed activations, divided by their number; ``wall_us`` the same for wall time.
@@ -46,7 +48,8 @@ CITIES = ("330100", "350100", "510100")  # rest-json, pinyin-form, gm-json
 
 
 class Counter:
-    """SQL statements (by verb) and Store.get calls, from every thread."""
+    """SQL statements (by verb) and commits - through SQLAlchemy and on the store's DBAPI
+    connections - and Store.get calls, from every thread."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.lock = threading.Lock()
@@ -54,6 +57,7 @@ class Counter:
         self.gets = 0
         event.listen(runtime.store.engine, "before_cursor_execute", self._statement)
         event.listen(runtime.store.engine, "commit", self._commit)
+        runtime.store.sql.observe(self._raw)
         get = runtime.store.get
 
         def counted_get(act_id):
@@ -71,6 +75,12 @@ class Counter:
     def _commit(self, conn) -> None:
         with self.lock:
             self.verbs["(commits)"] += 1
+
+    def _raw(self, kind: str, statement: str) -> None:
+        if kind == "commit":
+            self._commit(None)
+        else:
+            self._statement(None, None, statement, None, None, False)
 
     def snapshot(self) -> tuple[dict[str, int], int]:
         with self.lock:

@@ -1,6 +1,11 @@
 """Persistence of activations and their audit trail (SQLAlchemy Core statements on the
 ORM tables; every state change and its audit event commit in one transaction).
 
+The statements an activation runs (create's inserts, the claims, transitions, the identity
+hold and its end, release) are compiled once for the engine's dialect and run on the DBAPI
+connection (service/sql.py: SQLAlchemy's execution cost more than SQLite's); the schema and
+the rare paths (reads, restarts, release_owned_by) go through SQLAlchemy.
+
 Workers *claim* an activation with one conditional UPDATE (a lease with an owner), so two
 workers - threads or processes, SQLite or PostgreSQL - never run the same activation at
 once, and a worker whose lease expired (killed) cannot write over the next owner's work.
@@ -35,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from . import states
 from .models import Activation, AuditEvent, Base, CitizenIdentity
 from .pool import Changes
+from .sql import Runner, Statement
 
 A = cast(Table, Activation.__table__)
 E = cast(Table, AuditEvent.__table__)
@@ -46,7 +52,9 @@ I = cast(Table, CitizenIdentity.__table__)  # noqa: E741
 # just written: an activation costs 11 statements (2 reads of none), was 22 (9 reads).
 _GET = select(A).where(A.c.id == bindparam("act_id"))
 _INSERT_A = insert(A)
-_INSERT_E = insert(E)
+#: the columns create inserts (credential & error stay SQL NULL: JSON None would be 'null')
+_CREATED = ("id", "citizen_key", "city", "channel", "status", "id_hint", "sealed", "runs", "next_attempt_at",
+            "created_at", "updated_at", "lease_until", "lease_owner")
 _RUNNABLE_SQL = ", ".join(f"'{s}'" for s in states.RUNNABLE)
 _ROW = ", ".join(c.name for c in A.c)
 #: the callback's last announcement ('' when none yet; NULL: the activation has no callback)
@@ -94,24 +102,33 @@ _IDENTITY_END = {
 }
 _AUDIT = text("INSERT INTO audit_events (activation_id, at, event, status, detail, actor) "
               "VALUES (:act_id, :at, :event, :status, :detail, :actor)")
+_RELEASE = text("UPDATE activations SET lease_until = NULL, lease_owner = NULL "
+                "WHERE id = :act_id AND lease_owner = :owner")
 _JSON_FIELDS = ("credential", "error")
-_transition_sql: dict[tuple, object] = {}
 
 
 def _transition_statement(fields: tuple[str, ...], release: bool, once: bool):
-    key = (fields, release, once)
-    stmt = _transition_sql.get(key)
-    if stmt is None:
-        sets = ["status = :status", "updated_at = :now"] + [f"{f} = :{f}" for f in fields]
-        if release:
-            sets += ["lease_until = NULL", "lease_owner = NULL"]
-        where = "id = :act_id AND lease_owner = :owner" + (" AND credential IS NULL" if once else "")
-        stmt = _returning(f"UPDATE activations SET {', '.join(sets)} WHERE {where}", callback=True)
-        json_params = [bindparam(f, type_=JSON) for f in fields if f in _JSON_FIELDS]
-        if json_params:
-            stmt = stmt.bindparams(*json_params)
-        _transition_sql[key] = stmt
-    return stmt
+    sets = ["status = :status", "updated_at = :now"] + [f"{f} = :{f}" for f in fields]
+    if release:
+        sets += ["lease_until = NULL", "lease_owner = NULL"]
+    where = "id = :act_id AND lease_owner = :owner" + (" AND credential IS NULL" if once else "")
+    stmt = _returning(f"UPDATE activations SET {', '.join(sets)} WHERE {where}", callback=True)
+    json_params = [bindparam(f, type_=JSON) for f in fields if f in _JSON_FIELDS]  # encoded as JSON
+    return stmt.bindparams(*json_params) if json_params else stmt
+
+
+class _Hot:
+    """The hot-path statements compiled for one dialect (transitions: :meth:`Store.transition`)."""
+
+    def __init__(self, dialect) -> None:
+        self.create = Statement(_INSERT_A, dialect, column_keys=_CREATED)
+        self.audit = Statement(_AUDIT, dialect)
+        self.claim = Statement(_CLAIM, dialect)
+        self.claim_verify = Statement(_CLAIM_VERIFY, dialect)
+        self.claim_verify_of = Statement(_CLAIM_VERIFY_OF, dialect)
+        self.identity_begin = Statement(_IDENTITY_BEGIN, dialect)
+        self.identity_end = {passed: Statement(stmt, dialect) for passed, stmt in _IDENTITY_END.items()}
+        self.release = Statement(_RELEASE, dialect)
 
 
 class _Undo(Exception):
@@ -122,13 +139,11 @@ class _Undo(Exception):
         self.row = row
 
 
-def _activation(row) -> dict | None:
-    """The activation of a RETURNING row (its callback marker left out), None for no row."""
-    if row is None:
-        return None
-    act = dict(row)
-    act.pop("callback_marker", None)
-    return act
+def _activation(row: dict | None) -> dict | None:
+    """The activation of a RETURNING row (its callback marker taken out), None for no row."""
+    if row is not None:
+        row.pop("callback_marker", None)
+    return row
 
 
 def make_engine(url: str):
@@ -172,11 +187,14 @@ class Store:
         self.changes = Changes()
         _check_schema(self.engine)
         Base.metadata.create_all(self.engine)
+        #: write transactions of the hot path on the DBAPI connection (``observe`` counts them)
+        self.sql = Runner(self.engine, self._write_lock)
+        self._hot = _Hot(self.engine.dialect)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Connection]:
         """A connection in a transaction that commits on leaving (``engine.begin()``), after the
-        other writers of this process (SQLite)."""
+        other writers of this process (SQLite). The hot path uses :attr:`sql` instead."""
         with self._write_lock, self.engine.begin() as conn:
             yield conn
 
@@ -197,13 +215,13 @@ class Store:
                    id_hint=id_hint, sealed=sealed, runs=1 if owner else 0, next_attempt_at=now,
                    created_at=now, updated_at=now, **lease)
         try:
-            with self.writing() as conn:
-                conn.execute(_INSERT_A, row)  # credential & error stay SQL NULL (JSON None would be 'null')
+            with self.sql.transaction() as tx:
+                tx.execute(self._hot.create, row)  # credential & error stay SQL NULL (JSON None would be 'null')
                 row.update(card_status=None, credential=None, error=None, verified=None)
-                conn.execute(_INSERT_E, [
-                    dict(activation_id=act_id, at=now, event="consent_given", status=states.RECEIVED, detail=None,
+                tx.executemany(self._hot.audit, [
+                    dict(act_id=act_id, at=now, event="consent_given", status=states.RECEIVED, detail=None,
                          actor=channel),
-                    dict(activation_id=act_id, at=now, event="city_chosen", status=states.RECEIVED,
+                    dict(act_id=act_id, at=now, event="city_chosen", status=states.RECEIVED,
                          detail=f"city {city}", actor=channel)])
             return row, "created"
         except IntegrityError:
@@ -278,9 +296,8 @@ class Store:
     def claim(self, act_id: str, owner: str, lease_s: float, now: float | None = None) -> dict | None:
         """Take the activation for ``lease_s`` seconds if it is runnable, due and free: its row, else None."""
         now = time.time() if now is None else now
-        with self.writing() as conn:
-            row = conn.execute(_CLAIM, {"act_id": act_id, "until": now + lease_s, "owner": owner,
-                                        "now": now}).mappings().first()
+        with self.sql.transaction() as tx:
+            row = tx.first(self._hot.claim, {"act_id": act_id, "until": now + lease_s, "owner": owner, "now": now})
         return _activation(row)
 
     def claim_verification(self, act_id: str, owner: str, lease_s: float, now: float | None = None, *,
@@ -289,11 +306,11 @@ class Store:
         ``channel``, only if it is that channel's): its row, else None."""
         now = time.time() if now is None else now
         params = {"act_id": act_id, "until": now + lease_s, "owner": owner, "now": now}
-        with self.writing() as conn:
+        with self.sql.transaction() as tx:
             if channel is None:
-                row = conn.execute(_CLAIM_VERIFY, params).mappings().first()
+                row = tx.first(self._hot.claim_verify, params)
             else:
-                row = conn.execute(_CLAIM_VERIFY_OF, {**params, "channel": channel}).mappings().first()
+                row = tx.first(self._hot.claim_verify_of, {**params, "channel": channel})
         return _activation(row)
 
     def claim_check(self, act_id: str, owner: str, lease_s: float, *, channel: str,
@@ -304,14 +321,13 @@ class Store:
         ``(activation, False)``: it could, but the citizen + city is held or locked; nothing changed."""
         now = time.time() if now is None else now
         try:
-            with self.writing() as conn:
-                row = conn.execute(_CLAIM_VERIFY_OF, {"act_id": act_id, "until": now + lease_s, "owner": owner,
-                                                      "now": now, "channel": channel}).mappings().first()
+            with self.sql.transaction() as tx:
+                row = tx.first(self._hot.claim_verify_of, {"act_id": act_id, "until": now + lease_s, "owner": owner,
+                                                           "now": now, "channel": channel})
                 if row is None:
                     return None, False
-                res = conn.execute(_IDENTITY_BEGIN, {"key": row["citizen_key"], "city": row["city"], "now": now,
-                                                     "until": now + lease_s})
-                if res.rowcount != 1:
+                if tx.execute(self._hot.identity_begin, {"key": row["citizen_key"], "city": row["city"], "now": now,
+                                                         "until": now + lease_s}) != 1:
                     raise _Undo(row)
         except _Undo as undo:  # rolled back: the activation is not claimed either
             return _activation(undo.row), False
@@ -326,18 +342,17 @@ class Store:
         recorded in the same transaction (also when the transition is refused)."""
         now = time.time()
         # a credential is written once, never replaced
-        stmt = _transition_statement(tuple(sorted(fields)), release, "credential" in fields)
-        with self.writing() as conn:
+        key = (tuple(sorted(fields)), release, "credential" in fields)
+        stmt = self.sql.compiled(key, lambda: _transition_statement(*key))
+        with self.sql.transaction() as tx:
             if check_passed is not None:
-                conn.execute(_IDENTITY_END[True], {"key": check_passed[0], "city": check_passed[1]})
-            row = conn.execute(stmt, {"act_id": act_id, "owner": owner, "status": status, "now": now,
-                                      **fields}).mappings().first()
-            if row is None:
+                tx.execute(self._hot.identity_end[True], {"key": check_passed[0], "city": check_passed[1]})
+            act = tx.first(stmt, {"act_id": act_id, "owner": owner, "status": status, "now": now, **fields})
+            if act is None:
                 return None
-            conn.execute(_AUDIT, {"act_id": act_id, "at": now, "event": event_name, "status": status,
-                                  "detail": detail, "actor": owner})
-        act = _activation(row)
-        self.changes.changed(act_id, status, act=act, callback=row["callback_marker"])
+            tx.execute(self._hot.audit, {"act_id": act_id, "at": now, "event": event_name, "status": status,
+                                         "detail": detail, "actor": owner})
+        self.changes.changed(act_id, status, act=act, callback=act.pop("callback_marker"))
         return act
 
     # -- identity checks of a citizen + city, across channels -------------------------------
@@ -345,9 +360,10 @@ class Store:
         """Hold the citizen + city for one identity check (``{"busy_until": ...}``). None when it is
         held (another check runs) or locked out; then :meth:`identity` tells which."""
         now = time.time() if now is None else now
-        with self.writing() as conn:
-            res = conn.execute(_IDENTITY_BEGIN, {"key": citizen_key, "city": city, "now": now, "until": now + hold_s})
-        return {"busy_until": now + hold_s} if res.rowcount == 1 else None
+        with self.sql.transaction() as tx:
+            held = tx.execute(self._hot.identity_begin, {"key": citizen_key, "city": city, "now": now,
+                                                         "until": now + hold_s})
+        return {"busy_until": now + hold_s} if held == 1 else None
 
     def identity(self, citizen_key: str, city: str) -> dict | None:
         with self.engine.connect() as conn:
@@ -360,17 +376,16 @@ class Store:
         unavailable) and release the hold. At ``max_failures`` failures the citizen + city is
         locked for ``lockout_s`` and the count starts again after it. Returns the row."""
         now = time.time() if now is None else now
-        with self.writing() as conn:
-            row = conn.execute(_IDENTITY_END[passed], {"key": citizen_key, "city": city, "limit": max_failures,
-                                                       "locked": now + lockout_s}).mappings().first()
+        with self.sql.transaction() as tx:
+            row = tx.first(self._hot.identity_end[passed], {"key": citizen_key, "city": city, "limit": max_failures,
+                                                            "locked": now + lockout_s})
         if row is None:  # pragma: no cover - identity_hold made the row
             raise RuntimeError("identity_end without a held identity check")
-        return dict(row)
+        return row
 
     def release(self, act_id: str, owner: str) -> None:
-        with self.writing() as conn:
-            conn.execute(update(A).where(A.c.id == act_id, A.c.lease_owner == owner)
-                         .values(lease_until=None, lease_owner=None))
+        with self.sql.transaction() as tx:
+            tx.execute(self._hot.release, {"act_id": act_id, "owner": owner})
         self.changes.touched(act_id)
 
     def release_owned_by(self, prefix: str) -> list[str]:

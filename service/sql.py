@@ -1,0 +1,171 @@
+"""Statements compiled once per dialect, run on the DBAPI connection.
+
+The activation hot path (service/store.py) runs 11 statements in 5 write transactions per
+activation. Through SQLAlchemy Core each statement cost ~70 us of Python (execution context,
+compiled-cache lookup, result processing, events, a pool checkout per ``engine.begin()``) where
+sqlite3's own execute is ~27 us and its commit ~40 us: ~24% of the service's CPU per activation
+(sampling profile of bench/activation_cost.py, issue 10). Here an SQLAlchemy statement is
+compiled once for the engine's dialect - its SQL, its parameters in the dialect's paramstyle (in
+order for SQLite's ``?``, by name for psycopg's ``%(name)s``) and the bind processors SQLAlchemy
+would apply (JSON) - and run on a pooled DBAPI connection; rows are dicts built from
+``cursor.description``, JSON columns decoded as SQLAlchemy's JSON type does. Errors are raised as
+SQLAlchemy's exceptions (``sqlalchemy.exc.IntegrityError`` ...), so callers catch the same ones.
+
+Such statements bypass SQLAlchemy's events: :meth:`Runner.observe` tells who wants to count them
+(bench/activation_cost.py). The schema, migrations and rare paths stay on SQLAlchemy.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from operator import itemgetter
+from typing import Any, cast
+
+from sqlalchemy import JSON
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, StatementError
+
+#: ``observer(kind, sql)``: kind ``"execute"`` (sql: the statement) or ``"commit"`` (sql: '')
+Observer = Callable[[str, str], None]
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple]:
+    """``values -> (values[name], ...)``, for no name or one (``itemgetter`` takes two or more)."""
+    return lambda values: tuple(values[name] for name in names)
+
+
+class Statement:
+    """An SQLAlchemy statement compiled for one dialect."""
+
+    __slots__ = ("sql", "_names", "_get", "_process", "_positional", "_decode")
+
+    def __init__(self, stmt: Any, dialect: Any, column_keys: Sequence[str] | None = None) -> None:
+        compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
+        self.sql: str = compiled.string
+        self._positional = bool(compiled.positional)
+        #: the parameters' names in the dialect's order (SQLite's ``?``: a name may come twice)
+        self._names: tuple[str, ...] = tuple(compiled.positiontup if self._positional else compiled.binds)
+        names = self._names
+        self._get = itemgetter(*names) if len(names) > 1 else _getter(names)
+        #: (position, bind processor) of the parameters SQLAlchemy would process (JSON: encoded)
+        self._process = tuple((i, process) for i, name in enumerate(names) if (
+            process := compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None)
+        #: result columns whose values SQLAlchemy would process (JSON: decoded), with the processor
+        self._decode: tuple[tuple[str, Any], ...] = ()
+        for column in getattr(stmt, "selected_columns", ()):
+            if isinstance(column.type, JSON):
+                process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+                if process is not None:  # psycopg decodes json columns itself
+                    self._decode += ((column.name, process),)
+
+    def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        """``values`` (by name) as the DBAPI takes them: in order, or by name."""
+        args: Sequence[Any] = self._get(values)
+        if self._process:
+            args = list(args)
+            for i, process in self._process:
+                args[i] = process(args[i])
+        return args if self._positional else dict(zip(self._names, args, strict=True))
+
+    def rows(self, cursor: Any) -> list[dict]:
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+        for row in rows:
+            for name, process in self._decode:
+                row[name] = process(row[name])
+        return rows
+
+
+class Transaction:
+    """Statements of one write transaction, on one DBAPI cursor."""
+
+    __slots__ = ("_runner", "_cursor")
+
+    def __init__(self, runner: Runner, cursor: Any) -> None:
+        self._runner, self._cursor = runner, cursor
+
+    def execute(self, stmt: Statement, values: Mapping[str, Any]) -> int:
+        """Run ``stmt``; its row count."""
+        self._runner._call(self._cursor.execute, stmt, stmt.parameters(values))
+        return self._cursor.rowcount
+
+    def executemany(self, stmt: Statement, values: Iterable[Mapping[str, Any]]) -> None:
+        self._runner._call(self._cursor.executemany, stmt, [stmt.parameters(v) for v in values])
+
+    def first(self, stmt: Statement, values: Mapping[str, Any]) -> dict | None:
+        """The first row ``stmt`` returns (a dict), None for none."""
+        self._runner._call(self._cursor.execute, stmt, stmt.parameters(values))
+        rows = stmt.rows(self._cursor)
+        return rows[0] if rows else None
+
+
+class Runner:
+    """Write transactions on the engine's pooled DBAPI connections, one at a time per ``lock``
+    (SQLite's one writer; a null context for PostgreSQL), and the statements compiled for it."""
+
+    def __init__(self, engine: Engine, lock: Any) -> None:
+        self.engine, self.dialect, self._lock = engine, engine.dialect, lock
+        self._error = engine.dialect.loaded_dbapi.Error
+        self._compiled: dict[Any, Statement] = {}
+        self._compiling = threading.Lock()
+        self._observers: list[Observer] = []
+
+    def observe(self, observer: Observer) -> None:
+        """Call ``observer(kind, sql)`` on every statement and commit run here."""
+        self._observers.append(observer)
+
+    def compiled(self, key: Any, make: Callable[[], Any]) -> Statement:
+        """The SQLAlchemy statement ``make()`` compiled for this dialect, once per ``key``."""
+        stmt = self._compiled.get(key)
+        if stmt is None:
+            with self._compiling:
+                stmt = self._compiled.get(key)
+                if stmt is None:
+                    stmt = self._compiled[key] = Statement(make(), self.dialect)
+        return stmt
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A transaction that commits on leaving and rolls back on an exception, after the other
+        writers of this process (``lock``)."""
+        with self._lock:
+            conn = self.engine.raw_connection()
+            try:
+                cursor = conn.cursor()
+                try:
+                    yield Transaction(self, cursor)
+                finally:
+                    cursor.close()
+                try:
+                    conn.commit()
+                except self._error as err:
+                    raise self._wrap(err, "COMMIT", None) from err
+                for observer in self._observers:
+                    observer("commit", "")
+            except BaseException as exc:
+                if self._lost(exc, conn):
+                    conn.invalidate(exc)  # a lost connection goes, not back to the pool
+                else:
+                    with contextlib.suppress(Exception):
+                        conn.rollback()
+                raise
+            finally:
+                conn.close()  # back to the pool
+
+    def _lost(self, exc: BaseException, conn: Any) -> bool:
+        """``exc`` tells that the connection to the database is lost."""
+        return isinstance(exc, DBAPIError) and self.dialect.is_disconnect(cast(Any, exc.orig), conn.dbapi_connection,
+                                                                          None)
+
+    def _call(self, method: Callable[[str, Any], Any], stmt: Statement, params: Any) -> None:
+        for observer in self._observers:
+            observer("execute", stmt.sql)
+        try:
+            method(stmt.sql, params)
+        except self._error as err:
+            raise self._wrap(err, stmt.sql, params) from err
+
+    def _wrap(self, err: Exception, sql: str, params: Any) -> StatementError:
+        """``err`` as SQLAlchemy raises it (``IntegrityError`` ...), its parameters hidden."""
+        return DBAPIError.instance(sql, params, err, self._error, hide_parameters=True, dialect=self.dialect)

@@ -1,0 +1,156 @@
+"""The store's hot path on the DBAPI connection (service/sql.py), on SQLite and PostgreSQL:
+values round trip as SQLAlchemy's types did (JSON columns, rows SQLAlchemy wrote), transactions
+commit or roll back whole, a duplicate is still an IntegrityError, and every statement and commit
+is seen by the store's hook."""
+import json
+
+import pytest
+from sqlalchemy import event, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from essc.service import states
+from essc.service.sql import Statement
+from essc.service.store import A, Store
+
+CREDENTIAL = {"card": {"no": "A1234****", "name": "张*"}, "levels": [1, 2], "ok": True, "ratio": 0.5}
+ERROR = {"code": "UPSTREAM_UNAVAILABLE", "message": "城市系统暂不可用", "retry": None}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else \
+        f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    store = Store(url)
+    yield store
+    store.engine.dispose()
+
+
+def created(store, key="k1", owner="w1", channel="bank"):
+    act, outcome = store.create(citizen_key=key, city="330100", channel=channel, id_hint="1101**********1234",
+                                sealed="sealed", owner=owner, lease_s=60)
+    assert outcome == "created"
+    return act
+
+
+def stored(store, act_id, column):
+    """The column as the database holds it (JSON as text)."""
+    with store.engine.connect() as conn:
+        return conn.execute(text(f"SELECT CAST({column} AS TEXT) FROM activations WHERE id = :i"),
+                            {"i": act_id}).scalar()
+
+
+def test_rows_have_the_types_sqlalchemy_gave(store):
+    act = created(store)
+    assert act == store.get(act["id"])
+    claimed = store.transition(act["id"], "w1", states.AWAITING_VERIFICATION, "card_read", release=True,
+                               card_status="normal", next_attempt_at=None)
+    assert claimed == store.get(act["id"])
+    assert claimed["next_attempt_at"] is None and claimed["lease_owner"] is None and claimed["credential"] is None
+    assert isinstance(claimed["updated_at"], float) and isinstance(claimed["runs"], int)
+    assert "callback_marker" not in claimed
+
+
+def test_json_round_trips_and_is_stored_as_sqlalchemy_stores_it(store):
+    act = created(store)
+    failed = store.transition(act["id"], "w1", states.PENDING_UPSTREAM, states.PENDING_UPSTREAM, error=ERROR)
+    assert failed["error"] == ERROR and store.get(act["id"])["error"] == ERROR
+    assert json.loads(stored(store, act["id"], "error")) == ERROR
+    done = store.transition(act["id"], "w1", states.ACTIVATED, "activated", release=True, credential=CREDENTIAL,
+                            error=None)
+    assert done["credential"] == CREDENTIAL and done["error"] is None
+    assert store.get(act["id"])["credential"] == CREDENTIAL and store.get(act["id"])["error"] is None
+    assert stored(store, act["id"], "error") == "null"  # JSON null, as SQLAlchemy's JSON type writes None
+    # a credential is written once
+    assert store.transition(act["id"], "w1", states.ACTIVATED, "again", credential={"other": 1}) is None
+
+
+def test_a_row_written_by_sqlalchemy_reads_the_same(store):
+    act = created(store)
+    with store.engine.begin() as conn:  # as the store wrote rows before (SQLAlchemy's JSON type)
+        conn.execute(update(A).where(A.c.id == act["id"]).values(
+            status=states.AWAITING_VERIFICATION, credential=CREDENTIAL, error=ERROR, lease_owner=None,
+            lease_until=None))
+    row = store.claim_verification(act["id"], "w2", 60, channel="bank")
+    assert row is not None and row["credential"] == CREDENTIAL and row["error"] == ERROR
+    assert row == store.get(act["id"])
+
+
+def test_a_duplicate_create_is_found_or_restarted(store):
+    act = created(store)
+    again, outcome = store.create(citizen_key="k1", city="330100", channel="bank", id_hint="x", sealed="new",
+                                  owner="w2", lease_s=60)
+    assert outcome == "restarted" and again["id"] == act["id"] and again["sealed"] == "new"
+    assert again["lease_owner"] == "w2" and again["runs"] == 2
+    store.transition(act["id"], "w2", states.VERIFIED, "identity_verified", verified="ticket")
+    found, outcome = store.create(citizen_key="k1", city="330100", channel="bank", id_hint="x", sealed="newer")
+    assert outcome == "found" and found["sealed"] == "new"
+    assert [e["event"] for e in store.audit(act["id"])] == [
+        "consent_given", "city_chosen", "resubmitted", "identity_verified"]
+    with pytest.raises(IntegrityError), store.sql.transaction() as tx:  # the DBAPI's error, as SQLAlchemy's
+        tx.execute(store._hot.create, {**act, "id": "other"})
+
+
+def test_claim_check_on_a_held_citizen_claims_nothing(store):
+    act = created(store)
+    store.transition(act["id"], "w1", states.AWAITING_VERIFICATION, "card_read", release=True)
+    hold = store.identity_begin("k1", "330100", 60)
+    assert hold is not None
+    row, held = store.claim_check(act["id"], "w2", 60, channel="bank")
+    assert not held and row is not None and row["lease_owner"] == "w2"  # the row as the claim saw it ...
+    now = store.get(act["id"])
+    assert now["lease_owner"] is None and now["lease_until"] is None  # ... rolled back
+    assert store.identity("k1", "330100")["busy_until"] == hold["busy_until"]
+    store.identity_end("k1", "330100", passed=None, max_failures=3, lockout_s=60)
+    row, held = store.claim_check(act["id"], "w2", 60, channel="bank")
+    assert held and store.get(act["id"])["lease_owner"] == "w2"
+    assert store.claim_check(act["id"], "w3", 60, channel="bank") == (None, False)
+
+
+def test_a_transaction_rolls_back_whole_and_the_hook_sees_what_ran(store):
+    seen = []
+    store.sql.observe(lambda kind, sql: seen.append((kind, sql.split(None, 1)[0] if sql else "")))
+    act = created(store)
+    assert seen == [("execute", "INSERT"), ("execute", "INSERT"), ("commit", "")]
+    seen.clear()
+    with pytest.raises(RuntimeError), store.sql.transaction() as tx:
+        tx.execute(store._hot.release, {"act_id": act["id"], "owner": "w1"})
+        raise RuntimeError("undo")
+    assert store.get(act["id"])["lease_owner"] == "w1"
+    assert seen == [("execute", "UPDATE")]  # no commit
+    store.release(act["id"], "w1")
+    assert store.get(act["id"])["lease_owner"] is None
+
+
+def test_identity_end_counts_failures_and_locks(store):
+    store.identity_begin("k1", "330100", 60)
+    row = store.identity_end("k1", "330100", passed=False, max_failures=2, lockout_s=600)
+    assert row["failures"] == 1 and row["locked_until"] is None and row["busy_until"] is None
+    store.identity_begin("k1", "330100", 60)
+    row = store.identity_end("k1", "330100", passed=False, max_failures=2, lockout_s=600)
+    assert row["failures"] == 0 and isinstance(row["locked_until"], float)
+    assert store.identity_begin("k1", "330100", 60) is None  # locked out
+    assert row == store.identity("k1", "330100")
+
+
+def test_statements_of_one_parameter_or_none(store):
+    act = created(store)
+    one = Statement(text("SELECT count(*) AS n FROM activations WHERE id = :act_id"), store.engine.dialect)
+    none = Statement(text("SELECT count(*) AS n FROM activations"), store.engine.dialect)
+    with store.sql.transaction() as tx:
+        assert tx.first(one, {"act_id": act["id"], "unused": 1}) == {"n": 1}
+        assert tx.first(one, {"act_id": "none"}) == {"n": 0}
+        assert tx.first(none, {}) == {"n": 1}
+
+
+def test_the_store_goes_on_after_postgresql_drops_its_connection(store):
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("a server's connection")
+    act = created(store)
+    invalidated = []
+    event.listen(store.engine.pool, "invalidate", lambda dbapi_conn, record, exc: invalidated.append(exc))
+    drop = Statement(text("SELECT pg_terminate_backend(pg_backend_pid())"), store.engine.dialect)
+    with pytest.raises(OperationalError), store.sql.transaction() as tx:
+        tx.first(drop, {})
+    assert len(invalidated) == 1  # not given back to the pool
+    store.release(act["id"], "w1")
+    assert store.get(act["id"])["lease_owner"] is None
