@@ -10,6 +10,9 @@ order for SQLite's ``?``, by name for psycopg's ``%(name)s``) and the bind proce
 would apply (JSON) - and run on a pooled DBAPI connection; rows are dicts built from
 ``cursor.description``, JSON columns decoded as SQLAlchemy's JSON type does. Errors are raised as
 SQLAlchemy's exceptions (``sqlalchemy.exc.IntegrityError`` ...), so callers catch the same ones.
+Measured on SQLite (CPU per call, loaded 2-core machine): a transition 100 -> 50 us, claim_check
+85 -> 37 us, a transition with the identity end 135 -> 60 us, create 97 -> 57 us; per activation
+(bench/activation_cost.py --n 900, median of 8) 4.8 -> 3.9 ms, 4.6 -> 3.7 ms with --answer-budget-s 0.
 
 Such statements bypass SQLAlchemy's events: :meth:`Runner.observe` tells who wants to count them
 (bench/activation_cost.py). The schema, migrations and rare paths stay on SQLAlchemy.
