@@ -80,7 +80,7 @@ def _supervise(config, settings, count: int, *, host: str, port: int, threads: i
 
 def _fork_api(config, settings, count: int, *, host: str, port: int, threads: int | None, grace_s: float) -> int:
     from essc.service.api import create_app
-    from essc.service.processes import Supervisor, bind
+    from essc.service.processes import Supervisor, bind, listener
     from essc.service.runtime import Runtime
 
     # made once, before the fork: the children never race to create the secret, the signing key
@@ -97,7 +97,7 @@ def _fork_api(config, settings, count: int, *, host: str, port: int, threads: in
     settings.bulkhead_share = count
 
     def child(index: int) -> int:
-        return _serve_api(config, settings, sock=sock, threads=threads, grace_s=grace_s, index=index)
+        return _serve_api(config, settings, sock=listener(sock), threads=threads, grace_s=grace_s, index=index)
 
     code = Supervisor(count, child).run()
     click.echo(f"activation API stopped ({count} processes, exit {code})", err=True)

@@ -5,10 +5,13 @@ machine with cities answering in 300 ms, one ``essc serve`` used 0.87 of a core 
 ~111 activations/s while the rest of the machine idled; two processes on the same SQLite
 database reached ~173/s (bench/activation_bench.py, README "Slow cities").
 
-:class:`Supervisor` - the parent - binds the listening socket once, then forks ``N`` children
-that each run the whole service on it (waitress on the shared socket, flow pool, queue
-workers), the way gunicorn's pre-fork model does. The kernel hands each new connection to one
-of the children; a keep-alive connection stays with the child that accepted it.
+:class:`Supervisor` - the parent - reserves the port (:func:`bind`), then forks ``N`` children
+that each run the whole service (waitress, flow pool, queue workers) on a listening socket of
+their own on that port (:func:`listener`, ``SO_REUSEPORT``): the kernel spreads new
+connections over them evenly (a keep-alive connection stays with the child that accepted it).
+One socket shared by all children (gunicorn's pre-fork model, the fallback where
+``SO_REUSEPORT`` is missing) lets whichever child wakes first take every connection: under a
+light load one child took all of them while the other idled.
 
 What the children share, so that any of them may answer any request: the database
 (activations, leases, nonces of signatures, codes, sessions; SQLite in WAL mode on embedded
@@ -48,7 +51,7 @@ from .lifecycle import HARD_DEADLINE_S, SIGNALS
 
 log = get_logger("essc.service.processes")
 
-__all__ = ["STOP_SIGNAL", "Supervisor", "bind", "default_processes", "orphan_watch"]
+__all__ = ["STOP_SIGNAL", "Supervisor", "bind", "default_processes", "listener", "orphan_watch"]
 
 #: what the parent sends its children: the first asks them to stop, the second ends them now
 STOP_SIGNAL = signal.SIGUSR1
@@ -64,13 +67,38 @@ def default_processes(cpus: int | None = None) -> int:
     return max(1, min(4, cpus if cpus is not None else (os.cpu_count() or 1)))
 
 
-def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
-    """The listening socket the children share (IPv4 or IPv6, by the host)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+REUSEPORT = hasattr(socket, "SO_REUSEPORT")
+BACKLOG = 2048
+
+
+def _socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if REUSEPORT:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(backlog)
+    return sock
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The parent's hold on the port (port 0: a free one, then kept for every child). With
+    ``SO_REUSEPORT`` it is bound but does not listen (the children's sockets do); without it,
+    it is the listening socket the children share."""
+    sock = _socket(host, port)
+    if not REUSEPORT:
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    return sock
+
+
+def listener(held: socket.socket) -> socket.socket:
+    """In a child: its own listening socket on the port ``held`` by the parent (the shared one
+    itself without ``SO_REUSEPORT``)."""
+    if not REUSEPORT:
+        return held
+    host, port = held.getsockname()[:2]
+    sock = _socket(host, port)
+    sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock
 
