@@ -80,7 +80,7 @@ def _supervise(config, settings, count: int, *, host: str, port: int, threads: i
 
 def _fork_api(config, settings, count: int, *, host: str, port: int, threads: int | None, grace_s: float) -> int:
     from essc.service.api import create_app
-    from essc.service.processes import Supervisor, bind, listener
+    from essc.service.processes import SharedInFlight, Supervisor, bind, listener
     from essc.service.runtime import Runtime
 
     # made once, before the fork: the children never race to create the secret, the signing key
@@ -96,10 +96,14 @@ def _fork_api(config, settings, count: int, *, host: str, port: int, threads: in
                f"{runtime.store.url.split('?')[0]})", err=True)
     settings.bulkhead_share = count
 
+    # every city a plugin serves shares its bulkhead over the processes (a city loaded later: ceil(limit / count))
+    shared = SharedInFlight([info.code for info in runtime.registry.cities()], count)
+
     def child(index: int) -> int:
+        settings.bulkhead_peers = shared.of_process(index)
         return _serve_api(config, settings, sock=listener(sock), threads=threads, grace_s=grace_s, index=index)
 
-    code = Supervisor(count, child).run()
+    code = Supervisor(count, child, on_death=shared.clear).run()
     click.echo(f"activation API stopped ({count} processes, exit {code})", err=True)
     return code
 
@@ -132,6 +136,8 @@ def _serve_api(config, settings, *, host: str = "", port: int = 0, sock=None, th
         if sock is None:
             click.echo(f"{name} on {', '.join('http://' + a for a in listening(server))} "
                        f"(database {runtime.store.url.split('?')[0]})", err=True)
+        else:
+            click.echo(f"{name} listening", err=True)
         answered = serve_until_signal(server, shutdown, grace_s=grace_s, on_signal=runtime.stop_taking_work)
         workers_done = runtime.stop_workers(timeout=max(shutdown.remaining(grace_s), 0.1))
         released = runtime.release_held()

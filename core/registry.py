@@ -100,7 +100,8 @@ class Registry:
     def __init__(self, settings: Settings | None = None, *, clock: Clock | None = None) -> None:
         self.settings = settings or Settings.from_env()
         #: per-city bulkheads and breakers; ``clock`` (default time.monotonic) times the breakers
-        self.resilience = Resilience(Policy.from_settings(self.settings), clock, share=self.settings.bulkhead_share)
+        self.resilience = Resilience(Policy.from_settings(self.settings), clock,
+                                     share=self.settings.bulkhead_share, peers=self.settings.bulkhead_peers)
         self.pm = pluggy.PluginManager("essc")
         self.pm.add_hookspecs(hookspecs)
         self._records: dict[str, PluginRecord] = {}
@@ -404,7 +405,7 @@ class Registry:
         """Seconds to wait when the city's bulkhead is full right now (new work for it should be
         refused, not queued), else None. Cheap: one dict lookup, no lock."""
         guard = self.resilience._guards.get(city)
-        if guard is not None and guard.in_flight >= guard.limit:
+        if guard is not None and guard.full():
             return BUSY_RETRY_AFTER_S
         return None
 

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import ContractViolation, EsscError, UpstreamUnavailable
 
@@ -71,6 +71,19 @@ def outcome_of(error: BaseException | None) -> int:
     return SUCCESS
 
 
+class Peers(Protocol):
+    """Calls in flight to each city in the other processes that share its bulkhead (several API
+    processes: essc.service.processes.SharedInFlight, in memory they share). Only the process
+    itself changes its own count; the sum is read without a lock, so two processes admitting a
+    call at the same instant may exceed the limit by one each."""
+
+    def covers(self, city: str) -> bool: ...
+
+    def others(self, city: str) -> int: ...
+
+    def add(self, city: str, delta: int) -> None: ...
+
+
 @dataclass(frozen=True)
 class Policy:
     """The knobs (``Settings`` fields ``bulkhead_*`` / ``breaker_*``)."""
@@ -98,16 +111,18 @@ class Policy:
 class CityGuard:
     """One city's bulkhead and breaker, under one lock."""
 
-    __slots__ = ("city", "limit", "policy", "clock", "_cond", "state", "in_flight", "failures", "_streak_at",
+    __slots__ = ("city", "limit", "policy", "clock", "peers", "_cond", "state", "in_flight", "failures", "_streak_at",
                  "_opened_at", "cooldown_s", "_probing", "rejected", "opened")
 
-    def __init__(self, city: str, limit: int, policy: Policy, clock: Clock) -> None:
+    def __init__(self, city: str, limit: int, policy: Policy, clock: Clock, peers: Peers | None = None) -> None:
         if limit < 1:
             raise ValueError(f"city {city}: max_in_flight must be at least 1, got {limit}")
         self.city = city
         self.limit = limit
         self.policy = policy
         self.clock = clock
+        #: the other processes' calls in flight to this city, when they share its bulkhead
+        self.peers = peers
         self._cond = threading.Condition(threading.Lock())
         self.state = CLOSED
         self.in_flight = 0
@@ -127,6 +142,8 @@ class CityGuard:
             reason, retry_after = self._refusal()
             if reason is None:
                 self.in_flight += 1
+                if self.peers is not None:
+                    self.peers.add(self.city, 1)
                 if self.state == HALF_OPEN:
                     self._probing = True
                     return True
@@ -149,7 +166,7 @@ class CityGuard:
                     self.state = HALF_OPEN
                 if self._probing:
                     return "circuit_open", BUSY_RETRY_AFTER_S
-            if self.in_flight < self.limit:
+            if not self.full():
                 return None, 0.0
             if self.policy.wait_s <= 0:
                 return "bulkhead_full", BUSY_RETRY_AFTER_S
@@ -158,13 +175,22 @@ class CityGuard:
                 deadline = now + self.policy.wait_s
             if now >= deadline:
                 return "bulkhead_full", BUSY_RETRY_AFTER_S
-            self._cond.wait(deadline - now)  # then check everything again: the breaker may have moved
+            # then check everything again: the breaker may have moved (a slot freed by another
+            # process wakes nobody here: look again every 10 ms)
+            self._cond.wait(deadline - now if self.peers is None else min(deadline - now, 0.01))
+
+    def full(self) -> bool:
+        """Every slot taken (by this process, and by the others sharing the bulkhead)."""
+        others = self.peers.others(self.city) if self.peers is not None else 0
+        return self.in_flight + others >= self.limit
 
     def leave(self, probe: bool, error: BaseException | None) -> None:
         """Free the slot and feed the call's outcome (its error, ``None`` for a response) to the breaker."""
         kind = outcome_of(error)
         with self._cond:
             self.in_flight -= 1
+            if self.peers is not None:
+                self.peers.add(self.city, -1)
             if self.policy.wait_s > 0:
                 self._cond.notify()
             if probe:
@@ -203,7 +229,8 @@ class CityGuard:
                 retry_after = self._opened_at + self.cooldown_s - self.clock()
                 if retry_after <= 0:
                     state, retry_after = HALF_OPEN, 0.0
-            return {"breaker": state, "in_flight": self.in_flight, "limit": self.limit,
+            in_flight = self.in_flight + (self.peers.others(self.city) if self.peers is not None else 0)
+            return {"breaker": state, "in_flight": in_flight, "limit": self.limit,
                     "rejected": sum(self.rejected.values()), "rejected_by": dict(self.rejected),
                     "opened": self.opened, "failures": self.failures, "retry_after": round(retry_after, 3)}
 
@@ -211,24 +238,30 @@ class CityGuard:
 class Resilience:
     """The guards of every city, made on first use with one policy and one clock."""
 
-    def __init__(self, policy: Policy | None = None, clock: Clock | None = None, share: int = 1) -> None:
+    def __init__(self, policy: Policy | None = None, clock: Clock | None = None, share: int = 1,
+                 peers: Peers | None = None) -> None:
         if share < 1:
             raise ValueError(f"bulkhead share must be at least 1, got {share}")
         self.policy = policy or Policy()
         self.clock: Clock = clock or time.monotonic
-        #: processes sharing each city's limit: this one guards ceil(limit / share) slots
-        self.share = share
+        #: processes sharing each city's limit: with ``peers`` covering the city, the limit holds
+        #: for the sum of their calls; else this one guards ceil(limit / share) slots
+        self.share, self.peers = share, peers
         self._guards: dict[str, CityGuard] = {}
         self._lock = threading.Lock()
 
     def guard(self, city: str, max_in_flight: int | None = None) -> CityGuard:
-        """The city's guard; a new one has ``max_in_flight`` slots (the manifest's), else the policy's,
-        divided among the processes that share them (rounded up)."""
+        """The city's guard; a new one has ``max_in_flight`` slots (the manifest's), else the policy's:
+        shared with the other processes through ``peers`` when they cover the city, else divided
+        among the processes (rounded up)."""
         with self._lock:
             found = self._guards.get(city)
             if found is None:
-                limit = -(-(max_in_flight or self.policy.max_in_flight) // self.share)
-                found = self._guards[city] = CityGuard(city, limit, self.policy, self.clock)
+                limit = max_in_flight or self.policy.max_in_flight
+                peers = self.peers if self.peers is not None and self.peers.covers(city) else None
+                if peers is None:
+                    limit = -(-limit // self.share)
+                found = self._guards[city] = CityGuard(city, limit, self.policy, self.clock, peers)
             return found
 
     def snapshot(self) -> dict[str, dict[str, Any]]:

@@ -97,6 +97,9 @@ class Settings:
     #: processes sharing each city's bulkhead (``essc serve --processes``): each one guards
     #: ``ceil(limit / bulkhead_share)`` slots, so the city never sees more than its limit in all
     bulkhead_share: int = 1
+    #: the other processes' calls in flight to each city, when they share the bulkheads through
+    #: memory (``essc.core.resilience.Peers``; set by ``essc serve --processes``, never from a file)
+    bulkhead_peers: Any = None
     #: consecutive upstream failures of a city that open its breaker; 0 disables it (``ESSC_BREAKER_FAILURES``)
     breaker_failures: int = 5
     #: ... counted when they come within this many seconds of the first one (``ESSC_BREAKER_WINDOW_S``)

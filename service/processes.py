@@ -19,9 +19,12 @@ defaults, PostgreSQL on the scale-out path), the queue, the data folder (secret 
 signing key: made by the parent before the fork, so children never race to create them). A
 long-poll answered by one child sees a transition made by another by re-reading the row.
 
-What each child keeps for itself: each city's circuit breaker and bulkhead (each child guards
-``ceil(limit / N)`` of the city's slots, so the city never sees more than its manifest allows
-in all), the throttle of failed signatures (in Redis when one is configured; without Redis
+Each city's bulkhead is shared through memory (:class:`SharedInFlight`, made before the fork
+for every city a plugin serves): each child counts its own calls in flight and admits one while
+the sum over all children is below the city's limit, so the city never sees more than its
+manifest allows in all, whichever child the load lands on (a city loaded later guards
+``ceil(limit / N)`` slots in each child). What each child keeps for itself: each city's circuit
+breaker, the throttle of failed signatures (in Redis when one is configured; without Redis
 each child counts its own failures) and the counters of ``/metrics`` (each scrape reports the
 child that answered; the store's figures are the database's and so the same in every child).
 
@@ -37,13 +40,15 @@ up to 30 s while children keep dying within 10 s of their start).
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import os
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import cast
 
 from essc.core.masking import get_logger
 
@@ -51,7 +56,8 @@ from .lifecycle import HARD_DEADLINE_S, SIGNALS
 
 log = get_logger("essc.service.processes")
 
-__all__ = ["STOP_SIGNAL", "Supervisor", "bind", "default_processes", "listener", "orphan_watch"]
+__all__ = ["STOP_SIGNAL", "SharedInFlight", "Supervisor", "bind", "default_processes", "listener",
+           "orphan_watch"]
 
 #: what the parent sends its children: the first asks them to stop, the second ends them now
 STOP_SIGNAL = signal.SIGUSR1
@@ -118,16 +124,55 @@ def orphan_watch(on_orphaned: Callable[[], None], poll_s: float = 0.5) -> thread
     return thread
 
 
+class SharedInFlight:
+    """Calls in flight to each city, one count per API process, in memory the processes share
+    (an anonymous shared mapping made by the parent before the fork): the
+    :class:`~essc.core.resilience.Peers` of each child's bulkheads. A child writes only its own
+    counts (under its guard's lock); the parent zeroes those of a child that died."""
+
+    def __init__(self, cities: Iterable[str], processes: int) -> None:
+        self.rows = {city: i for i, city in enumerate(sorted(set(cities)))}
+        self.processes = processes
+        self.counts = multiprocessing.RawArray("i", max(1, len(self.rows)) * processes)  # zeroed
+        self.index: int | None = None
+
+    def of_process(self, index: int) -> SharedInFlight:
+        """In child ``index`` (after the fork: this object is the child's copy)."""
+        self.index = index
+        return self
+
+    def covers(self, city: str) -> bool:
+        return self.index is not None and city in self.rows
+
+    def others(self, city: str) -> int:
+        base, counts = self.rows[city] * self.processes, self.counts
+        return sum(counts[base + j] for j in range(self.processes) if j != self.index)
+
+    def add(self, city: str, delta: int) -> None:
+        self.counts[self.rows[city] * self.processes + cast(int, self.index)] += delta
+
+    def total(self, city: str) -> int:
+        base = self.rows[city] * self.processes
+        return sum(self.counts[base:base + self.processes])
+
+    def clear(self, index: int) -> None:
+        """Forget the calls of process ``index`` (it died: they ended with it)."""
+        for row in range(len(self.rows)):
+            self.counts[row * self.processes + index] = 0
+
+
 class Supervisor:
     """Fork ``processes`` children running ``child(index)`` (its return value is the child's exit
     code), keep them running, stop them on a signal. :meth:`run` returns the exit code of the
     whole: 0 when every child stopped cleanly."""
 
     def __init__(self, processes: int, child: Callable[[int], int], *,
-                 hard_deadline_s: float = HARD_DEADLINE_S + 1.0) -> None:
+                 hard_deadline_s: float = HARD_DEADLINE_S + 1.0,
+                 on_death: Callable[[int], None] | None = None) -> None:
+        """``on_death(index)``: called when child ``index`` died while the service ran."""
         if processes < 1:
             raise ValueError(f"processes must be at least 1, got {processes}")
-        self.processes, self.child = processes, child
+        self.processes, self.child, self.on_death = processes, child, on_death
         self.hard_deadline_s = hard_deadline_s
         self.children: dict[int, int] = {}  #: pid -> index
         self.signals: list[int] = []
@@ -201,6 +246,8 @@ class Supervisor:
                 if stopping_at is not None:
                     self.codes[index] = code
                     continue
+                if self.on_death is not None:
+                    self.on_death(index)
                 ran = time.monotonic() - started[index]
                 pause[index] = RESTART_MIN_S if ran >= STABLE_S else min(RESTART_MAX_S,
                                                                          pause.get(index, RESTART_MIN_S / 2) * 2)

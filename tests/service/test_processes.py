@@ -46,7 +46,9 @@ def served(tmp_path, mock, mock_server):
     port = free_port()
     log = tmp_path / "serve.log"
     proc = start_serve(env, log, port)
-    assert wait_until(lambda: len(children(proc.pid)) == 2, timeout=30), log_of(log)
+    # both listen before the test starts (else the first takes every connection)
+    assert wait_until(lambda: log_of(log).count(" listening") == 2, timeout=30), log_of(log)
+    assert len(children(proc.pid)) == 2
     store = Store(f"sqlite:///{tmp_path / 'data' / 'essc.sqlite3'}")
     yield proc, f"http://127.0.0.1:{port}", store, log
     if proc.poll() is None:
@@ -199,3 +201,31 @@ def test_waitress_queue_warnings_are_written_at_most_every_interval():
     logger.warning("Task queue depth is %d", 9)
     assert [r.getMessage() for r in records] == ["Task queue depth is 1",
                                                  "Task queue depth is 9 (4 such warnings left out)"]
+
+
+def test_processes_share_a_city_bulkhead_through_memory():
+    """Two processes' guards over one SharedInFlight (as two forked children see it): the city's
+    limit holds for the sum of their calls, whichever process the load lands on; the calls of a
+    process that died are forgotten; a city not in the shared memory keeps ceil(limit / N)."""
+    import copy
+
+    from essc.core.errors import UpstreamUnavailable
+    from essc.service.processes import SharedInFlight
+
+    shared = SharedInFlight(["330100"], 2)
+    first, second = (Resilience(Policy(max_in_flight=3), share=2, peers=copy.copy(shared).of_process(i))
+                     for i in (0, 1))
+    a, b = first.guard("330100"), second.guard("330100")
+    assert (a.limit, b.limit) == (3, 3)
+    a.enter(), a.enter()
+    b.enter()  # the third call in all: 2 in one process, 1 in the other
+    for guard in (a, b):
+        with pytest.raises(UpstreamUnavailable, match="bulkhead full"):
+            guard.enter()
+        assert guard.full() and guard.snapshot()["in_flight"] == 3
+    a.leave(False, None)
+    b.enter()  # the slot freed in one process is taken in the other
+    assert shared.total("330100") == 3
+    shared.clear(1)  # the second process died with its two calls
+    assert shared.total("330100") == 2 - 1 and not a.full()
+    assert first.guard("350100").limit == 2  # not shared: its share, ceil(3 / 2)
