@@ -148,7 +148,8 @@ class Runner:
                     observer("commit", "")
             except BaseException as exc:
                 if self._lost(exc, conn):
-                    conn.invalidate(exc)  # a lost connection goes, not back to the pool
+                    conn.invalidate(exc)  # a lost connection goes, not back to the pool,
+                    self.engine.dispose()  # and the pooled ones with it (the server went away)
                 else:
                     with contextlib.suppress(Exception):
                         conn.rollback()

@@ -154,3 +154,30 @@ def test_the_store_goes_on_after_postgresql_drops_its_connection(store):
     assert len(invalidated) == 1  # not given back to the pool
     store.release(act["id"], "w1")
     assert store.get(act["id"])["lease_owner"] is None
+
+
+def test_after_postgresql_restarts_only_one_transaction_fails(store, pg_url):
+    """No ping before each checkout: the pool holds connections the server dropped (as a restart
+    does); the first transaction to meet one fails, typed, and takes the other pooled ones with
+    it, so the next transaction works on a new connection."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("a server's connections")
+    act = created(store)
+    held = [store.engine.raw_connection() for _ in range(3)]  # three connections in the pool
+    pids = []
+    for conn in held:
+        cursor = conn.cursor()
+        cursor.execute("SELECT pg_backend_pid()")
+        pids.append(cursor.fetchone()[0])
+        conn.close()
+    from sqlalchemy import create_engine
+
+    admin = create_engine(pg_url)
+    with admin.connect() as conn:  # the server drops them all
+        for pid in pids:
+            conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+    admin.dispose()
+    with pytest.raises(OperationalError):
+        store.claim(act["id"], "w2", 60)
+    store.release(act["id"], "w1")  # a new connection
+    assert store.claim(act["id"], "w2", 60)["lease_owner"] == "w2"
