@@ -54,6 +54,8 @@ def serve_cmd(host: str, port: int, threads: int | None, processes: int | None, 
     config, settings = ServiceConfig.from_env(), Settings.from_env()
     wanted = processes or config.api_processes or None
     count = wanted or default_processes()
+    if count > 1 and not hasattr(os, "fork"):
+        raise click.UsageError(f"--processes {count} needs os.fork (Linux, macOS): run one process per port here")
     if count > 1 and not real_endpoint_configured(settings):
         if wanted:
             raise click.UsageError(f"--processes {count} needs real city endpoints (ESSC_CITY_BASE_URL or a "
