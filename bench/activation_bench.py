@@ -1041,7 +1041,7 @@ def slow_cities(args: argparse.Namespace) -> dict:
                                     "database": (args.database_url or "sqlite").split(":", 1)[0],
                                     "queue": (args.queue_url or "sqlite").split(":", 1)[0],
                                     "api_processes": args.api_processes, "worker_processes": args.workers,
-                                    "serve_processes": args.serve_processes or "essc serve's default (one per core, <= 4)",
+                                    "serve_processes": args.serve_processes or "essc serve's default",
                                     "client": "one thread + one keep-alive HTTP/1.1 connection per channel"}
                 cpu_rate = None
                 if "fast" in phases:
