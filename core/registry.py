@@ -402,10 +402,11 @@ class Registry:
         self.pm.hook.essc_plugin_quarantined(name=record.name, reason=record.reason or "")
 
     def saturated(self, city: str) -> float | None:
-        """Seconds to wait when the city's bulkhead is full right now (new work for it should be
-        refused, not queued), else None. Cheap: one dict lookup, no lock."""
+        """Seconds to wait when the city's bulkhead is saturated right now (new work for it should
+        be refused, not queued without bound: :meth:`CityGuard.saturated`), else None. Cheap: one
+        dict lookup, no lock."""
         guard = self.resilience._guards.get(city)
-        if guard is not None and guard.full():
+        if guard is not None and guard.saturated():
             return BUSY_RETRY_AFTER_S
         return None
 

@@ -8,7 +8,8 @@ held by the registry beside the city's adapter), which :meth:`Registry.call
   ``concurrency.max_in_flight``, else ``Settings.bulkhead_max_in_flight``, 32). A call beyond it
   waits up to ``Settings.bulkhead_wait_s`` (default 0: it fails at once) for a slot, then fails with
   :class:`~essc.core.errors.UpstreamUnavailable` ``bulkhead_full``. A hanging city holds at most
-  ``limit`` threads.
+  ``limit`` threads. New work for a city (:meth:`CityGuard.saturated`, the API's 429) is refused
+  while the bulkhead is full and no call may wait, or as many calls wait as it has slots.
 * **circuit breaker** - ``closed`` while the city answers. ``Settings.breaker_failures`` (5)
   consecutive upstream failures (``UpstreamUnavailable`` of reason :data:`TRIP_REASONS`), counted
   while they come within ``breaker_window_s`` (60 s) of the first, open it: calls then fail at once
@@ -111,8 +112,8 @@ class Policy:
 class CityGuard:
     """One city's bulkhead and breaker, under one lock."""
 
-    __slots__ = ("city", "limit", "policy", "clock", "peers", "_cond", "state", "in_flight", "failures", "_streak_at",
-                 "_opened_at", "cooldown_s", "_probing", "rejected", "opened")
+    __slots__ = ("city", "limit", "policy", "clock", "peers", "_cond", "state", "in_flight", "waiting", "failures",
+                 "_streak_at", "_opened_at", "cooldown_s", "_probing", "rejected", "opened")
 
     def __init__(self, city: str, limit: int, policy: Policy, clock: Clock, peers: Peers | None = None) -> None:
         if limit < 1:
@@ -126,6 +127,7 @@ class CityGuard:
         self._cond = threading.Condition(threading.Lock())
         self.state = CLOSED
         self.in_flight = 0
+        self.waiting = 0  #: calls of this process waiting for a slot (``bulkhead_wait_s``)
         self.failures = 0  #: consecutive upstream failures in the current window
         self._streak_at = 0.0  #: when the first of them came
         self._opened_at = 0.0
@@ -177,12 +179,22 @@ class CityGuard:
                 return "bulkhead_full", BUSY_RETRY_AFTER_S
             # then check everything again: the breaker may have moved (a slot freed by another
             # process wakes nobody here: look again every 10 ms)
-            self._cond.wait(deadline - now if self.peers is None else min(deadline - now, 0.01))
+            self.waiting += 1
+            try:
+                self._cond.wait(deadline - now if self.peers is None else min(deadline - now, 0.01))
+            finally:
+                self.waiting -= 1
 
     def full(self) -> bool:
         """Every slot taken (by this process, and by the others sharing the bulkhead)."""
         others = self.peers.others(self.city) if self.peers is not None else 0
         return self.in_flight + others >= self.limit
+
+    def saturated(self) -> bool:
+        """New work for the city should be refused: every slot is taken and no call may wait for
+        one (``bulkhead_wait_s`` 0), or as many calls as there are slots wait already (a queue
+        as deep as the bulkhead, each call waiting at most ``bulkhead_wait_s``)."""
+        return self.full() and (self.policy.wait_s <= 0 or self.waiting >= self.limit)
 
     def leave(self, probe: bool, error: BaseException | None) -> None:
         """Free the slot and feed the call's outcome (its error, ``None`` for a response) to the breaker."""

@@ -190,21 +190,21 @@ def test_a_refused_call_is_not_a_failure_of_the_city(make_registry):
     assert reg.resilience_snapshot()[A]["breaker"] == "closed"
 
 
+class Signalling(threading.Condition):
+    """A guard's condition, telling the test when a call starts waiting on it."""
+
+    def __init__(self) -> None:
+        super().__init__(threading.Lock())
+        self.waiting = threading.Event()
+
+    def wait(self, timeout=None):
+        self.waiting.set()
+        return super().wait(timeout)
+
+
 def test_a_full_bulkhead_lets_a_call_wait_up_to_bulkhead_wait_s(make_registry):
     reg = make_registry({"max_in_flight": 1}, bulkhead_wait_s=WAIT)
     guard = reg.resilience.guard(A)
-
-    class Signalling(threading.Condition):
-        """The guard's condition, telling the test when a call starts waiting on it."""
-
-        def __init__(self) -> None:
-            super().__init__(threading.Lock())
-            self.waiting = threading.Event()
-
-        def wait(self, timeout=None):
-            self.waiting.set()
-            return super().wait(timeout)
-
     guard._cond = Signalling()
     held = Holder()
     reg.adapter(A).hook = held
@@ -556,3 +556,38 @@ def test_a_hanging_city_holds_at_most_its_bulkhead_and_the_others_still_answer()
             t.join(WAIT * 3)
     assert not any(t.is_alive() for t in threads)
     assert reg.resilience_snapshot()["330100"]["in_flight"] == 0
+
+
+def test_new_work_is_refused_when_the_bulkhead_is_full_and_nothing_may_wait(make_registry):
+    """Admission (Registry.saturated, the API's 429): with no wait a full bulkhead refuses new work."""
+    reg = make_registry({"max_in_flight": 1})
+    held = Holder()
+    reg.adapter(A).hook = held
+    outcomes: list = []
+    thread = in_thread(reg, A, outcomes)
+    held.wait_entered(1)
+    assert reg.saturated(A) == BUSY_RETRY_AFTER_S and reg.saturated(B) is None
+    held.release()
+    thread.join(WAIT)
+    assert reg.saturated(A) is None
+
+
+def test_with_a_wait_new_work_may_queue_as_deep_as_the_bulkhead(make_registry):
+    """With bulkhead_wait_s, admission lets new work queue for a full bulkhead, as many calls as
+    it has slots, no more."""
+    outcomes: list = []
+    reg = make_registry({"max_in_flight": 1}, bulkhead_wait_s=WAIT)
+    guard = reg.resilience.guard(A)
+    guard._cond = Signalling()
+    held = Holder()
+    reg.adapter(A).hook = held
+    first = in_thread(reg, A, outcomes)
+    held.wait_entered(1)
+    assert guard.full() and reg.saturated(A) is None  # full, but a call may wait for the slot
+    second = in_thread(reg, A, outcomes)
+    assert guard._cond.waiting.wait(WAIT) and guard.waiting == 1, "the second call did not wait"
+    assert reg.saturated(A) == BUSY_RETRY_AFTER_S  # one waits already: the queue is full
+    held.release()
+    first.join(WAIT)
+    second.join(WAIT)
+    assert reg.saturated(A) is None
