@@ -229,3 +229,28 @@ def test_processes_share_a_city_bulkhead_through_memory():
     shared.clear(1)  # the second process died with its two calls
     assert shared.total("330100") == 2 - 1 and not a.full()
     assert first.guard("350100").limit == 2  # not shared: its share, ceil(3 / 2)
+
+
+def test_a_long_poll_sees_a_step_whichever_process_runs_it(served, mock):
+    """A slow city: the submission answers 202 and its step goes on in the process that took it;
+    long-polls on new connections (the kernel hands them to either process) all return with the
+    step's transition - a process that does not run the step re-reads the row."""
+    proc, api, store, log = served
+    mock.fault(city="330100", operation="read_card", kind="latency", latency_ms=2500)
+    citizen = mock.citizens("330100", "normal")[0]
+    r = requests.post(f"{api}/v1/activations", headers={**AUTH, "Connection": "close"}, timeout=30,
+                      json={"city": "330100", "id_number": citizen["id_number"], "name": citizen["name"],
+                            "consent": True})
+    assert r.status_code == 202, r.text
+    url = f"{api}{r.headers['Location']}?wait=20"
+    answers: list = []
+
+    def poll():
+        answers.append(requests.get(url, headers={**AUTH, "Connection": "close"}, timeout=30).json()["status"])
+
+    polls = [threading.Thread(target=poll) for _ in range(6)]
+    for t in polls:
+        t.start()
+    for t in polls:
+        t.join(30)
+    assert answers == [states.AWAITING_VERIFICATION] * 6, answers
