@@ -6,7 +6,7 @@ held by the registry beside the city's adapter), which :meth:`Registry.call
 
 * **bulkhead** - at most ``limit`` calls to the city in flight at once (the manifest's
   ``concurrency.max_in_flight``, else ``Settings.bulkhead_max_in_flight``, 32). A call beyond it
-  waits up to ``Settings.bulkhead_wait_s`` (default 0: it fails at once) for a slot, then fails with
+  waits up to ``Settings.bulkhead_wait_s`` (default 0.25 s; 0: it fails at once) for a slot, then fails with
   :class:`~essc.core.errors.UpstreamUnavailable` ``bulkhead_full``. A hanging city holds at most
   ``limit`` threads. New work for a city (:meth:`CityGuard.saturated`, the API's 429) is refused
   while the bulkhead is full and no call may wait, or as many calls wait as it has slots.
@@ -90,7 +90,7 @@ class Policy:
     """The knobs (``Settings`` fields ``bulkhead_*`` / ``breaker_*``)."""
 
     max_in_flight: int = 32
-    wait_s: float = 0.0
+    wait_s: float = 0.25
     failures: int = 5  #: 0 disables the breaker
     window_s: float = 60.0
     cooldown_s: float = 10.0

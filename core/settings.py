@@ -93,7 +93,7 @@ class Settings:
     #: (``ESSC_BULKHEAD_MAX_IN_FLIGHT``)
     bulkhead_max_in_flight: int = 32
     #: seconds a call may wait for room in a full bulkhead; 0 fails fast (``ESSC_BULKHEAD_WAIT_S``)
-    bulkhead_wait_s: float = 0.0
+    bulkhead_wait_s: float = 0.25
     #: processes sharing each city's bulkhead (``essc serve --processes``): each one guards
     #: ``ceil(limit / bulkhead_share)`` slots, so the city never sees more than its limit in all
     bulkhead_share: int = 1

@@ -412,11 +412,11 @@ def test_breaker_failures_0_disables_the_breaker(make_registry):
 
 # -- configuration -----------------------------------------------------------------------------
 def test_knobs_from_the_environment_and_the_config_file(tmp_path):
-    settings = Settings.from_env(env={"ESSC_BULKHEAD_MAX_IN_FLIGHT": "8", "ESSC_BULKHEAD_WAIT_S": "0.25",
+    settings = Settings.from_env(env={"ESSC_BULKHEAD_MAX_IN_FLIGHT": "8", "ESSC_BULKHEAD_WAIT_S": "0.5",
                                       "ESSC_BREAKER_FAILURES": "3", "ESSC_BREAKER_WINDOW_S": "30",
                                       "ESSC_BREAKER_COOLDOWN_S": "2.5", "ESSC_BREAKER_COOLDOWN_MAX_S": "60"})
-    assert Policy.from_settings(settings) == Policy(8, 0.25, 3, 30.0, 2.5, 60.0)
-    assert Policy.from_settings(Settings.from_env(env={})) == Policy(32, 0.0, 5, 60.0, 10.0, 300.0)
+    assert Policy.from_settings(settings) == Policy(8, 0.5, 3, 30.0, 2.5, 60.0)
+    assert Policy.from_settings(Settings.from_env(env={})) == Policy(32, 0.25, 5, 60.0, 10.0, 300.0)
     cfg = tmp_path / "essc.toml"
     cfg.write_text("[resilience]\nbulkhead_max_in_flight = 4\nbreaker_cooldown_s = 1.5\n", encoding="utf-8")
     from_file = Settings.from_env(cfg, env={"ESSC_BREAKER_COOLDOWN_S": "7"})  # the environment wins
@@ -560,7 +560,7 @@ def test_a_hanging_city_holds_at_most_its_bulkhead_and_the_others_still_answer()
 
 def test_new_work_is_refused_when_the_bulkhead_is_full_and_nothing_may_wait(make_registry):
     """Admission (Registry.saturated, the API's 429): with no wait a full bulkhead refuses new work."""
-    reg = make_registry({"max_in_flight": 1})
+    reg = make_registry({"max_in_flight": 1}, bulkhead_wait_s=0)
     held = Holder()
     reg.adapter(A).hook = held
     outcomes: list = []

@@ -231,11 +231,12 @@ def test_a_callback_needs_the_channels_hmac_secret(slow, mock):
 def test_a_city_with_a_full_bulkhead_gets_429_and_nothing_is_recorded(slow, mock):
     rt, client = slow
     guard = rt.registry.resilience.guard("330100")
-    guard.in_flight = guard.limit  # every slot of 杭州 taken (as by calls that hang)
+    # every slot of 杭州 taken (as by calls that hang) and as many calls waiting for one
+    guard.in_flight = guard.waiting = guard.limit
     try:
         response = submit(client, person(mock, "330100"))
         assert response.status_code == 429 and response.get_json()["error"]["code"] == "CITY_BUSY"
         assert int(response.headers["Retry-After"]) >= 1 and rt.store.counts() == {}
         assert submit(client, person(mock, "350100"), city="350100").status_code == 201  # other cities go on
     finally:
-        guard.in_flight = 0
+        guard.in_flight = guard.waiting = 0
