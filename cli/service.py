@@ -97,6 +97,7 @@ def _fork_api(config, settings, count: int, *, host: str, port: int, threads: in
     click.echo(f"activation API on http://{where} ({count} processes, database "
                f"{runtime.store.url.split('?')[0]})", err=True)
     settings.bulkhead_share = count
+    config.api_processes = count  # what each process shares (e.g. the failed-signature throttle)
 
     # every city a plugin serves shares its bulkhead over the processes (a city loaded later: ceil(limit / count))
     shared = SharedInFlight([info.code for info in runtime.registry.cities()], count)

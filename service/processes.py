@@ -23,10 +23,11 @@ Each city's bulkhead is shared through memory (:class:`SharedInFlight`, made bef
 for every city a plugin serves): each child counts its own calls in flight and admits one while
 the sum over all children is below the city's limit, so the city never sees more than its
 manifest allows in all, whichever child the load lands on (a city loaded later guards
-``ceil(limit / N)`` slots in each child). What each child keeps for itself: each city's circuit
-breaker, the throttle of failed signatures (in Redis when one is configured; without Redis
-each child counts its own failures) and the counters of ``/metrics`` (each scrape reports the
-child that answered; the store's figures are the database's and so the same in every child).
+``ceil(limit / N)`` slots in each child). ``/metrics`` adds up the counters of every child
+(prometheus_client's multiprocess mode; the supervisor sets ``PROMETHEUS_MULTIPROC_DIR``).
+What each child keeps for itself: each city's circuit breaker (``essc_city_*`` gauges are
+those of the child that answered the scrape), and the throttle of failed signatures unless
+Redis is configured (then each child counts its own failures against ``ceil(limit / N)``).
 
 Signals: SIGTERM or SIGINT to the parent stops every child the way ``essc serve`` stops (no new
 connections, requests in flight and queue tasks get the grace, what is held is released); a

@@ -13,8 +13,11 @@ further requests are answered 429 with ``Retry-After`` before any credential is 
 
 Successes are never counted and never slowed. Counters live in this process
 (:class:`MemoryCounters`) or in Redis (:class:`RedisCounters`: INCR + PEXPIRE in one Lua
-script, shared by every API process). Addresses are stored as keyed hashes (blake2b) and
-never logged; names outside the channel-name pattern share one bucket.
+script, shared by every API process). Several API processes without Redis (``essc serve
+--processes N``, ``ServiceConfig.api_processes``) each count their own failures against
+``ceil(limit / N)``, so all of them together allow about ``limit``, as one process does.
+Addresses are stored as keyed hashes (blake2b) and never logged; names outside the
+channel-name pattern share one bucket.
 
 Configuration (Flask config of create_app, else ``runtime.config.extra``, else environment):
 ``AUTH_FAILURE_LIMIT`` / ``auth_failure_limit`` / ``ESSC_AUTH_FAILURE_LIMIT`` (default 10,
@@ -176,5 +179,6 @@ def build_throttle(runtime, config: Mapping | None = None, env: Mapping[str, str
         key_secret = service.resolved_secret().encode()  # every process must hash addresses alike
     else:
         key_secret = None
+        limit = math.ceil(limit / max(1, service.api_processes))  # this process's share of it
     return FailureThrottle(limit, DEFAULT_WINDOW_S if window is None else window, counters,
                            clock=clock or time.time, key_secret=key_secret)

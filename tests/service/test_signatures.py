@@ -393,6 +393,16 @@ def test_throttle_configuration(runtime):
     assert isinstance(build_throttle(fake, {}, env={}).counters, RedisCounters)
 
 
+def test_several_api_processes_without_redis_each_allow_their_share_of_failures(runtime):
+    """essc serve --processes 3 counts failures in each process: each allows ceil(10 / 3), so all
+    together about the limit; counters in Redis are shared and keep the whole limit."""
+    processes = SimpleNamespace(config=ServiceConfig(data_dir=runtime.config.data_dir, api_processes=3), store=None)
+    assert build_throttle(processes, {}, env={}).limit == 4
+    shared = SimpleNamespace(config=ServiceConfig(data_dir=runtime.config.data_dir, api_processes=3, queue_url=REDIS),
+                             store=None)
+    assert build_throttle(shared, {}, env={}).limit == 10
+
+
 def test_authenticate_without_http_uses_the_channels_own_store():
     channels = Channels({"alipay": Channel("alipay", hmac_secret="s")}, clock=Clock())
     headers = signed("GET", "/v1/adapters", channel="alipay", secret="s")
