@@ -26,8 +26,8 @@ manifest allows in all, whichever child the load lands on (a city loaded later g
 ``ceil(limit / N)`` slots in each child). ``/metrics`` adds up the counters of every child
 (prometheus_client's multiprocess mode; the supervisor sets ``PROMETHEUS_MULTIPROC_DIR``).
 What each child keeps for itself: each city's circuit breaker (``essc_city_*`` gauges are
-those of the child that answered the scrape), and the throttle of failed signatures unless
-Redis is configured (then each child counts its own failures against ``ceil(limit / N)``).
+those of the child that answered the scrape) and, without Redis, the throttle of failed
+signatures (each child counts its own failures against ``ceil(limit / N)``).
 
 Signals: SIGTERM or SIGINT to the parent stops every child the way ``essc serve`` stops (no new
 connections, requests in flight and queue tasks get the grace, what is held is released); a
