@@ -70,7 +70,7 @@ RESTART_MIN_S, RESTART_MAX_S = 1.0, 30.0
 
 def default_processes(cpus: int | None = None) -> int:
     """``essc serve``'s processes when none are asked for: one per core, at most 4 (each holds a
-    database pool and ~180 MB; beyond 4, run more machines)."""
+    database pool and ~100-170 MB; beyond 4, run more machines)."""
     if not hasattr(os, "fork"):  # Windows: one process
         return 1
     return max(1, min(4, cpus if cpus is not None else (os.cpu_count() or 1)))
