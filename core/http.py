@@ -218,9 +218,7 @@ class CityHttpClient:
 
     def __init__(self, base_url: str, *, timeouts: Timeouts | None = None, plugin: str = "?",
                  session: requests.Session | None = None, backoff_s: float = 0.05,
-                 rng: random.Random | None = None, pool_maxsize: int = 32) -> None:
-        """``pool_maxsize``: connections kept open to the city (more calls at once open more,
-        dropped after use): at least the calls the plugin may have in flight."""
+                 rng: random.Random | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts or Timeouts()
         self.plugin = plugin
@@ -229,7 +227,7 @@ class CityHttpClient:
         if session is None:
             session = requests.Session()
             session.trust_env = False
-            adapter = LeanHTTPAdapter(pool_connections=4, pool_maxsize=max(1, min(pool_maxsize, 1024)), max_retries=0)
+            adapter = LeanHTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             self._own_session: requests.Session | None = session

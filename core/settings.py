@@ -165,10 +165,6 @@ class PluginContext:
     credentials: Mapping[str, str]
     timeouts: Timeouts
     logger: logging.Logger
-    #: the most calls the plugin can have in flight at once (its cities' bulkheads added up): its
-    #: HTTP client keeps that many connections, so none is opened and dropped per call when a
-    #: provincial platform serves many cities on one host
-    max_in_flight: int = 32
 
     def credential(self, key: str, default: str | None = None) -> str:
         """A credential from the settings, else ``default`` (e.g. the mock's demo value)."""
@@ -181,7 +177,6 @@ class PluginContext:
         """A :class:`~essc.core.http.CityHttpClient` for this plugin's endpoint and timeouts."""
         from .http import CityHttpClient  # lazy: requests is imported only by a plugin that calls HTTP
 
-        kwargs.setdefault("pool_maxsize", self.max_in_flight)
         return CityHttpClient(self.base_url, timeouts=self.timeouts, plugin=self.name, **kwargs)
 
     @classmethod
@@ -197,6 +192,4 @@ class PluginContext:
             timeouts=Timeouts(t.get("connect_s", 2.0), t.get("read_s", 5.0), t.get("total_s", 8.0),
                               t.get("retries", 1)),
             logger=get_logger(f"essc.plugins.{name}"),
-            max_in_flight=len(manifest["cities"]) * int((manifest.get("concurrency") or {}).get(
-                "max_in_flight") or settings.bulkhead_max_in_flight),
         )

@@ -373,17 +373,3 @@ def test_http_cost_bench_runs():
     assert out["n"] == 4 and set(out["calls"]) == {"json", "data", "get"}
     for figures in out["calls"].values():
         assert figures["session"]["cpu_us"] > 0 and figures["lean"]["cpu_us"] > 0 and figures["ratio"] > 0
-
-
-def test_a_plugins_client_keeps_a_connection_for_every_call_its_cities_may_have_in_flight():
-    """A provincial platform serving many cities on one host: the pool keeps as many connections
-    as the plugin's bulkheads allow calls (more calls at once would open and drop a connection
-    each, with a warning); the manifest's concurrency, else the settings' default per city."""
-    from essc.core.settings import PluginContext, Settings
-
-    manifest = {"name": "p", "version": "1", "cities": [{"code": "330100"}, {"code": "330200"}, {"code": "330300"}]}
-    adapter = PluginContext.for_manifest(manifest, Settings()).http_client().session.get_adapter("http://x/")
-    assert adapter._pool_maxsize == 3 * 32
-    limited = {**manifest, "concurrency": {"max_in_flight": 5}}
-    adapter = PluginContext.for_manifest(limited, Settings()).http_client().session.get_adapter("http://x/")
-    assert adapter._pool_maxsize == 15
