@@ -26,10 +26,16 @@ channels drive it over HTTP, both steps of the flow, as a channel does:
 
 - ``fast``: latency 0: activations/s through the API over direct mock calls/s (the plugin's
   read_card straight to the mock, from this process), same concurrency; the API rate is also
-  the CPU-bound rate of ``slow.limit_per_s``;
+  the CPU-bound rate of ``slow.limit_per_s``; ``ratio_without_service``: the ratio a service
+  costing no CPU would reach here (the mock's and the client's CPU per activation alone);
 - ``slow``: latency MS on every city operation, C channels: activations/s, p50/p99 seconds
   from submission to activated, peak VmRSS of the ``essc serve`` process tree (from /proc),
   the floor ``limit_per_s`` = min(C / (3 city calls x MS), fast rate);
+  ``without_service_per_s``: the rate the machine's cores allow the mock and the client alone
+  (their CPU per activation, measured in the phase: they share the cores with the service) and
+  ``closed_loop_wait_floor_s`` = C / min(that, C / (3 x MS)): the mean wait of the closed loop
+  (Little's law) below which no service can go on this machine;
+- every phase: ``cpu_s`` and ``cpu_ms_per_activation`` of the client, the service and the mock;
 - ``isolation``: the slow phase again with ``--hang-city`` hanging on every operation: p99 of
   the other cities over their p99 in the slow phase (channels of the hanging city submit and
   leave: they do not hold client slots);
@@ -855,6 +861,9 @@ def timed_phase(plan: Plan, name: str, jobs: list[Job], concurrency: int, *, war
         result["tree_processes"] = sampler.processes  # the supervisor + API processes (+ workers)
         result["cpu_s"] = {"client": round(cpu1[0] - cpu0[0], 1), "serve": round(cpu1[1] - cpu0[1], 1),
                            "mock": round(cpu1[2] - cpu0[2], 1)}
+        done = result["activated"] or 0
+        result["cpu_ms_per_activation"] = {k: round(v * 1000 / done, 2) for k, v in result["cpu_s"].items()} \
+            if done else None
         result["long_poll_s"] = client.long_poll_s
         result["_outcomes"] = outcomes
         say(f"{name}: {result['activated']}/{result['submitted']} activated, {result['activations_per_s']}/s, "
@@ -877,10 +886,15 @@ def fast_phase(plan: Plan) -> dict:
     r = timed_phase(plan, "fast", plan.jobs(a.fast_activations), a.fast_concurrency, warm=plan.cities)
     r.pop("_outcomes")
     acts = r["activations_per_s"] or 0.0
+    bound = without_service_per_s(r)
     return {"ratio": round(acts / calls_per_s, 3), "activations_per_s": acts,
             "direct_mock_calls_per_s": round(calls_per_s, 1), "concurrency": a.fast_concurrency,
+            # the ratio a service costing no CPU would reach on this machine (the mock's and the
+            # client's CPU per activation alone)
+            "ratio_without_service": round(bound / calls_per_s, 3) if bound else None,
             **{k: r[k] for k in ("submitted", "activated", "not_activated", "p50_s", "p99_s", "rejected",
-                                 "requests", "cpu_s", "rss_mb", "pss_mb", "tree_processes")}}
+                                 "requests", "cpu_s", "cpu_ms_per_activation", "rss_mb", "pss_mb",
+                                 "tree_processes")}}
 
 
 def latency_faults(plan: Plan, hang_city: str | None = None) -> None:
@@ -902,7 +916,21 @@ def slow_phase(plan: Plan, cpu_rate: float | None) -> dict:
     r["limit_latency_per_s"] = round(floor, 1) if math.isfinite(floor) else None
     r["of_limit"] = round(r["activations_per_s"] / limit, 3) if r["activations_per_s"] and math.isfinite(limit) \
         else None
+    # what the machine allows whatever the service does: the mock's and the channels' CPU alone
+    bound = without_service_per_s(r)
+    r["without_service_per_s"] = bound
+    r["closed_loop_wait_floor_s"] = round(a.concurrency / min(bound or math.inf, floor), 3) \
+        if bound or math.isfinite(floor) else None
     return r
+
+
+def without_service_per_s(r: dict) -> float | None:
+    """Activations/s the machine's cores would allow if the service cost no CPU: the mock's and
+    the client's CPU per activation, measured in the phase, over every core (they share them)."""
+    per = r.get("cpu_ms_per_activation")
+    if not per or not (per["mock"] + per["client"]):
+        return None
+    return round((os.cpu_count() or 1) * 1000 / (per["mock"] + per["client"]), 1)
 
 
 def open_phase(plan: Plan, rate: float) -> dict:
@@ -948,7 +976,8 @@ def isolation_phase(plan: Plan, slow: dict) -> dict:
             "hang_submitted": len(hung), "hang_submit_p50_s": rounded(quantile([o.submit_s for o in hung], 0.5)),
             "hang_submit_p99_s": rounded(quantile([o.submit_s for o in hung], 0.99)),
             "hang_submission_states": answers,
-            **{k: r[k] for k in ("rejected", "rejected_by_status", "rss_mb", "pss_mb", "cpu_s")}}
+            **{k: r[k] for k in ("rejected", "rejected_by_status", "rss_mb", "pss_mb", "cpu_s",
+                                 "cpu_ms_per_activation")}}
 
 
 # -- the contract suite over many synthetic cities ----------------------------------------

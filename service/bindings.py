@@ -21,6 +21,7 @@ from . import states
 from .errors import ActivationConflict, ActivationNotFound
 from .models import Activation, AuditEvent
 from .usage import audit_use
+from .writers import writing
 
 log = get_logger("essc.service.bindings")
 
@@ -41,7 +42,7 @@ def unlink(runtime, qrcodes, act_id: str, channel: str) -> dict:
                                  activation_status=act["status"])
     now = time.time()
     level = naming.credential(act["credential"]).get("sign_level")
-    with store.engine.begin() as conn:
+    with writing(store.engine) as conn:
         ended = conn.execute(update(A).where(A.c.id == act_id, A.c.status == states.ACTIVATED)
                              .values(status=states.UNLINKED, credential=null(), updated_at=now)).rowcount
         if ended:

@@ -21,6 +21,7 @@ from essc.core.errors import EsscError, PluginUnavailable, RetryableError
 from essc.core.masking import get_logger
 
 from .models import Activation, AuditEvent
+from .writers import writing
 
 log = get_logger("essc.service.cardstatus")
 
@@ -80,7 +81,7 @@ def remember(engine, act: dict, status: str, actor: str) -> None:
     """Record the city's card status on every activation of the citizen in the city, and the
     change in the audit trail of ``act``."""
     now = time.time()
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         conn.execute(update(A).where(A.c.citizen_key == act["citizen_key"], A.c.city == act["city"])
                      .values(card_status=status))
         conn.execute(insert(E).values(activation_id=act["id"], at=now, event="card_status_changed",

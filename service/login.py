@@ -36,6 +36,7 @@ from .purging import Purger
 from .relying import RelyingParty
 from .usage import audit_use, pairwise_id, pairwise_key, person_view, token_hash
 from .use_errors import LoginNotAllowed, LoginSessionExpired, LoginSessionNotFound, LoginSessionUsed, NotActivated
+from .writers import writing
 
 __all__ = ["LoginSessions", "PREFIX", "PENDING", "CONFIRMED", "DELIVERED", "EXPIRED"]
 
@@ -69,7 +70,7 @@ class LoginSessions:
             raise LoginNotAllowed('only a relying party of kind "portal" logs citizens in', party_kind=party.kind)
         code, session_id, now = PREFIX + secrets.token_urlsafe(32), uuid.uuid4().hex, self.clock()
         expires_at = now + self.ttl_s
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(insert(L).values(id=session_id, code_hash=token_hash(code), party=party.name, status=PENDING,
                                           created_at=now, expires_at=expires_at, request_hash=request_hash))
             audit_use(conn, "login_opened", party=party.name, at=now, detail="oidc" if request_hash else "scan")
@@ -142,7 +143,7 @@ class LoginSessions:
             raise CardStatusAbnormal(status=card.status, city=act["city"], card_status_source=card.source)
         fresh_identity_check(self.service, act, pii, face_token=face_token, sms_code=sms_code, password=password)
         now = self.clock()
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             won = conn.execute(update(L).where(L.c.id == row["id"], L.c.status == PENDING, L.c.expires_at > now)
                                .values(status=CONFIRMED, activation_id=activation_id, confirmed_at=now)).rowcount
             if won:
@@ -181,7 +182,7 @@ class LoginSessions:
         """Mark a confirmed session delivered (one conditional UPDATE: the result goes out once);
         the activation, or None when someone else delivered it first."""
         now = self.clock()
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             won = conn.execute(update(L).where(L.c.id == row["id"], L.c.status == CONFIRMED)
                                .values(status=DELIVERED, delivered_at=now)).rowcount
             if won:

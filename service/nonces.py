@@ -24,6 +24,7 @@ from sqlalchemy import Column, Float, Index, MetaData, String, Table, delete, fu
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .purging import Purger
+from .writers import writing
 
 __all__ = ["MemoryNonceStore", "SqlNonceStore", "RedisNonceStore", "build_nonce_store", "NONCES"]
 
@@ -83,14 +84,14 @@ class SqlNonceStore:
         if self._insert(channel, nonce, expires_at):
             return True
         # the pair is known: it is a replay unless the old row has expired (then it may go)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             gone = conn.execute(delete(NONCES).where(NONCES.c.channel == channel, NONCES.c.nonce == nonce,
                                                      NONCES.c.expires_at <= now)).rowcount
         return bool(gone) and self._insert(channel, nonce, expires_at)
 
     def _insert(self, channel: str, nonce: str, expires_at: float) -> bool:
         try:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 conn.execute(insert(NONCES).values(channel=channel, nonce=nonce, expires_at=float(expires_at)))
         except IntegrityError:
             return False

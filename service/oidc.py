@@ -55,6 +55,7 @@ from .models import OidcCode, OidcToken
 from .purging import Purger
 from .relying import OIDC_SCOPES, RelyingParty
 from .usage import audit_use, token_hash
+from .writers import writing
 
 __all__ = ["Provider", "load_signing_key", "SCOPE_CLAIMS", "ALG"]
 
@@ -334,7 +335,7 @@ class Provider:
         user: PortalUser = oauth_request.user
         data = oauth_request.payload.data
         now = time.time()
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(insert(C).values(
                 code_hash=token_hash(code), client_id=oauth_request.client.client_id, activation_id=user.activation_id,
                 redirect_uri=oauth_request.payload.redirect_uri, scope=oauth_request.scope or "",
@@ -353,7 +354,7 @@ class Provider:
         if row is None:
             return None
         if row["used_at"] is not None:  # a replay: refuse it and revoke what the code gave
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 revoked = conn.execute(update(T).where(T.c.code_hash == digest).values(revoked=1)).rowcount
                 audit_use(conn, "oidc_code_replayed", party=client.client_id, outcome="invalid_grant",
                           activation_id=row["activation_id"], detail=f"{revoked} token(s) revoked")
@@ -367,7 +368,7 @@ class Provider:
     def spend_code(self, record: CodeRecord) -> PortalUser | None:
         """Spend the code (one conditional UPDATE: of two token requests with one code, one wins)."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             won = conn.execute(update(C).where(C.c.code_hash == record.code_hash, C.c.used_at.is_(None),
                                                C.c.expires_at > now).values(used_at=now)).rowcount
         if not won:
@@ -385,7 +386,7 @@ class Provider:
     # -- tokens ------------------------------------------------------------------------------------
     def save_token(self, token: dict, oauth_request) -> None:
         now = time.time()
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(insert(T).values(
                 token_hash=token_hash(token["access_token"]), client_id=oauth_request.client.client_id,
                 activation_id=oauth_request.user.activation_id, scope=token.get("scope") or "", issued_at=now,

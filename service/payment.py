@@ -31,6 +31,7 @@ from .models import Activation, AuditEvent
 from .pay_errors import NotOffered
 from .usage import audit_use
 from .use_errors import NotActivated
+from .writers import writing
 
 __all__ = ["enable_payment", "offered", "require_offered", "reset_password"]
 
@@ -74,7 +75,7 @@ def enable_payment(service, act_id: str, channel: str, *, face_token: str, passw
                                                      "verify_id": check["verify_id"], "channel": channel})
     now = time.time()
     detail = f"sign level 2 (action 005): bank {binding['aae008']}, account {binding['account_hint']}"
-    with service.store.engine.begin() as conn:
+    with writing(service.store.engine) as conn:
         copies = conn.execute(select(A.c.id, A.c.credential).where(
             A.c.citizen_key == act["citizen_key"], A.c.city == city, A.c.status == states.ACTIVATED)).all()
         for copy_id, stored in copies:
@@ -105,7 +106,7 @@ def reset_password(service, act_id: str, channel: str, *, face_token: str, sms_c
     result = registry.call(city, "reset_password", {"aac002": pii["id_number"], "aab301": city,
                                                     "verify_id": check["verify_id"], "new_password": new_password})
     now = time.time()
-    with service.store.engine.begin() as conn:
+    with writing(service.store.engine) as conn:
         conn.execute(insert(E).values(activation_id=act_id, at=now, event="password_reset", status=act["status"],
                                       detail=f"e-SSC password reset at the city (action 002) on {result['reset_date']}",
                                       actor=channel))

@@ -15,7 +15,8 @@ light load one child took all of them while the other idled.
 
 What the children share, so that any of them may answer any request: the database
 (activations, leases, nonces of signatures, codes, sessions; SQLite in WAL mode on embedded
-defaults, PostgreSQL on the scale-out path), the queue, the data folder (secret key, OIDC
+defaults, PostgreSQL on the scale-out path: SQLite's writers queue on a lock file shared by the
+children, service/writers.py), the queue, the data folder (secret key, OIDC
 signing key: made by the parent before the fork, so children never race to create them). A
 long-poll answered by one child sees a transition made by another by re-reading the row.
 

@@ -9,6 +9,8 @@ from sqlalchemy import Table, delete
 
 from essc.core.masking import get_logger
 
+from .writers import writing
+
 __all__ = ["Purger", "RETENTION_S"]
 
 #: codes, login sessions and tokens are deleted this long after their expiry (the audit stays)
@@ -33,7 +35,7 @@ class Purger:
                 return
             self._next = now + self.every_s
         try:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 purged = conn.execute(delete(self.table).where(self.table.c.expires_at < now - self.retention_s))
             if purged.rowcount:
                 log.debug("purged %d old row(s) of %s", purged.rowcount, self.table.name)

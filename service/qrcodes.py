@@ -44,6 +44,7 @@ from .use_errors import (
     QrCodeRevoked,
     QrCodeUsed,
 )
+from .writers import writing
 
 __all__ = ["QrCodes", "VerifiedCode", "PREFIX"]
 
@@ -98,7 +99,7 @@ class QrCodes:
         code = PREFIX + secrets.token_urlsafe(32)
         now = self.clock()
         expires_at = now + self.ttl_s
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(update(Q).where(Q.c.activation_id == act_id, Q.c.used_at.is_(None), Q.c.expires_at > now)
                          .values(expires_at=now))  # one live code per binding: the new one replaces it
             conn.execute(insert(Q).values(code_hash=token_hash(code), activation_id=act_id, issued_at=now,
@@ -166,7 +167,7 @@ class QrCodes:
     def _spend(self, digest: str, act: dict, party: str, busi_type: str, now: float, detail: str) -> bool:
         """The one conditional UPDATE that spends the code (False: someone else spent it, or it
         was replaced or revoked in between), with its audit, in one transaction."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             won = conn.execute(update(Q).where(Q.c.code_hash == digest, Q.c.used_at.is_(None),
                                                Q.c.revoked_at.is_(None), Q.c.expires_at > now)
                                .values(used_at=now, used_by=party, busi_type=busi_type)).rowcount == 1

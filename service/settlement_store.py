@@ -17,6 +17,7 @@ from sqlalchemy import Table, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .models import Settlement, SettlementEvent
+from .writers import writing
 
 __all__ = ["SettlementStore", "PRE_SETTLING", "PRE_SETTLED", "CONFIRMING", "SETTLED", "REVERSING", "REVERSED",
            "FAILED", "REVERSAL_FAILED", "LEGS", "FINAL", "STATES"]
@@ -49,7 +50,7 @@ class SettlementStore:
         """Insert a settlement (held by ``row["lease_owner"]``); ``(row, True)``. When the party's
         idempotency key is taken: ``(the settlement holding it, False)``."""
         try:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 conn.execute(insert(S).values(**row))
                 conn.execute(insert(SE).values(settlement_id=row["id"], at=row["created_at"], event="created",
                                                state=row["state"], detail=detail, actor=actor))
@@ -87,7 +88,7 @@ class SettlementStore:
     def claim(self, sid: str, owner: str, lease_s: float, now: float | None = None) -> dict | None:
         """Take the settlement for ``lease_s`` if a leg is pending (or its hold ended), due and free."""
         now = time.time() if now is None else now
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             won = conn.execute(update(S).where(
                 S.c.id == sid, S.c.state.in_(_CLAIMABLE), S.c.next_attempt_at.is_not(None),
                 S.c.next_attempt_at <= now, or_(S.c.lease_until.is_(None), S.c.lease_until < now))
@@ -102,7 +103,7 @@ class SettlementStore:
         values = dict(state=state, updated_at=now, **fields)
         if release:
             values.update(lease_until=None, lease_owner=None)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             if conn.execute(update(S).where(S.c.id == sid, S.c.lease_owner == owner).values(**values)).rowcount != 1:
                 return False
             conn.execute(insert(SE).values(settlement_id=sid, at=now, event=event, state=state,
@@ -115,7 +116,7 @@ class SettlementStore:
         ``state`` and hold it for ``owner`` - taking the lease over from a leg in flight, which can
         then write nothing more. None when it is in none of ``from_states``."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             moved = conn.execute(update(S).where(S.c.id == sid, S.c.state.in_(from_states)).values(
                 state=state, updated_at=now, next_attempt_at=now, leg_started_at=now, lease_until=now + lease_s,
                 lease_owner=owner)).rowcount == 1
@@ -125,7 +126,7 @@ class SettlementStore:
         return self.get(sid) if moved else None
 
     def release(self, sid: str, owner: str) -> None:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(update(S).where(S.c.id == sid, S.c.lease_owner == owner)
                          .values(lease_until=None, lease_owner=None))
 
@@ -144,6 +145,6 @@ class SettlementStore:
         with self.engine.connect() as conn:
             ids = [r[0] for r in conn.execute(select(S.c.id).where(held))]
         if ids:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 conn.execute(update(S).where(held).values(lease_until=None, lease_owner=None))
         return ids

@@ -13,7 +13,6 @@ once, and a worker whose lease expired (killed) cannot write over the next owner
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,6 +40,7 @@ from . import states
 from .models import Activation, AuditEvent, Base, CitizenIdentity
 from .pool import Changes
 from .sql import Runner, Statement
+from .writers import writer_lock
 
 A = cast(Table, Activation.__table__)
 E = cast(Table, AuditEvent.__table__)
@@ -184,10 +184,10 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        # SQLite takes one writer at a time: threads of this process queue for it here and go on
-        # the moment it is free, instead of meeting a busy database and sleeping in SQLite's busy
-        # handler (1, 2, 5 ... 100 ms); PostgreSQL locks rows and needs no such queue
-        self._write_lock = threading.Lock() if url.startswith("sqlite") else contextlib.nullcontext()
+        # SQLite takes one writer at a time: threads and processes queue for it here and go on the
+        # moment it is free, instead of meeting a busy database and sleeping in SQLite's busy
+        # handler (1, 2, 5 ... 100 ms); PostgreSQL locks rows and needs no such queue (writers.py)
+        self._write_lock = writer_lock(self.engine)
         #: transitions made by this process, for long-polls (service/pool.py)
         self.changes = Changes()
         _check_schema(self.engine)

@@ -35,6 +35,14 @@ def test_slow_cities_figures_small_run():
     assert slow["p50_s"] <= slow["p99_s"]
     assert slow["rss_mb"] > 0
     assert out["fast"]["submitted"] == 16 and out["fast"]["activated"] == 16, out["fast"]["not_activated"]
+    # the machine's own bound: what the mock and the client cost, whatever the service does
+    for phase in (slow, out["fast"]):
+        assert set(phase["cpu_ms_per_activation"]) == {"client", "serve", "mock"}
+        assert phase["cpu_ms_per_activation"]["mock"] > 0
+    assert slow["without_service_per_s"] > 0
+    assert slow["closed_loop_wait_floor_s"] == pytest.approx(
+        4 / min(slow["without_service_per_s"], slow["limit_latency_per_s"]), rel=0.01)
+    assert out["fast"]["ratio_without_service"] > 0
     iso = out["isolation"]
     assert iso["hang_submitted"] > 0  # the hanging city had channels too (they submit and leave)
     assert iso["healthy_submitted"] + iso["hang_submitted"] == 12
