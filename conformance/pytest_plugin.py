@@ -229,8 +229,11 @@ def essc_registry(essc_mock_url: str):
     from essc.core.settings import Settings
 
     # breaker_failures=0: the suite injects upstream faults on purpose, one after another; a circuit
-    # breaker (core/resilience.py) would answer circuit_open for the plugin under test
-    settings = Settings.from_env(base_url=essc_mock_url, breaker_failures=0)
+    # breaker (core/resilience.py) would answer circuit_open for the plugin under test.
+    # retry_backoff_s=0: the fault checks prove that a failed idempotent call is tried again and what
+    # it ends in; the pause between the tries is the framework's (tests/core/test_http.py), and
+    # waiting it out cost 2 x ~50 ms per city (~40 s over 400 cities)
+    settings = Settings.from_env(base_url=essc_mock_url, breaker_failures=0, retry_backoff_s=0.0)
     settings.endpoints = {}
     return Registry(settings).setup()
 

@@ -50,6 +50,7 @@ RESILIENCE_ENV: dict[str, tuple[str, type]] = {
     "ESSC_BREAKER_WINDOW_S": ("breaker_window_s", float),
     "ESSC_BREAKER_COOLDOWN_S": ("breaker_cooldown_s", float),
     "ESSC_BREAKER_COOLDOWN_MAX_S": ("breaker_cooldown_max_s", float),
+    "ESSC_RETRY_BACKOFF_S": ("retry_backoff_s", float),
 }
 
 
@@ -108,6 +109,9 @@ class Settings:
     breaker_cooldown_s: float = 10.0
     #: the cool-down doubles after each failed probe, up to this (``ESSC_BREAKER_COOLDOWN_MAX_S``)
     breaker_cooldown_max_s: float = 300.0
+    #: pause before a city call is tried again (idempotent calls, within the manifest's ``retries``
+    #: and budget): this, doubling per attempt, with jitter x0.5-1.5 (``ESSC_RETRY_BACKOFF_S``)
+    retry_backoff_s: float = 0.05
 
     @classmethod
     def from_env(cls, config_file: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None,
@@ -165,6 +169,8 @@ class PluginContext:
     credentials: Mapping[str, str]
     timeouts: Timeouts
     logger: logging.Logger
+    #: ``Settings.retry_backoff_s``: the HTTP client's pause before a retry
+    retry_backoff_s: float = 0.05
 
     def credential(self, key: str, default: str | None = None) -> str:
         """A credential from the settings, else ``default`` (e.g. the mock's demo value)."""
@@ -177,6 +183,7 @@ class PluginContext:
         """A :class:`~essc.core.http.CityHttpClient` for this plugin's endpoint and timeouts."""
         from .http import CityHttpClient  # lazy: requests is imported only by a plugin that calls HTTP
 
+        kwargs.setdefault("backoff_s", self.retry_backoff_s)
         return CityHttpClient(self.base_url, timeouts=self.timeouts, plugin=self.name, **kwargs)
 
     @classmethod
@@ -192,4 +199,5 @@ class PluginContext:
             timeouts=Timeouts(t.get("connect_s", 2.0), t.get("read_s", 5.0), t.get("total_s", 8.0),
                               t.get("retries", 1)),
             logger=get_logger(f"essc.plugins.{name}"),
+            retry_backoff_s=settings.retry_backoff_s,
         )

@@ -24,6 +24,32 @@ def test_retries_idempotent_call_on_503_then_succeeds():
     assert resp.json() == {"ok": 1} and len(responses.calls) == 2
 
 
+@pytest.mark.parametrize("env, backoff_s", [({}, 0.05), ({"ESSC_RETRY_BACKOFF_S": "0.2"}, 0.2),
+                                             ({"ESSC_RETRY_BACKOFF_S": "0"}, 0.0)])
+@responses.activate
+def test_the_pause_before_a_retry_is_the_settings_backoff(monkeypatch, env, backoff_s):
+    from essc.core.settings import PluginContext, Settings
+
+    manifest = {"name": "t", "version": "1", "cities": [{"code": "330100"}],
+                "timeouts": {"connect_s": 1, "read_s": 1, "total_s": 5, "retries": 2}}
+    http = PluginContext.for_manifest(manifest, Settings.from_env(env=env, base_url=URL)).http_client()
+    pauses: list[float] = []
+    monkeypatch.setattr("essc.core.http.time.sleep", pauses.append)
+    responses.post(URL + "/q", status=503)
+    responses.post(URL + "/q", status=503)
+    responses.post(URL + "/q", json={"ok": 1})
+    assert http.request("POST", "/q", json={}).json() == {"ok": 1}
+    assert len(pauses) == 2  # doubling per attempt, jitter x0.5-1.5
+    assert backoff_s * 0.5 <= pauses[0] <= backoff_s * 1.5 and backoff_s <= pauses[1] <= backoff_s * 3
+
+
+def test_a_bad_retry_backoff_is_refused_naming_it():
+    from essc.core.settings import Settings
+
+    with pytest.raises(ValueError, match="ESSC_RETRY_BACKOFF_S"):
+        Settings.from_env(env={"ESSC_RETRY_BACKOFF_S": "-0.1"})
+
+
 @responses.activate
 def test_gives_up_after_retries_with_typed_error():
     responses.post(URL + "/q", status=502)
