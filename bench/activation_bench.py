@@ -976,8 +976,8 @@ def isolation_phase(plan: Plan, slow: dict) -> dict:
             "hang_submitted": len(hung), "hang_submit_p50_s": rounded(quantile([o.submit_s for o in hung], 0.5)),
             "hang_submit_p99_s": rounded(quantile([o.submit_s for o in hung], 0.99)),
             "hang_submission_states": answers,
-            **{k: r[k] for k in ("rejected", "rejected_by_status", "rss_mb", "pss_mb", "cpu_s",
-                                 "cpu_ms_per_activation")}}
+            **{k: r[k] for k in ("rejected", "rejected_by_status", "requests", "polls", "submission_answers",
+                                 "verification_answers", "rss_mb", "pss_mb", "cpu_s", "cpu_ms_per_activation")}}
 
 
 # -- the contract suite over many synthetic cities ----------------------------------------

@@ -44,6 +44,7 @@ def test_slow_cities_figures_small_run():
         4 / min(slow["without_service_per_s"], slow["limit_latency_per_s"]), rel=0.01)
     assert out["fast"]["ratio_without_service"] > 0
     iso = out["isolation"]
+    assert iso["requests"] >= 2 * iso["healthy_activated"] and iso["polls"] >= 0
     assert iso["hang_submitted"] > 0  # the hanging city had channels too (they submit and leave)
     assert iso["healthy_submitted"] + iso["hang_submitted"] == 12
     assert iso["healthy_activated"] == iso["healthy_submitted"], iso["healthy_not_activated"]
