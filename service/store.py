@@ -40,7 +40,7 @@ from . import states
 from .models import Activation, AuditEvent, Base, CitizenIdentity
 from .pool import Changes
 from .sql import Runner, Statement
-from .writers import writer_lock
+from .writers import writer_lock, writing
 
 A = cast(Table, Activation.__table__)
 E = cast(Table, AuditEvent.__table__)
@@ -199,8 +199,9 @@ class Store:
     @contextlib.contextmanager
     def writing(self) -> Iterator[Connection]:
         """A connection in a transaction that commits on leaving (``engine.begin()``), after the
-        other writers of this process (SQLite). The hot path uses :attr:`sql` instead."""
-        with self._write_lock, self.engine.begin() as conn:
+        other writers of the database (SQLite; :func:`writers.writing`). The hot path uses
+        :attr:`sql` instead."""
+        with writing(self.engine) as conn:
             yield conn
 
     # -- creating ----------------------------------------------------------------------
