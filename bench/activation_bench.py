@@ -861,11 +861,10 @@ def timed_phase(plan: Plan, name: str, jobs: list[Job], concurrency: int, *, war
         result["rss_mb"] = round(peak_mb, 1)
         result["pss_mb"] = round(sampler.peak_pss_kb / 1024, 1)
         result["tree_processes"] = sampler.processes  # the supervisor + API processes (+ workers)
-        result["cpu_s"] = {"client": round(cpu1[0] - cpu0[0], 1), "serve": round(cpu1[1] - cpu0[1], 1),
-                           "mock": round(cpu1[2] - cpu0[2], 1)}
-        done = result["activated"] or 0
-        result["cpu_ms_per_activation"] = {k: round(v * 1000 / done, 2) for k, v in result["cpu_s"].items()} \
-            if done else None
+        cpu = {"client": cpu1[0] - cpu0[0], "serve": cpu1[1] - cpu0[1], "mock": cpu1[2] - cpu0[2]}
+        result["cpu_s"] = {k: round(v, 1) for k, v in cpu.items()}
+        done = result["activated"] or 0  # per activation from the unrounded seconds (a short run: < 0.05 s)
+        result["cpu_ms_per_activation"] = {k: round(v * 1000 / done, 2) for k, v in cpu.items()} if done else None
         result["long_poll_s"] = client.long_poll_s
         result["_outcomes"] = outcomes
         say(f"{name}: {result['activated']}/{result['submitted']} activated, {result['activations_per_s']}/s, "

@@ -37,8 +37,9 @@ def test_slow_cities_figures_small_run():
     assert out["fast"]["submitted"] == 16 and out["fast"]["activated"] == 16, out["fast"]["not_activated"]
     # the machine's own bound: what the mock and the client cost, whatever the service does
     for phase in (slow, out["fast"]):
-        assert set(phase["cpu_ms_per_activation"]) == {"client", "serve", "mock"}
-        assert phase["cpu_ms_per_activation"]["mock"] > 0
+        per = phase["cpu_ms_per_activation"]
+        assert set(per) == {"client", "serve", "mock"} and min(per.values()) >= 0
+        assert per["client"] > 0  # this process drove every request (the others count in clock ticks)
     assert slow["without_service_per_s"] > 0
     assert slow["closed_loop_wait_floor_s"] == pytest.approx(
         4 / min(slow["without_service_per_s"], slow["limit_latency_per_s"]), rel=0.01)
