@@ -57,6 +57,17 @@ def _hold(path, holding, release):
     os._exit(0)
 
 
+def _holder(path):
+    """A forked child holding the writer lock and an open write transaction (``_hold``), once it
+    holds them; it commits when the returned event is set."""
+    ctx = multiprocessing.get_context("fork")
+    holding, release = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_hold, args=(path, holding, release))
+    child.start()
+    assert holding.wait(GUARD_S), "the child never took the lock"
+    return child, release
+
+
 def _writer_thread(engine, results):
     def run():
         try:
@@ -73,12 +84,8 @@ def _writer_thread(engine, results):
 
 def test_a_writer_in_another_process_is_waited_for_not_met(db):
     path, engine = db
-    ctx = multiprocessing.get_context("fork")
-    holding, release = ctx.Event(), ctx.Event()
-    child = ctx.Process(target=_hold, args=(path, holding, release))
-    child.start()
+    child, release = _holder(path)
     try:
-        assert holding.wait(GUARD_S), "the child never took the lock"
         results: list = []
         thread = _writer_thread(engine, results)
         release.set()  # the parent's writer goes once the child committed
@@ -93,11 +100,7 @@ def test_a_writer_in_another_process_is_waited_for_not_met(db):
 
 def test_a_killed_writer_lets_the_others_go_and_its_transaction_is_gone(db):
     path, engine = db
-    ctx = multiprocessing.get_context("fork")
-    holding, release = ctx.Event(), ctx.Event()
-    child = ctx.Process(target=_hold, args=(path, holding, release))
-    child.start()
-    assert holding.wait(GUARD_S), "the child never took the lock"
+    child, _ = _holder(path)
     os.kill(child.pid, signal.SIGKILL)  # while it holds the lock and an open write transaction
     child.join(GUARD_S)
     assert child.exitcode == -signal.SIGKILL
