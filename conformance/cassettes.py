@@ -55,7 +55,9 @@ SYNTHETIC_CODES = {"sms": "100001", "password": "100002"}
 SYNTHETIC_NEW_PASSWORD = "100003"
 SYNTHETIC_NAMES = ("测试甲", "测试乙", "测试丙", "测试丁", "测试戊", "测试己", "测试庚", "测试辛")
 _ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
-_PHONE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
+#: a mobile number stands on its own: not 11 digits inside a longer token (a request's random hex
+#: serial such as TransSeq 4f...13912345678c... is no phone number)
+_PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9][0-9]{9}(?![0-9A-Za-z])")
 #: fields that hold a citizen's name in the built-in dialects (JSON keys, XML elements)
 _NAME_FIELDS = re.compile(r'"(?:aac003|xm|AAC003|XM)"\s*:\s*"([^"]*)"|<(?:AAC003|XM|xm)>([^<]*)<')
 _CONTRACT_VOLATILE = {"verify_id", "latency_ms", "signSeq", "sign_seq", "detail"}

@@ -79,6 +79,9 @@ def test_the_leak_check_catches_what_it_must():
     assert leaks("<Sign>x</Sign> cz-test-key-2026", secrets=[KEY])
     assert leaks('"face_token": "live-7f3a"')
     assert not leaks('{"aac002": "990000199001010017", "aac003": "测试甲", "aac067": "13000000003"}')
+    assert leaks("<Mobile>13912345678</Mobile>") and leaks("手机13912345678")
+    # random hex serials (uuid4) may hold 11 digits in a row: no phone number
+    assert not leaks("<TransSeq>46784df9fe1147dd8a08d5b60a0aecfd</TransSeq><TransSeq>ab13912345678cd</TransSeq>")
 
 
 def test_replay_against_the_adapter(cassettes):
