@@ -36,11 +36,13 @@ from essc.core.errors import (
     RecordNotSynced,
     RetryableError,
     ReverifyError,
+    UpstreamUnavailable,
 )
 from essc.core.idnumber import validate_id_number
 from essc.core.masking import get_logger, mask_id
 from essc.core.naming import with_deprecated
 from essc.core.registry import Registry
+from essc.core.resilience import REJECT_REASONS
 from essc.core.schemas import validator
 
 from . import states
@@ -324,7 +326,8 @@ class ActivationService:
                 return self.store.transition(act_id, owner, states.EXPIRED, "expired", release=True,
                                              next_attempt_at=None, error=error,
                                              detail=f"still {err.code} after {self.config.max_age_s:g}s")
-            delay = min(self.retry_delay(act["runs"], err.retry_after), max(deadline - now, 0.0))
+            refused = isinstance(err, UpstreamUnavailable) and err.reason in REJECT_REASONS
+            delay = min(self.retry_delay(act["runs"], err.retry_after, refused=refused), max(deadline - now, 0.0))
             status = states.PENDING_SYNC if isinstance(err, RecordNotSynced) else states.PENDING_UPSTREAM
             pending = self.store.transition(act_id, owner, status, status, release=True, next_attempt_at=now + delay,
                                             detail=f"{step}: {err.code}; retry in {delay:.1f}s", error=error)
@@ -343,14 +346,22 @@ class ActivationService:
         return self.store.transition(act_id, owner, status, status, release=True, next_attempt_at=None, error=error,
                                      verified=None, detail=f"{step}: {err.code}", **extra)
 
-    def retry_delay(self, runs: int, retry_after: float | None) -> float:
+    def retry_delay(self, runs: int, retry_after: float | None, *, refused: bool = False) -> float:
         """Seconds until the next try: the city's hint if it gave one, else exponential
-        backoff with jitter; never more than the cap."""
+        backoff with jitter; never more than the cap.
+
+        ``refused``: the framework itself refused the call (the city's bulkhead was full or its
+        breaker open: core/resilience.py), so the hint is ours, a floor, and the backoff still
+        grows with the runs. A city that hangs holds its bulkhead until its calls time out; its
+        waiting activations retried every 1 s hint, each try a claim, a refusal and a write, and
+        that churn took the CPU the healthy cities needed (issue 10, ``isolation``)."""
         cap = self.config.retry_cap_s
-        if retry_after is not None:
+        if retry_after is not None and not refused:
             return min(cap, retry_after) + self._rng.uniform(0, min(0.2, 0.05 * retry_after))
-        backoff = min(cap, self.config.retry_base_s * 2 ** max(runs - 1, 0))
-        return backoff * self._rng.uniform(0.5, 1.0)
+        backoff = min(cap, self.config.retry_base_s * 2 ** max(runs - 1, 0)) * self._rng.uniform(0.5, 1.0)
+        if retry_after is None:
+            return backoff
+        return max(min(cap, retry_after) + self._rng.uniform(0, min(0.2, 0.05 * retry_after)), backoff)
 
     def _schedule(self, act_id: str, delay: float) -> None:
         if self.enqueue is not None:

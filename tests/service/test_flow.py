@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from essc.core.errors import IdentityMismatch, InvalidInput, RetryableError
+from essc.core.errors import IdentityMismatch, InvalidInput, RetryableError, UpstreamUnavailable
 from essc.service import states
 from essc.service.errors import ActivationConflict, ActivationNotFound, IdentityLocked
 
@@ -237,6 +237,42 @@ def test_retry_delay_policy(runtime):
     delays = [svc.retry_delay(n, None) for n in range(1, 12)]
     ranges = [(0.5 * min(60, 2 ** (n - 1)), min(60, 2 ** (n - 1))) for n in range(1, 12)]
     assert all(lo <= d <= hi for (lo, hi), d in zip(ranges, delays, strict=True))
+
+
+def test_a_refusal_of_the_framework_backs_off_from_its_hint(runtime):
+    """A full bulkhead or an open breaker (the city was not called) gives a hint that is a floor:
+    an activation refused again and again waits longer each time, instead of coming back every
+    second while the city hangs; the city's own hint is still taken as it is."""
+    svc = runtime.service
+    runtime.config.retry_base_s, runtime.config.retry_cap_s = 1.0, 60.0
+    for runs in range(1, 10):
+        backoff = min(60.0, 2.0 ** (runs - 1))
+        refused = svc.retry_delay(runs, 1.0, refused=True)
+        assert max(1.0, 0.5 * backoff) <= refused <= max(1.05, backoff)
+        assert 1.0 <= svc.retry_delay(runs, 1.0) <= 1.05  # a city's Retry-After: no backoff on top
+    assert 10.0 <= svc.retry_delay(1, 10.0, refused=True) <= 10.5  # an open breaker's cool-down is kept
+    assert svc.retry_delay(12, 1.0, refused=True) <= 60.0  # ... and the cap
+
+
+def test_activations_refused_by_a_full_bulkhead_come_back_less_and_less_often(runtime, mock, monkeypatch):
+    refusal = UpstreamUnavailable("city 330100: 32 calls already in flight (bulkhead full)", reason="bulkhead_full",
+                                  city="330100", retry_after=1.0)
+
+    def full(*_args, **_kwargs):
+        raise refusal
+
+    monkeypatch.setattr(runtime.registry, "call", full)
+    runtime.config.retry_base_s, runtime.config.retry_cap_s = 1.0, 60.0
+    act = submit(runtime, "330100", person(mock, "330100"))
+    delays = []
+    for _ in range(6):
+        assert act["status"] == states.PENDING_UPSTREAM and act["error"]["details"]["reason"] == "bulkhead_full", act
+        due = act["next_attempt_at"]
+        claimed = runtime.store.claim(act["id"], "test", 30.0, now=due)  # the queue takes it when due
+        assert claimed is not None
+        act = runtime.service._run_claimed(claimed, "test")
+        delays.append(act["next_attempt_at"] - time.time())
+    assert delays[-1] >= 8.0 > 2.1 >= delays[0] >= 0.9, delays  # runs 2: 1-2 s; runs 7: 32-60 s
 
 
 def test_bad_input_is_refused_before_anything_is_stored(runtime, mock):
