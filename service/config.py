@@ -41,6 +41,9 @@ class ServiceConfig:
     retry_base_s: float = 1.0
     retry_cap_s: float = 300.0
     max_age_s: float = 2 * 86400.0
+    #: connections each process keeps to a database server (PostgreSQL; SQLite has none): a
+    #: transaction beyond them waits for one. Plan the server's max_connections for processes x this
+    database_pool_size: int = 30
     #: a worker holds an activation this long; longer than the slowest flow (3 city calls)
     lease_s: float = 60.0
     #: how often a worker looks for pending activations whose queue task was lost (crash)
@@ -137,6 +140,6 @@ class ServiceConfig:
 _NUMBERS = {"max_identity_attempts": int, "identity_lockout_s": float, "retry_base_s": float, "retry_cap_s": float,
             "answer_budget_s": float, "flow_threads": int, "max_in_flight": int, "max_wait_s": float,
             "api_threads": int, "api_processes": int, "api_connections": int, "max_age_s": float, "lease_s": float,
-            "sweep_interval_s": float, "workers": int, "qrcode_ttl_s": float, "login_ttl_s": float,
-            "oidc_code_ttl_s": float, "oidc_token_ttl_s": float,
+            "sweep_interval_s": float, "workers": int, "database_pool_size": int, "qrcode_ttl_s": float,
+            "login_ttl_s": float, "oidc_code_ttl_s": float, "oidc_token_ttl_s": float,
             "settlement_hold_s": float, "settlement_leg_deadline_s": float}

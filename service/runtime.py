@@ -66,7 +66,7 @@ class Runtime:
                  registry: Registry | None = None) -> None:
         self.config = config or ServiceConfig.from_env()
         self.registry = registry or Registry(settings or Settings.from_env()).setup()
-        self.store = Store(self.config.resolved_database_url())
+        self.store = Store(self.config.resolved_database_url(), pool_size=self.config.database_pool_size)
         self.huey = make_huey(self.config)
         self._task = self.huey.task(name=TASK_NAME, retries=0)(self._run_task)
         self.pool = FlowPool(self.config.flow_threads, self.config.max_in_flight) \

@@ -181,3 +181,39 @@ def test_after_postgresql_restarts_only_one_transaction_fails(store, pg_url):
         store.claim(act["id"], "w2", 60)
     store.release(act["id"], "w1")  # a new connection
     assert store.claim(act["id"], "w2", 60)["lease_owner"] == "w2"
+
+
+def test_a_database_server_keeps_the_pools_connections_open(pg_url):
+    """PostgreSQL: as many connections as ``pool_size`` are opened and kept, however many threads
+    write; a transaction beyond them waits for one. An overflow connection would be closed when
+    given back to a full pool and opened again for the next burst (a server process and a login
+    each time)."""
+    import threading
+
+    from essc.service.config import ServiceConfig
+
+    assert ServiceConfig.from_env({"ESSC_DATABASE_POOL_SIZE": "3"}).database_pool_size == 3
+    assert ServiceConfig().database_pool_size == 30
+    store = Store(pg_url, pool_size=3)
+    kept = store.engine.pool.checkedin()  # the one that checked the schema
+    opened = []
+    event.listen(store.engine, "connect", lambda *_: opened.append(1))
+    start = threading.Barrier(8)
+
+    def writes():
+        start.wait()
+        for _ in range(15):
+            with store.engine.begin() as conn:
+                conn.execute(text("SELECT pg_sleep(0.002)"))
+
+    try:
+        threads = [threading.Thread(target=writes) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert kept + len(opened) == store.engine.pool.checkedin() <= 3, (kept, len(opened))  # all kept
+    finally:
+        store.engine.dispose()
+    with pytest.raises(ValueError, match="ESSC_DATABASE_POOL_SIZE"):
+        Store(pg_url, pool_size=0)
