@@ -73,16 +73,27 @@ def outcome_of(error: BaseException | None) -> int:
 
 
 class Peers(Protocol):
-    """Calls in flight to each city in the other processes that share its bulkhead (several API
-    processes: essc.service.processes.SharedInFlight, in memory they share). Only the process
-    itself changes its own count; the sum is read without a lock, so two processes admitting a
-    call at the same instant may exceed the limit by one each."""
+    """What the processes that guard the same cities share (several API processes:
+    essc.service.processes.SharedInFlight, in memory they share).
+
+    The bulkhead: calls in flight to each city in the other processes. Only the process itself
+    changes its own count; the sum is read without a lock, so two processes admitting a call at
+    the same instant may exceed the limit by one each.
+
+    The breaker: until when a process opened the city's breaker (``clock`` time, which must be
+    the same in every process: ``time.monotonic`` is). A process whose breaker is closed and sees
+    a later time adopts it: it stops calling the city too, and after the cool-down sends its own
+    half-open probe (at most one per process, not one per call). A probe that succeeds clears it."""
 
     def covers(self, city: str) -> bool: ...
 
     def others(self, city: str) -> int: ...
 
     def add(self, city: str, delta: int) -> None: ...
+
+    def open_until(self, city: str) -> float: ...
+
+    def set_open_until(self, city: str, until: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,8 @@ class CityGuard:
         may wait on the condition (real time, at most ``wait_s``) for a slot."""
         deadline: float | None = None
         while True:
+            if self.state == CLOSED and self.peers is not None:
+                self._adopt(self.clock())
             if self.state != CLOSED:
                 if self.state == OPEN:
                     left = self._opened_at + self.cooldown_s - self.clock()
@@ -212,6 +225,8 @@ class CityGuard:
                                                                           self.policy.cooldown_s)))
                 elif kind == SUCCESS:
                     self.state, self.failures, self.cooldown_s = CLOSED, 0, self.policy.cooldown_s
+                    if self.peers is not None:
+                        self.peers.set_open_until(self.city, 0.0)  # the city answers: for every process
                 # NEUTRAL: still half-open, the next call probes
             elif self.state == CLOSED:  # late outcomes of calls let in before the breaker opened do not count
                 if kind == FAILURE and self.policy.failures > 0:
@@ -228,6 +243,16 @@ class CityGuard:
     def _open(self, now: float, cooldown_s: float) -> None:
         self.state, self._opened_at, self.cooldown_s, self.failures = OPEN, now, cooldown_s, 0
         self.opened += 1
+        if self.peers is not None:
+            self.peers.set_open_until(self.city, now + cooldown_s)
+
+    def _adopt(self, now: float) -> None:
+        """Closed here, but another process opened the city's breaker (until a later time): open it
+        here too, for the rest of that cool-down (not counted in ``opened``: it opened elsewhere)."""
+        assert self.peers is not None
+        until = self.peers.open_until(self.city)
+        if until > now:
+            self.state, self._opened_at, self.cooldown_s, self.failures = OPEN, now, until - now, 0
 
     # -- introspection -----------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -236,6 +261,8 @@ class CityGuard:
         reason, ``opened`` (times), ``failures`` (consecutive, now), ``retry_after`` (seconds until
         an open breaker lets a probe through, else 0)."""
         with self._cond:
+            if self.state == CLOSED and self.peers is not None:
+                self._adopt(self.clock())
             state, retry_after = self.state, 0.0
             if state == OPEN:
                 retry_after = self._opened_at + self.cooldown_s - self.clock()

@@ -26,7 +26,10 @@ the sum over all children is below the city's limit, so the city never sees more
 manifest allows in all, whichever child the load lands on (a city loaded later guards
 ``ceil(limit / N)`` slots in each child). ``/metrics`` adds up the counters of every child
 (prometheus_client's multiprocess mode; the supervisor sets ``PROMETHEUS_MULTIPROC_DIR``).
-What each child keeps for itself: each city's circuit breaker (``essc_city_*`` gauges are
+Each city's circuit breaker is per child, but an open one is shared the same way: a child that
+opens it writes until when, and the others stop calling the city too until then, each sending
+its own half-open probe afterwards (a city loaded later has a breaker per child). What each
+child keeps for itself: its breakers' failure counts and metrics (``essc_city_*`` gauges are
 those of the child that answered the scrape) and, without Redis, the throttle of failed
 signatures (each child counts its own failures against ``ceil(limit / N)``).
 
@@ -129,15 +132,19 @@ def orphan_watch(on_orphaned: Callable[[], None], poll_s: float = 0.5) -> thread
 
 
 class SharedInFlight:
-    """Calls in flight to each city, one count per API process, in memory the processes share
-    (an anonymous shared mapping made by the parent before the fork): the
-    :class:`~essc.core.resilience.Peers` of each child's bulkheads. A child writes only its own
-    counts (under its guard's lock); the parent zeroes those of a child that died."""
+    """Calls in flight to each city, one count per API process, and until when a process opened
+    the city's circuit breaker, in memory the processes share (an anonymous shared mapping made by
+    the parent before the fork): the :class:`~essc.core.resilience.Peers` of each child's guards.
+    A child writes only its own counts (under its guard's lock); the parent zeroes those of a child
+    that died (a breaker stays open: the city failed, whoever saw it)."""
 
     def __init__(self, cities: Iterable[str], processes: int) -> None:
         self.rows = {city: i for i, city in enumerate(sorted(set(cities)))}
         self.processes = processes
         self.counts = multiprocessing.RawArray("i", max(1, len(self.rows)) * processes)  # zeroed
+        #: per city, until when (time.monotonic, the same clock in every process) a process opened
+        #: its circuit breaker; 0: none did (core/resilience.py: the others adopt it)
+        self.breakers = multiprocessing.RawArray("d", max(1, len(self.rows)))  # zeroed
         self.index: int | None = None
 
     def of_process(self, index: int) -> SharedInFlight:
@@ -154,6 +161,12 @@ class SharedInFlight:
 
     def add(self, city: str, delta: int) -> None:
         self.counts[self.rows[city] * self.processes + cast(int, self.index)] += delta
+
+    def open_until(self, city: str) -> float:
+        return float(self.breakers[self.rows[city]])
+
+    def set_open_until(self, city: str, until: float) -> None:
+        self.breakers[self.rows[city]] = until  # one aligned 8-byte store: whole for every reader
 
     def total(self, city: str) -> int:
         base = self.rows[city] * self.processes

@@ -231,6 +231,48 @@ def test_processes_share_a_city_bulkhead_through_memory():
     assert first.guard("350100").limit == 2  # not shared: its share, ceil(3 / 2)
 
 
+def test_a_breaker_one_process_opens_stops_the_others_calling_the_city():
+    """Two processes' guards over one SharedInFlight: the city failed in one process (5 timeouts),
+    so the other refuses its calls too (``circuit_open``, the time left of the cool-down), without
+    a failure of its own and without counting an opening; after the cool-down each process sends
+    ONE half-open probe; a probe that succeeds closes the breaker for every process; a city not in
+    the shared memory keeps a breaker per process."""
+    import copy
+
+    from essc.core.errors import UpstreamUnavailable
+    from essc.service.processes import SharedInFlight
+
+    now = [100.0]
+    shared = SharedInFlight(["330100"], 2)
+    first, second = (Resilience(Policy(failures=5, cooldown_s=10.0), clock=lambda: now[0], share=2,
+                                peers=copy.copy(shared).of_process(i)) for i in (0, 1))
+    a, b = first.guard("330100"), second.guard("330100")
+    timeout = UpstreamUnavailable("no answer", reason="timeout", city="330100")
+    for _ in range(5):
+        a.leave(a.enter(), timeout)
+    assert a.snapshot()["breaker"] == "open" and a.snapshot()["opened"] == 1
+    assert b.snapshot()["breaker"] == "open"  # seen from the other process
+    now[0] += 4.0
+    with pytest.raises(UpstreamUnavailable, match="circuit breaker open") as refused:
+        b.enter()
+    assert refused.value.details["reason"] == "circuit_open" and refused.value.retry_after == pytest.approx(6.0)
+    assert b.snapshot()["opened"] == 0 and b.in_flight == 0
+    now[0] += 6.5  # the cool-down is over: one probe per process, the others still refused
+    probe_a, probe_b = a.enter(), b.enter()
+    assert probe_a is True and probe_b is True
+    for guard in (a, b):
+        with pytest.raises(UpstreamUnavailable, match="circuit breaker open"):
+            guard.enter()
+    a.leave(probe_a, None)  # the city answered
+    assert shared.open_until("330100") == 0.0 and a.snapshot()["breaker"] == "closed"
+    b.leave(probe_b, None)
+    assert b.snapshot()["breaker"] == "closed" and b.enter() is False
+    for _ in range(5):  # a city loaded later: a breaker per process
+        first.guard("350100").leave(first.guard("350100").enter(), timeout)
+    assert first.guard("350100").snapshot()["breaker"] == "open"
+    assert second.guard("350100").snapshot()["breaker"] == "closed" and second.guard("350100").enter() is False
+
+
 def test_a_long_poll_sees_a_step_whichever_process_runs_it(served, mock):
     """A slow city: the submission answers 202 and its step goes on in the process that took it;
     long-polls on new connections (the kernel hands them to either process) all return with the
