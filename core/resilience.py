@@ -252,7 +252,9 @@ class CityGuard:
         assert self.peers is not None
         until = self.peers.open_until(self.city)
         if until > now:
-            self.state, self._opened_at, self.cooldown_s, self.failures = OPEN, now, until - now, 0
+            # the time left as it is; the cool-down at least the policy's (a failed probe doubles it)
+            self.cooldown_s = max(until - now, self.policy.cooldown_s)
+            self.state, self._opened_at, self.failures = OPEN, until - self.cooldown_s, 0
 
     # -- introspection -----------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -263,8 +263,15 @@ def test_a_breaker_one_process_opens_stops_the_others_calling_the_city():
     for guard in (a, b):
         with pytest.raises(UpstreamUnavailable, match="circuit breaker open"):
             guard.enter()
+    b.leave(probe_b, timeout)  # the other process's probe failed: open again there, for twice the cool-down
+    assert b.snapshot()["retry_after"] == pytest.approx(20.0) and shared.open_until("330100") == pytest.approx(130.5)
+    probe_b = None
     a.leave(probe_a, None)  # the city answered
     assert shared.open_until("330100") == 0.0 and a.snapshot()["breaker"] == "closed"
+    assert b.snapshot()["breaker"] == "open"  # until its own cool-down ends: then its probe
+    now[0] += 20.0
+    probe_b = b.enter()
+    assert probe_b is True
     b.leave(probe_b, None)
     assert b.snapshot()["breaker"] == "closed" and b.enter() is False
     for _ in range(5):  # a city loaded later: a breaker per process
