@@ -27,12 +27,14 @@ channels drive it over HTTP, both steps of the flow, as a channel does:
 - ``fast``: latency 0: activations/s through the API over direct mock calls/s (the plugin's
   read_card straight to the mock, from this process), same concurrency; the API rate is also
   the CPU-bound rate of ``slow.limit_per_s``; ``ratio_without_service``: the ratio a service
-  costing no CPU would reach here (the mock's and the client's CPU per activation alone);
+  costing no CPU would reach here (the mock's and the client's CPU per activation alone, each
+  of them one process: one core at most; so never above 1/3, the mock's 3 calls per activation);
 - ``slow``: latency MS on every city operation, C channels: activations/s, p50/p99 seconds
   from submission to activated, peak VmRSS of the ``essc serve`` process tree (from /proc),
   the floor ``limit_per_s`` = min(C / (3 city calls x MS), fast rate);
   ``without_service_per_s``: the rate the machine's cores allow the mock and the client alone
-  (their CPU per activation, measured in the phase: they share the cores with the service) and
+  (their CPU per activation, measured in the phase: they share the cores with the service; each
+  is one process, so one core at most) and
   ``closed_loop_wait_floor_s`` = C / min(that, C / (3 x MS)): the mean wait of the closed loop
   (Little's law) below which no service can go on this machine;
 - every phase: ``cpu_s`` and ``cpu_ms_per_activation`` of the client, the service and the mock;
@@ -893,7 +895,7 @@ def fast_phase(plan: Plan) -> dict:
     return {"ratio": round(acts / calls_per_s, 3), "activations_per_s": acts,
             "direct_mock_calls_per_s": round(calls_per_s, 1), "concurrency": a.fast_concurrency,
             # the ratio a service costing no CPU would reach on this machine (the mock's and the
-            # client's CPU per activation alone)
+            # client's CPU per activation alone, each on one core at most)
             "ratio_without_service": round(bound / calls_per_s, 3) if bound else None,
             **{k: r[k] for k in ("submitted", "activated", "not_activated", "p50_s", "p99_s", "rejected",
                                  "requests", "cpu_s", "cpu_ms_per_activation", "rss_mb", "pss_mb",
@@ -928,12 +930,17 @@ def slow_phase(plan: Plan, cpu_rate: float | None) -> dict:
 
 
 def without_service_per_s(r: dict) -> float | None:
-    """Activations/s the machine's cores would allow if the service cost no CPU: the mock's and
-    the client's CPU per activation, measured in the phase, over every core (they share them)."""
+    """Activations/s the machine would allow if the service cost no CPU: the mock's and the
+    client's CPU per activation, measured in the phase, over every core (they share them) - and
+    neither of them past one core: each is one Python process, held to one core by its GIL (the
+    fast phase's direct calls show it: the mock answers ~1 / its CPU per call, whatever the
+    cores)."""
     per = r.get("cpu_ms_per_activation")
     if not per or not (per["mock"] + per["client"]):
         return None
-    return round((os.cpu_count() or 1) * 1000 / (per["mock"] + per["client"]), 1)
+    bounds = [(os.cpu_count() or 1) * 1000 / (per["mock"] + per["client"])]
+    bounds += [1000 / per[who] for who in ("mock", "client") if per[who] > 0]
+    return round(min(bounds), 1)
 
 
 def open_phase(plan: Plan, rate: float) -> dict:

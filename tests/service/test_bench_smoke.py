@@ -126,3 +126,21 @@ def test_scale_out_figures_small_run_on_postgres_and_redis():
     with admin:
         left = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'essc_bench_%'").fetchall()
     assert left == []
+
+
+def test_what_the_machine_allows_holds_each_process_to_one_core(monkeypatch):
+    """``without_service_per_s``: the cores shared by the mock and the client, and neither past one
+    core (each is one Python process): a mock costing 3 ms per activation allows 333/s however many
+    cores there are, not 2 cores / 4 ms = 500/s."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("activation_bench_module", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench)  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    assert bench.without_service_per_s({"cpu_ms_per_activation": {"mock": 3.0, "client": 1.0, "serve": 6.0}}) == 333.3
+    assert bench.without_service_per_s({"cpu_ms_per_activation": {"mock": 1.0, "client": 1.0, "serve": 6.0}}) == 1000.0
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 1)
+    assert bench.without_service_per_s({"cpu_ms_per_activation": {"mock": 3.0, "client": 1.0, "serve": 6.0}}) == 250.0
+    assert bench.without_service_per_s({"cpu_ms_per_activation": {"mock": 0.0, "client": 0.0, "serve": 6.0}}) is None
