@@ -28,7 +28,7 @@ channels drive it over HTTP, both steps of the flow, as a channel does:
   read_card straight to the mock, from this process), same concurrency; the API rate is also
   the CPU-bound rate of ``slow.limit_per_s``; ``ratio_without_service``: the ratio a service
   costing no CPU would reach here (the mock's and the client's CPU per activation alone, each
-  of them one process: one core at most; so never above 1/3, the mock's 3 calls per activation);
+  of them one process: one core at most);
 - ``slow``: latency MS on every city operation, C channels: activations/s, p50/p99 seconds
   from submission to activated, peak VmRSS of the ``essc serve`` process tree (from /proc),
   the floor ``limit_per_s`` = min(C / (3 city calls x MS), fast rate);
