@@ -1,7 +1,9 @@
 """Statements compiled once per dialect, run on the DBAPI connection.
 
-The activation hot path (service/store.py) runs 11 statements in 5 write transactions per
-activation. Through SQLAlchemy Core each statement cost ~70 us of Python (execution context,
+The activation hot path (service/store.py) runs 5 write transactions per activation (11
+statements on SQLite; on a database server 6, where four of the transactions are one statement
+each, run in autocommit mode: ``Runner.transaction(single=True)``). Through SQLAlchemy Core
+each statement cost ~70 us of Python (execution context,
 compiled-cache lookup, result processing, events, a pool checkout per ``engine.begin()``) where
 sqlite3's own execute is ~27 us and its commit ~40 us: ~24% of the service's CPU per activation
 (sampling profile of bench/activation_cost.py, issue 10). Here an SQLAlchemy statement is
@@ -81,23 +83,32 @@ class Statement:
 
 
 class Transaction:
-    """Statements of one write transaction, on one DBAPI cursor."""
+    """Statements of one write transaction, on one DBAPI cursor (``single``: one statement, that
+    is a transaction on its own: see :meth:`Runner.transaction`)."""
 
-    __slots__ = ("_runner", "_cursor")
+    __slots__ = ("_runner", "_cursor", "_single", "_ran")
 
-    def __init__(self, runner: Runner, cursor: Any) -> None:
-        self._runner, self._cursor = runner, cursor
+    def __init__(self, runner: Runner, cursor: Any, single: bool = False) -> None:
+        self._runner, self._cursor, self._single, self._ran = runner, cursor, single, 0
+
+    def _once(self, stmt: Statement) -> None:
+        if self._single and self._ran:
+            raise RuntimeError(f"a second statement in a one-statement transaction: {stmt.sql[:60]}")
+        self._ran += 1
 
     def execute(self, stmt: Statement, values: Mapping[str, Any]) -> int:
         """Run ``stmt``; its row count."""
+        self._once(stmt)
         self._runner._call(self._cursor.execute, stmt, stmt.parameters(values))
         return self._cursor.rowcount
 
     def executemany(self, stmt: Statement, values: Iterable[Mapping[str, Any]]) -> None:
+        self._once(stmt)
         self._runner._call(self._cursor.executemany, stmt, [stmt.parameters(v) for v in values])
 
     def first(self, stmt: Statement, values: Mapping[str, Any]) -> dict | None:
         """The first row ``stmt`` returns (a dict), None for none."""
+        self._once(stmt)
         self._runner._call(self._cursor.execute, stmt, stmt.parameters(values))
         rows = stmt.rows(self._cursor)
         return rows[0] if rows else None
@@ -113,6 +124,8 @@ class Runner:
         self._compiled: dict[Any, Statement] = {}
         self._compiling = threading.Lock()
         self._observers: list[Observer] = []
+        #: a database server (not SQLite): a round trip per statement, BEGIN and COMMIT
+        self.server = engine.dialect.name != "sqlite"
 
     def observe(self, observer: Observer) -> None:
         """Call ``observer(kind, sql)`` on every statement and commit run here."""
@@ -129,21 +142,34 @@ class Runner:
         return stmt
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Transaction]:
+    def transaction(self, *, single: bool = False) -> Iterator[Transaction]:
         """A transaction that commits on leaving and rolls back on an exception, after the other
-        writers of this process (``lock``)."""
+        writers of this process (``lock``).
+
+        ``single``: it runs ONE statement (a second one is refused). On a database server that
+        statement runs in autocommit mode, a transaction of its own: one round trip, where
+        BEGIN, the statement and COMMIT are three (psycopg sends BEGIN apart; measured on
+        PostgreSQL, issue 10). Several changes that must be atomic go in one statement there
+        (``WITH ... AS (UPDATE ...) INSERT ...``: see service/store.py)."""
+        alone = single and self.server
         with self._lock:
             conn = self.engine.raw_connection()
             try:
+                if alone:
+                    try:
+                        cast(Any, conn.dbapi_connection).autocommit = True
+                    except self._error as err:  # a connection found broken
+                        raise self._wrap(err, "(autocommit)", None) from err
                 cursor = conn.cursor()
                 try:
-                    yield Transaction(self, cursor)
+                    yield Transaction(self, cursor, single)
                 finally:
                     cursor.close()
-                try:
-                    conn.commit()
-                except self._error as err:
-                    raise self._wrap(err, "COMMIT", None) from err
+                if not alone:
+                    try:
+                        conn.commit()
+                    except self._error as err:
+                        raise self._wrap(err, "COMMIT", None) from err
                 for observer in self._observers:
                     observer("commit", "")
             except BaseException as exc:
@@ -155,6 +181,9 @@ class Runner:
                         conn.rollback()
                 raise
             finally:
+                if alone:
+                    with contextlib.suppress(Exception):  # a lost connection cannot say
+                        cast(Any, conn.dbapi_connection).autocommit = False
                 conn.close()  # back to the pool
 
     def _lost(self, exc: BaseException, conn: Any) -> bool:

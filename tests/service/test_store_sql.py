@@ -110,7 +110,10 @@ def test_a_transaction_rolls_back_whole_and_the_hook_sees_what_ran(store):
     seen = []
     store.sql.observe(lambda kind, sql: seen.append((kind, sql.split(None, 1)[0] if sql else "")))
     act = created(store)
-    assert seen == [("execute", "INSERT"), ("execute", "INSERT"), ("commit", "")]
+    if store.sql.server:  # the activation and its two audit events in one statement
+        assert seen == [("execute", "WITH"), ("commit", "")]
+    else:
+        assert seen == [("execute", "INSERT"), ("execute", "INSERT"), ("commit", "")]
     seen.clear()
     with pytest.raises(RuntimeError), store.sql.transaction() as tx:
         tx.execute(store._hot.release, {"act_id": act["id"], "owner": "w1"})
@@ -119,6 +122,42 @@ def test_a_transaction_rolls_back_whole_and_the_hook_sees_what_ran(store):
     assert seen == [("execute", "UPDATE")]  # no commit
     store.release(act["id"], "w1")
     assert store.get(act["id"])["lease_owner"] is None
+
+
+def test_a_transition_and_its_audit_event_are_written_together_or_not_at_all(store):
+    """On a database server a transition, its audit event and the end of a passed identity check
+    are one statement; on SQLite one transaction. Either way: all or nothing, in order."""
+    act = created(store)
+    assert [(e["event"], e["detail"], e["actor"]) for e in store.audit(act["id"])] == [
+        ("consent_given", None, "bank"), ("city_chosen", "city 330100", "bank")]
+    with pytest.raises(IntegrityError):  # the audit event cannot be written (no event name) ...
+        store.transition(act["id"], "w1", states.AWAITING_VERIFICATION, None, card_status="normal")
+    assert store.get(act["id"]) == act  # ... so the activation did not change either
+    assert len(store.audit(act["id"])) == 2
+    moved = store.transition(act["id"], "w1", states.AWAITING_VERIFICATION, "card_read", detail="d",
+                             card_status="normal")
+    assert moved == store.get(act["id"]) and moved["status"] == states.AWAITING_VERIFICATION
+    assert store.audit(act["id"])[-1] | {"id": 0} == {
+        "id": 0, "activation_id": act["id"], "at": moved["updated_at"], "event": "card_read",
+        "status": states.AWAITING_VERIFICATION, "detail": "d", "actor": "w1"}
+    # the end of a passed check is recorded with the transition, and also when it is refused
+    for owner, expected in (("someone else", None), ("w1", states.ACTIVATED)):
+        assert store.identity_begin("k1", "330100", 60) is not None
+        store.identity_end("k1", "330100", passed=False, max_failures=5, lockout_s=60)
+        assert store.identity_begin("k1", "330100", 60) is not None
+        done = store.transition(act["id"], owner, states.ACTIVATED, "activated", check_passed=("k1", "330100"),
+                                credential=CREDENTIAL)
+        assert (done or {}).get("status") == expected
+        assert store.identity("k1", "330100") | {"citizen_key": 0} == {
+            "citizen_key": 0, "city": "330100", "failures": 0, "busy_until": None, "locked_until": None}
+    assert [e["event"] for e in store.audit(act["id"])][2:] == ["card_read", "activated"]
+
+
+def test_a_one_statement_transaction_refuses_a_second_statement(store):
+    act = created(store)
+    with pytest.raises(RuntimeError, match="second statement"), store.sql.transaction(single=True) as tx:
+        tx.execute(store._hot.release, {"act_id": act["id"], "owner": "w1"})
+        tx.execute(store._hot.release, {"act_id": act["id"], "owner": "w1"})
 
 
 def test_identity_end_counts_failures_and_locks(store):
