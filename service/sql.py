@@ -1,8 +1,8 @@
 """Statements compiled once per dialect, run on the DBAPI connection.
 
 The activation hot path (service/store.py) runs 5 write transactions per activation (11
-statements on SQLite; on a database server 6, where four of the transactions are one statement
-each, run in autocommit mode: ``Runner.transaction(single=True)``). Through SQLAlchemy Core
+statements on SQLite; on a database server 5, each transaction one statement run in autocommit
+mode: ``Runner.transaction(single=True)``). Through SQLAlchemy Core
 each statement cost ~70 us of Python (execution context,
 compiled-cache lookup, result processing, events, a pool checkout per ``engine.begin()``) where
 sqlite3's own execute is ~27 us and its commit ~40 us: ~24% of the service's CPU per activation

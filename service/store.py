@@ -20,6 +20,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     String,
     Table,
@@ -49,7 +50,7 @@ I = cast(Table, CitizenIdentity.__table__)  # noqa: E741
 # Hot-path statements are built once: building SQLAlchemy statements per call cost more
 # than the SQLite work itself (~0.6 ms each, profiled). The UPDATEs that change an activation
 # return its new row (RETURNING: SQLite >= 3.35, PostgreSQL), so nobody reads back what was
-# just written: an activation costs 11 statements (2 reads of none), was 22 (9 reads); 6 on a
+# just written: an activation costs 11 statements (2 reads of none), was 22 (9 reads); 5 on a
 # database server (see _transition_in_one).
 _GET = select(A).where(A.c.id == bindparam("act_id"))
 _INSERT_A = insert(A)
@@ -130,9 +131,10 @@ def _transition_statement(fields: tuple[str, ...], release: bool, once: bool):
 # atomic go in ONE statement, run in autocommit mode (Runner.transaction(single=True)): data-
 # modifying WITH clauses, which SQLite does not have (it keeps the statements above, in one
 # transaction: no round trips there). Casts: a parameter in a SELECT list has no type otherwise.
-# Measured (bench/activation_cost.py --database-url postgresql://..., 600 activations in one
-# process, 3 runs each): 6.6-7.2 -> 5.2-5.3 ms of CPU per activation, 12.2-13.3 -> 9.0-9.8 ms
-# of wall time; a create 430 -> 170 us of CPU, a transition 360 -> 190 us.
+# Measured on PostgreSQL (one process, one thread, alternating runs; this machine's speed drifts
+# by up to 40%): a create 430 -> 170 us of CPU, a transition 360 -> 190 us, claim_check 476 ->
+# 215-252 us (wall 1.1 -> 0.63 ms); a whole activation (bench/activation_cost.py, 450, 4 pairs)
+# 7.5-10.1 -> 6.2-7.3 ms of CPU, 13.1-18.0 -> 11.1-12.9 ms of wall time; 21 round trips -> 5.
 _AUDIT_OF_A = ("e AS (INSERT INTO audit_events (activation_id, at, event, status, detail, actor) "
                "SELECT id, CAST(:now AS FLOAT), CAST(:event AS VARCHAR), CAST(:status AS VARCHAR), "
                "CAST(:detail AS VARCHAR), CAST(:owner AS VARCHAR) FROM a)")
@@ -146,6 +148,23 @@ def _transition_in_one(fields: tuple[str, ...], release: bool, once: bool, check
            f"{_AUDIT_OF_A} SELECT * FROM a")
     return _json_params(text(sql).columns(*A.c, _CALLBACK), fields)
 
+
+#: claim_check in one statement (a database server): the activation is locked first (FOR UPDATE:
+#: a concurrent claim waits, then finds it taken), the citizen + city held only for it, and the
+#: activation claimed only if the hold was taken; ``held`` tells which. Its row as it was when the
+#: hold could not be taken (nothing changed), no row when the activation cannot be claimed.
+_CLAIM_CHECK_IN_ONE = text(
+    f"WITH c AS (SELECT {_ROW} FROM activations WHERE id = :act_id AND channel = :channel "
+    f"AND status = '{states.AWAITING_VERIFICATION}' AND (lease_until IS NULL OR lease_until < :now) FOR UPDATE), "
+    "h AS (INSERT INTO citizen_identity (citizen_key, city, failures, busy_until) "
+    "SELECT citizen_key, city, 0, CAST(:until AS FLOAT) FROM c "
+    "ON CONFLICT (citizen_key, city) DO UPDATE SET busy_until = excluded.busy_until "
+    "WHERE (citizen_identity.busy_until IS NULL OR citizen_identity.busy_until < :now) "
+    "AND (citizen_identity.locked_until IS NULL OR citizen_identity.locked_until <= :now) RETURNING 1), "
+    "a AS (UPDATE activations SET lease_until = :until, lease_owner = :owner, updated_at = :now "
+    f"WHERE id IN (SELECT id FROM c) AND EXISTS (SELECT 1 FROM h) RETURNING {_ROW}) "
+    "SELECT *, TRUE AS held FROM a UNION ALL SELECT *, FALSE FROM c WHERE NOT EXISTS (SELECT 1 FROM h)"
+).columns(*A.c, Column("held", Boolean))
 
 #: create's INSERT and its two audit events (in this order) in one statement (a database server)
 _CREATE_IN_ONE = text(
@@ -170,6 +189,7 @@ class _Hot:
         self.release = Statement(_RELEASE, dialect)
         #: a database server: create in one statement (see _CREATE_IN_ONE)
         self.create_in_one = Statement(_CREATE_IN_ONE, dialect) if dialect.name != "sqlite" else None
+        self.claim_check_in_one = Statement(_CLAIM_CHECK_IN_ONE, dialect) if dialect.name != "sqlite" else None
 
 
 class _Undo(Exception):
@@ -381,6 +401,14 @@ class Store:
         ``(activation, True)``: both taken. ``(None, False)``: the activation cannot be claimed.
         ``(activation, False)``: it could, but the citizen + city is held or locked; nothing changed."""
         now = time.time() if now is None else now
+        if self._hot.claim_check_in_one is not None:
+            with self.sql.transaction(single=True) as tx:
+                row = tx.first(self._hot.claim_check_in_one, {"act_id": act_id, "until": now + lease_s,
+                                                              "owner": owner, "now": now, "channel": channel})
+            if row is None:
+                return None, False
+            held = row.pop("held")
+            return row, held
         try:
             with self.sql.transaction() as tx:
                 row = tx.first(self._hot.claim_verify_of, {"act_id": act_id, "until": now + lease_s, "owner": owner,

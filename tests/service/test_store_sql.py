@@ -96,9 +96,9 @@ def test_claim_check_on_a_held_citizen_claims_nothing(store):
     hold = store.identity_begin("k1", "330100", 60)
     assert hold is not None
     row, held = store.claim_check(act["id"], "w2", 60, channel="bank")
-    assert not held and row is not None and row["lease_owner"] == "w2"  # the row as the claim saw it ...
+    assert not held and (row["id"], row["citizen_key"], row["city"]) == (act["id"], "k1", "330100")  # whose ...
     now = store.get(act["id"])
-    assert now["lease_owner"] is None and now["lease_until"] is None  # ... rolled back
+    assert now["lease_owner"] is None and now["lease_until"] is None  # ... but not claimed
     assert store.identity("k1", "330100")["busy_until"] == hold["busy_until"]
     store.identity_end("k1", "330100", passed=None, max_failures=3, lockout_s=60)
     row, held = store.claim_check(act["id"], "w2", 60, channel="bank")
@@ -151,6 +151,49 @@ def test_a_transition_and_its_audit_event_are_written_together_or_not_at_all(sto
         assert store.identity("k1", "330100") | {"citizen_key": 0} == {
             "citizen_key": 0, "city": "330100", "failures": 0, "busy_until": None, "locked_until": None}
     assert [e["event"] for e in store.audit(act["id"])][2:] == ["card_read", "activated"]
+
+
+def test_racing_identity_checks_claim_once_and_hold_the_citizen_once(store):
+    """Channels' identity checks at the same moment: of 6 for one activation exactly one claims
+    it; of checks for two activations of one citizen + city (two channels) one holds the citizen,
+    and the other's activation stays unclaimed."""
+    import threading
+
+    def race(calls):
+        start, results = threading.Barrier(len(calls)), [None] * len(calls)
+
+        def run(i, call):
+            start.wait()
+            results[i] = call()
+
+        threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return results
+
+    held = [store.engine.raw_connection() for _ in range(6)]  # one open connection for each thread
+    for conn in held:
+        conn.close()
+    act = created(store, owner=None)
+    with store.writing() as conn:
+        conn.execute(update(A).where(A.c.id == act["id"]).values(status=states.AWAITING_VERIFICATION))
+    results = race([lambda i=i: store.claim_check(act["id"], f"w{i}", 60, channel="bank") for i in range(6)])
+    winners = [r for r in results if r[1]]
+    assert len(winners) == 1 and results.count((None, False)) == 5
+    assert store.get(act["id"])["lease_owner"] == winners[0][0]["lease_owner"]
+
+    other = created(store, key="k2", owner=None, channel="wallet")
+    mine = created(store, key="k2", owner=None, channel="bank")
+    with store.writing() as conn:
+        conn.execute(update(A).where(A.c.id.in_([other["id"], mine["id"]]))
+                     .values(status=states.AWAITING_VERIFICATION))
+    results = race([lambda: store.claim_check(other["id"], "x", 60, channel="wallet"),
+                    lambda: store.claim_check(mine["id"], "y", 60, channel="bank")])
+    assert sorted(held for _, held in results) == [False, True]
+    (loser, _), = [r for r in results if not r[1]]
+    assert loser["citizen_key"] == "k2" and store.get(loser["id"])["lease_owner"] is None
 
 
 def test_a_one_statement_transaction_refuses_a_second_statement(store):
