@@ -264,6 +264,10 @@ class Store:
         Base.metadata.create_all(self.engine)
         #: write transactions of the hot path on the DBAPI connection (``observe`` counts them)
         self.sql = Runner(self.engine, self._write_lock)
+        #: the reads (one statement each; long-polls re-read): on a database server in autocommit
+        #: mode, one round trip each where psycopg's BEGIN and the pool's ROLLBACK made three
+        self.reading = self.engine.execution_options(isolation_level="AUTOCOMMIT") if self.sql.server \
+            else self.engine
         self._hot = _Hot(self.engine.dialect)
 
     @contextlib.contextmanager
@@ -329,7 +333,7 @@ class Store:
 
     # -- reading -----------------------------------------------------------------------
     def get(self, act_id: str) -> dict | None:
-        with self.engine.connect() as conn:
+        with self.reading.connect() as conn:
             row = conn.execute(_GET, {"act_id": act_id}).mappings().first()
         return dict(row) if row else None
 
@@ -346,17 +350,17 @@ class Store:
         q = select(A).where(A.c.citizen_key == citizen_key, A.c.city == city)
         if channel is not None:
             q = q.where(A.c.channel == channel)
-        with self.engine.connect() as conn:
+        with self.reading.connect() as conn:
             row = conn.execute(q.order_by(A.c.created_at)).mappings().first()
         return dict(row) if row else None
 
     def audit(self, act_id: str) -> list[dict]:
-        with self.engine.connect() as conn:
+        with self.reading.connect() as conn:
             rows = conn.execute(select(E).where(E.c.activation_id == act_id).order_by(E.c.id)).mappings().all()
         return [dict(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
+        with self.reading.connect() as conn:
             rows = conn.execute(select(A.c.status, func.count()).group_by(A.c.status)).all()
         return {status: n for status, n in rows}
 
@@ -366,11 +370,11 @@ class Store:
         q = (select(A.c.id).where(A.c.status.in_(states.RUNNABLE), A.c.next_attempt_at <= now - grace_s,
                                   or_(A.c.lease_until.is_(None), A.c.lease_until < now))
              .order_by(A.c.next_attempt_at).limit(limit))
-        with self.engine.connect() as conn:
+        with self.reading.connect() as conn:
             return [r[0] for r in conn.execute(q)]
 
     def next_due_at(self) -> float | None:
-        with self.engine.connect() as conn:
+        with self.reading.connect() as conn:
             return conn.execute(select(func.min(A.c.next_attempt_at)).where(A.c.status.in_(states.RUNNABLE))).scalar()
 
     # -- working -----------------------------------------------------------------------
@@ -466,7 +470,7 @@ class Store:
         return {"busy_until": now + hold_s} if held == 1 else None
 
     def identity(self, citizen_key: str, city: str) -> dict | None:
-        with self.engine.connect() as conn:
+        with self.reading.connect() as conn:
             row = conn.execute(select(I).where(I.c.citizen_key == citizen_key, I.c.city == city)).mappings().first()
         return dict(row) if row else None
 
@@ -493,7 +497,7 @@ class Store:
         one process, on its shutdown). The status stays: runnable activations can be claimed at
         once. Returns the ids released."""
         held = A.c.lease_owner.startswith(prefix, autoescape=True)
-        with self.engine.connect() as conn:  # read apart: a SQLite read cannot become a write
+        with self.reading.connect() as conn:  # read apart: a SQLite read cannot become a write
             ids = [r[0] for r in conn.execute(select(A.c.id).where(held))]
         if ids:
             with self.writing() as conn:

@@ -299,3 +299,28 @@ def test_a_database_server_keeps_the_pools_connections_open(pg_url):
         store.engine.dispose()
     with pytest.raises(ValueError, match="ESSC_DATABASE_POOL_SIZE"):
         Store(pg_url, pool_size=0)
+
+
+def test_on_a_database_server_a_write_or_a_read_is_one_statement_without_begin_or_rollback(pg_url, tmp_path):
+    """PostgreSQL: psycopg sends BEGIN before a transaction's first statement and the pool a
+    ROLLBACK when a connection comes back, each a round trip: the hot path's writes and the
+    activation reads (long-polls re-read) run in autocommit mode, one statement each. Watched in
+    libpq's own trace of what goes to the server."""
+    store = Store(pg_url, pool_size=1)  # one connection: every statement below goes through it
+    try:
+        with store.reading.connect() as conn:
+            pgconn = conn.connection.dbapi_connection.pgconn
+        trace = (tmp_path / "libpq.trace").open("w")
+        pgconn.trace(trace.fileno())
+        act = created(store)
+        store.transition(act["id"], "w1", states.AWAITING_VERIFICATION, "card_read", release=True)
+        assert store.get(act["id"])["status"] == states.AWAITING_VERIFICATION
+        assert len(store.audit(act["id"])) == 3
+        pgconn.untrace()
+        trace.close()
+        sent = [line for line in (tmp_path / "libpq.trace").read_text().splitlines() if "\tF\t" in line]
+        queries = [line for line in sent if "\tParse\t" in line or "\tQuery\t" in line]
+        assert len(queries) == 4, queries  # create, transition, get, audit
+        assert not [q for q in queries if "BEGIN" in q or "ROLLBACK" in q or "COMMIT" in q], queries
+    finally:
+        store.engine.dispose()
