@@ -192,6 +192,36 @@ class Runner:
                         cast(Any, conn.dbapi_connection).autocommit = False
                 conn.close()  # back to the pool
 
+    def read(self, stmt: Statement, values: Mapping[str, Any]) -> list[dict]:
+        """The rows of ``stmt``, a read: no writer's lock, nothing to commit (on a database server
+        in autocommit mode: one round trip)."""
+        conn = self.engine.raw_connection()
+        try:
+            if self.server:
+                try:
+                    cast(Any, conn.dbapi_connection).autocommit = True
+                except self._error as err:  # a connection found broken
+                    raise self._wrap(err, "(autocommit)", None) from err
+            cursor = conn.cursor()
+            try:
+                self._call(cursor.execute, stmt, stmt.parameters(values))
+                try:
+                    return stmt.rows(cursor)
+                except self._error as err:
+                    raise self._wrap(err, stmt.sql, None) from err
+            finally:
+                cursor.close()
+        except BaseException as exc:
+            if self._lost(exc, conn):
+                conn.invalidate(exc)
+                self.engine.dispose()
+            raise
+        finally:
+            if self.server:
+                with contextlib.suppress(Exception):
+                    cast(Any, conn.dbapi_connection).autocommit = False
+            conn.close()  # back to the pool (which ends SQLite's read)
+
     def _lost(self, exc: BaseException, conn: Any) -> bool:
         """``exc`` tells that the connection to the database is lost."""
         return isinstance(exc, DBAPIError) and self.dialect.is_disconnect(cast(Any, exc.orig), conn.dbapi_connection,

@@ -53,6 +53,7 @@ I = cast(Table, CitizenIdentity.__table__)  # noqa: E741
 # just written: an activation costs 11 statements (2 reads of none), was 22 (9 reads); 5 on a
 # database server (see _transition_in_one).
 _GET = select(A).where(A.c.id == bindparam("act_id"))
+_AUDIT_OF = select(E).where(E.c.activation_id == bindparam("act_id")).order_by(E.c.id)
 _INSERT_A = insert(A)
 #: the columns create inserts (credential & error stay SQL NULL: JSON None would be 'null')
 _CREATED = ("id", "citizen_key", "city", "channel", "status", "id_hint", "sealed", "runs", "next_attempt_at",
@@ -187,6 +188,8 @@ class _Hot:
         self.identity_begin = Statement(_IDENTITY_BEGIN, dialect)
         self.identity_end = {passed: Statement(stmt, dialect) for passed, stmt in _IDENTITY_END.items()}
         self.release = Statement(_RELEASE, dialect)
+        self.get = Statement(_GET, dialect)
+        self.audit_of = Statement(_AUDIT_OF, dialect)
         #: a database server: create in one statement (see _CREATE_IN_ONE)
         self.create_in_one = Statement(_CREATE_IN_ONE, dialect) if dialect.name != "sqlite" else None
         self.claim_check_in_one = Statement(_CLAIM_CHECK_IN_ONE, dialect) if dialect.name != "sqlite" else None
@@ -333,9 +336,8 @@ class Store:
 
     # -- reading -----------------------------------------------------------------------
     def get(self, act_id: str) -> dict | None:
-        with self.reading.connect() as conn:
-            row = conn.execute(_GET, {"act_id": act_id}).mappings().first()
-        return dict(row) if row else None
+        rows = self.sql.read(self._hot.get, {"act_id": act_id})  # long-polls re-read: the hot path's way
+        return rows[0] if rows else None
 
     def present(self, act_id: str) -> dict:
         """:meth:`get` of an activation known to exist (activations are never deleted)."""
@@ -355,9 +357,7 @@ class Store:
         return dict(row) if row else None
 
     def audit(self, act_id: str) -> list[dict]:
-        with self.reading.connect() as conn:
-            rows = conn.execute(select(E).where(E.c.activation_id == act_id).order_by(E.c.id)).mappings().all()
-        return [dict(r) for r in rows]
+        return self.sql.read(self._hot.audit_of, {"act_id": act_id})
 
     def counts(self) -> dict[str, int]:
         with self.reading.connect() as conn:

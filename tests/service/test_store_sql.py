@@ -64,6 +64,19 @@ def test_json_round_trips_and_is_stored_as_sqlalchemy_stores_it(store):
     assert store.transition(act["id"], "w1", states.ACTIVATED, "again", credential={"other": 1}) is None
 
 
+def test_the_hot_reads_give_what_sqlalchemy_reads(store):
+    act = created(store)
+    store.transition(act["id"], "w1", states.PENDING_UPSTREAM, "pending", detail="城市 busy", error=ERROR)
+    with store.engine.connect() as conn:
+        row = dict(conn.execute(A.select().where(A.c.id == act["id"])).mappings().one())
+        events = [dict(e) for e in conn.execute(text(
+            "SELECT * FROM audit_events WHERE activation_id = :i ORDER BY id"), {"i": act["id"]}).mappings()]
+    assert store.get(act["id"]) == row and row["error"] == ERROR
+    assert store.audit(act["id"]) == events and [e["event"] for e in events] == [
+        "consent_given", "city_chosen", "pending"]
+    assert store.get("0" * 32) is None and store.audit("0" * 32) == []
+
+
 def test_a_row_written_by_sqlalchemy_reads_the_same(store):
     act = created(store)
     with store.engine.begin() as conn:  # as the store wrote rows before (SQLAlchemy's JSON type)
@@ -118,8 +131,9 @@ def test_a_transaction_rolls_back_whole_and_the_hook_sees_what_ran(store):
     with pytest.raises(RuntimeError), store.sql.transaction() as tx:
         tx.execute(store._hot.release, {"act_id": act["id"], "owner": "w1"})
         raise RuntimeError("undo")
-    assert store.get(act["id"])["lease_owner"] == "w1"
     assert seen == [("execute", "UPDATE")]  # no commit
+    assert store.get(act["id"])["lease_owner"] == "w1"
+    assert seen[1:] == [("execute", "SELECT")]  # a read: nothing to commit
     store.release(act["id"], "w1")
     assert store.get(act["id"])["lease_owner"] is None
 
