@@ -158,50 +158,24 @@ class Runner:
         PostgreSQL, issue 10). Several changes that must be atomic go in one statement there
         (``WITH ... AS (UPDATE ...) INSERT ...``: see service/store.py)."""
         alone = single and self.server
-        with self._lock:
-            conn = self.engine.raw_connection()
+        with self._lock, self._pooled(autocommit=alone) as conn:
+            cursor = conn.cursor()
             try:
-                if alone:
-                    try:
-                        cast(Any, conn.dbapi_connection).autocommit = True
-                    except self._error as err:  # a connection found broken
-                        raise self._wrap(err, "(autocommit)", None) from err
-                cursor = conn.cursor()
-                try:
-                    yield Transaction(self, cursor, single)
-                finally:
-                    cursor.close()
-                if not alone:
-                    try:
-                        conn.commit()
-                    except self._error as err:
-                        raise self._wrap(err, "COMMIT", None) from err
-                for observer in self._observers:
-                    observer("commit", "")
-            except BaseException as exc:
-                if self._lost(exc, conn):
-                    conn.invalidate(exc)  # a lost connection goes, not back to the pool,
-                    self.engine.dispose()  # and the pooled ones with it (the server went away)
-                else:
-                    with contextlib.suppress(Exception):
-                        conn.rollback()
-                raise
+                yield Transaction(self, cursor, single)
             finally:
-                if alone:
-                    with contextlib.suppress(Exception):  # a lost connection cannot say
-                        cast(Any, conn.dbapi_connection).autocommit = False
-                conn.close()  # back to the pool
+                cursor.close()
+            if not alone:
+                try:
+                    conn.commit()
+                except self._error as err:
+                    raise self._wrap(err, "COMMIT", None) from err
+            for observer in self._observers:
+                observer("commit", "")
 
     def read(self, stmt: Statement, values: Mapping[str, Any]) -> list[dict]:
         """The rows of ``stmt``, a read: no writer's lock, nothing to commit (on a database server
         in autocommit mode: one round trip)."""
-        conn = self.engine.raw_connection()
-        try:
-            if self.server:
-                try:
-                    cast(Any, conn.dbapi_connection).autocommit = True
-                except self._error as err:  # a connection found broken
-                    raise self._wrap(err, "(autocommit)", None) from err
+        with self._pooled(autocommit=self.server) as conn:
             cursor = conn.cursor()
             try:
                 self._call(cursor.execute, stmt, stmt.parameters(values))
@@ -211,16 +185,33 @@ class Runner:
                     raise self._wrap(err, stmt.sql, None) from err
             finally:
                 cursor.close()
+
+    @contextlib.contextmanager
+    def _pooled(self, *, autocommit: bool) -> Iterator[Any]:
+        """A pooled DBAPI connection (in autocommit mode if asked), given back on leaving. On an
+        exception what it began is rolled back; a connection found lost goes, not back to the
+        pool, and the pooled ones with it (the server went away)."""
+        conn = self.engine.raw_connection()
+        try:
+            if autocommit:
+                try:
+                    cast(Any, conn.dbapi_connection).autocommit = True
+                except self._error as err:  # a connection found broken
+                    raise self._wrap(err, "(autocommit)", None) from err
+            yield conn
         except BaseException as exc:
             if self._lost(exc, conn):
                 conn.invalidate(exc)
                 self.engine.dispose()
+            else:
+                with contextlib.suppress(Exception):
+                    conn.rollback()
             raise
         finally:
-            if self.server:
-                with contextlib.suppress(Exception):
+            if autocommit:
+                with contextlib.suppress(Exception):  # a lost connection cannot say
                     cast(Any, conn.dbapi_connection).autocommit = False
-            conn.close()  # back to the pool (which ends SQLite's read)
+            conn.close()  # back to the pool
 
     def _lost(self, exc: BaseException, conn: Any) -> bool:
         """``exc`` tells that the connection to the database is lost."""
