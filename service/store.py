@@ -1,10 +1,12 @@
 """Persistence of activations and their audit trail (SQLAlchemy Core statements on the
-ORM tables; every state change and its audit event commit in one transaction).
+ORM tables; every state change and its audit event commit together: in one transaction on
+SQLite, in one statement on a database server).
 
 The statements an activation runs (create's inserts, the claims, transitions, the identity
-hold and its end, release) are compiled once for the engine's dialect and run on the DBAPI
-connection (service/sql.py: SQLAlchemy's execution cost more than SQLite's); the schema and
-the rare paths (reads, restarts, release_owned_by) go through SQLAlchemy.
+hold and its end, release) and the reads of an activation and its audit trail (GET, long-polls)
+are compiled once for the engine's dialect and run on the DBAPI connection (service/sql.py:
+SQLAlchemy's execution cost more than SQLite's); the schema and the rare paths (other reads,
+restarts, release_owned_by) go through SQLAlchemy.
 
 Workers *claim* an activation with one conditional UPDATE (a lease with an owner), so two
 workers - threads or processes, SQLite or PostgreSQL - never run the same activation at
