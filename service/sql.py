@@ -2,11 +2,11 @@
 
 The activation hot path (service/store.py) runs 5 write transactions per activation (11
 statements on SQLite; on a database server 5, each transaction one statement run in autocommit
-mode: ``Runner.transaction(single=True)``). Through SQLAlchemy Core
-each statement cost ~70 us of Python (execution context,
-compiled-cache lookup, result processing, events, a pool checkout per ``engine.begin()``) where
-sqlite3's own execute is ~27 us and its commit ~40 us: ~24% of the service's CPU per activation
-(sampling profile of bench/activation_cost.py, issue 10). Here an SQLAlchemy statement is
+mode: ``Runner.transaction(single=True)``) and reads an activation on long-polls
+(:meth:`Runner.read`). Through SQLAlchemy Core each statement cost ~70 us of Python (execution
+context, compiled-cache lookup, result processing, events, a pool checkout per
+``engine.begin()``) where sqlite3's own execute is ~27 us and its commit ~40 us: ~24% of the
+service's CPU per activation (sampling profile of bench/activation_cost.py, issue 10). Here an SQLAlchemy statement is
 compiled once for the engine's dialect - its SQL, its parameters in the dialect's paramstyle (in
 order for SQLite's ``?``, by name for psycopg's ``%(name)s``) and the bind processors SQLAlchemy
 would apply (JSON) - and run on a pooled DBAPI connection; rows are dicts built from
