@@ -48,7 +48,9 @@ channels drive it over HTTP, both steps of the flow, as a channel does:
 - ``suite_400_s``: wall time of ``essc contract`` over 400 synthetic cities (one manifest-only
   rest-json plugin in a temporary ``ESSC_PLUGIN_DIRS``; ``--no-suite`` skips it). The suite
   teaches the mock its cities once and waits on the hang checks' budgets in batches
-  (conformance/hangs.py); with pytest-xdist installed it also runs ``-n auto --dist loadgroup``.
+  (conformance/hangs.py); with pytest-xdist installed it also runs ``-n auto --dist loadgroup``;
+- ``load``: the load average before and after, and ``python_loop_ms``: the CPU time of a fixed
+  Python loop before and after, how fast the machine ran (it drifts: compare runs against it).
 
 Scale-out (``--database-url postgresql://... --queue-url redis://... --api-processes N --workers M``):
 each phase gets a fresh PostgreSQL database (dropped after it) and its own Redis queue name; N
@@ -1043,8 +1045,22 @@ def suite_phase(args: argparse.Namespace, tmp: Path) -> dict:
             "timed_out": code is None, "summary": summary, "parallel": parallel}
 
 
+def python_loop_ms(rounds: int = 3, n: int = 300_000) -> float:
+    """CPU milliseconds of a fixed pure-Python loop (the least of ``rounds``): how fast this
+    machine runs Python right now. A 2-core machine of one kind took 27-50 ms at different hours
+    of one day; figures of runs far apart compare only relative to it (or to the mock's CPU per
+    activation, the same code in every run)."""
+    best = float("inf")
+    for _ in range(rounds):
+        start, total = time.process_time(), 0
+        for i in range(n):
+            total += i * i
+        best = min(best, time.process_time() - start)
+    return round(1000 * best, 1)
+
+
 def slow_cities(args: argparse.Namespace) -> dict:
-    started, load_before = time.perf_counter(), os.getloadavg()
+    started, load_before, loop_before = time.perf_counter(), os.getloadavg(), python_loop_ms()
     phases = args.phases
     result: dict = {}
     n_max = max(args.activations, args.fast_activations)
@@ -1104,7 +1120,8 @@ def slow_cities(args: argparse.Namespace) -> dict:
         else:
             result["suite_400_s"] = None
     result["load"] = {"before": [round(x, 2) for x in load_before],
-                      "after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
+                      "after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
+                      "python_loop_ms": [loop_before, python_loop_ms()]}
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     order = ["params", "slow", "fast", "isolation", "open", "suite_400_s", "suite", "load", "elapsed_s"]
     return {k: result[k] for k in order if k in result}

@@ -28,6 +28,7 @@ def test_slow_cities_figures_small_run():
     assert "p99_ratio" in out["isolation"] and out["isolation"]["p99_ratio"] is not None
     assert "suite_400_s" in out and out["suite_400_s"] is None  # --no-suite
     assert len(out["load"]["before"]) == 3 and len(out["load"]["after"]) == 3
+    assert len(out["load"]["python_loop_ms"]) == 2 and min(out["load"]["python_loop_ms"]) > 0
     assert out["params"]["latency_ms"] == 20 and out["params"]["concurrency"] == 4
 
     slow = out["slow"]
