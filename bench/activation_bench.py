@@ -1047,8 +1047,8 @@ def suite_phase(args: argparse.Namespace, tmp: Path) -> dict:
 
 def python_loop_ms(rounds: int = 3, n: int = 300_000) -> float:
     """CPU milliseconds of a fixed pure-Python loop (the least of ``rounds``): how fast this
-    machine runs Python right now. A 2-core machine of one kind took 27-50 ms at different hours
-    of one day; figures of runs far apart compare only relative to it (or to the mock's CPU per
+    machine runs Python right now. On one 2-core machine the same loop's time moved by up to ~1.8x
+    over one day; figures of runs far apart compare only relative to it (or to the mock's CPU per
     activation, the same code in every run)."""
     best = float("inf")
     for _ in range(rounds):
