@@ -37,6 +37,11 @@ channels drive it over HTTP, both steps of the flow, as a channel does:
   is one process, so one core at most) and
   ``closed_loop_wait_floor_s`` = C / min(that, C / (3 x MS)): the mean wait of the closed loop
   (Little's law) below which no service can go on this machine;
+- ``to_meet`` (slow: ``--target-p99-s``, default 2.0; fast: ``--target-ratio``, default 0.30):
+  the activations/s the target needs (slow: the rate x p99 / target, since the closed loop's wait
+  is C / rate; fast: target x direct calls/s) and ``service_cpu_ms_at_most``, the service's CPU
+  per activation above which the machine's cores cannot carry that rate beside the mock and the
+  client (null: no service could) - to read against ``cpu_ms_per_activation.serve``;
 - every phase: ``cpu_s`` and ``cpu_ms_per_activation`` of the client, the service and the mock;
 - ``isolation``: the slow phase again with ``--hang-city`` hanging on every operation: p99 of
   the other cities over their p99 in the slow phase (channels of the hanging city submit and
@@ -899,6 +904,7 @@ def fast_phase(plan: Plan) -> dict:
             # the ratio a service costing no CPU would reach on this machine (the mock's and the
             # client's CPU per activation alone, each on one core at most)
             "ratio_without_service": round(bound / calls_per_s, 3) if bound else None,
+            "to_meet": to_meet("ratio", a.target_ratio, a.target_ratio * calls_per_s, r),
             **{k: r[k] for k in ("submitted", "activated", "not_activated", "p50_s", "p99_s", "rejected",
                                  "requests", "cpu_s", "cpu_ms_per_activation", "rss_mb", "pss_mb",
                                  "tree_processes")}}
@@ -928,7 +934,38 @@ def slow_phase(plan: Plan, cpu_rate: float | None) -> dict:
     r["without_service_per_s"] = bound
     r["closed_loop_wait_floor_s"] = round(a.concurrency / min(bound or math.inf, floor), 3) \
         if bound or math.isfinite(floor) else None
+    # the closed loop's wait is C / rate (Little's law): p99 at the target needs the rate scaled by
+    # p99 / target, the shape of the waits (p99 over their mean) kept
+    needed = r["activations_per_s"] * r["p99_s"] / a.target_p99_s if r["activations_per_s"] and r["p99_s"] else None
+    r["to_meet"] = to_meet("p99_s", a.target_p99_s, needed, r, floor)
     return r
+
+
+def to_meet(figure: str, target: float, needed_per_s: float | None, r: dict,
+            latency_floor_per_s: float = math.inf) -> dict:
+    """What ``figure`` at ``target`` asks of the service on this machine: the activations/s it needs
+    and ``service_cpu_ms_at_most``, the service's CPU per activation above which that rate cannot
+    be reached here - every core busy, the mock and the client costing what they cost in this
+    phase (:func:`service_cpu_budget_ms`). Compare it with ``cpu_ms_per_activation.serve``."""
+    if not needed_per_s:
+        return {figure: target, "activations_per_s": None, "service_cpu_ms_at_most": None}
+    budget = service_cpu_budget_ms(needed_per_s, r.get("cpu_ms_per_activation"))
+    if needed_per_s > latency_floor_per_s:
+        budget = None  # the cities' latency alone forbids it
+    return {figure: target, "activations_per_s": round(needed_per_s, 1), "service_cpu_ms_at_most": budget}
+
+
+def service_cpu_budget_ms(rate_per_s: float, per: dict | None) -> float | None:
+    """The service's CPU per activation (ms) at which the machine's cores could just carry
+    ``rate_per_s`` activations/s, given the mock's and the client's CPU per activation ``per``:
+    cores x 1000 / rate - mock - client. None when no service could: the mock or the client alone
+    past one core at that rate (each is one Python process), or nothing left for the service."""
+    if not per or rate_per_s <= 0:
+        return None
+    if any(per[who] * rate_per_s > 1000 for who in ("mock", "client")):
+        return None
+    budget = (os.cpu_count() or 1) * 1000 / rate_per_s - per["mock"] - per["client"]
+    return round(budget, 2) if budget > 0 else None
 
 
 def without_service_per_s(r: dict) -> float | None:
@@ -1192,6 +1229,10 @@ def main(argv: list[str] | None = None) -> None:
                            "one per core up to 4)")
     slow.add_argument("--serve-env", action="append", default=[], metavar="ESSC_X=V",
                       help="environment of essc serve (repeatable), e.g. ESSC_ANSWER_BUDGET_S=1.5")
+    slow.add_argument("--target-p99-s", type=float, default=2.0,
+                      help="slow.to_meet: the p99 (s) whose service CPU budget to work out (issue 10: 2.0)")
+    slow.add_argument("--target-ratio", type=float, default=0.30,
+                      help="fast.to_meet: the ratio whose service CPU budget to work out (issue 10: 0.30)")
     slow.add_argument("--suite", action=argparse.BooleanOptionalAction, default=True,
                       help="time the contract suite over synthetic cities (long)")
     slow.add_argument("--phases", default="fast,slow,isolation,suite",

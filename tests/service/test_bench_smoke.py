@@ -45,6 +45,15 @@ def test_slow_cities_figures_small_run():
     assert slow["closed_loop_wait_floor_s"] == pytest.approx(
         4 / min(slow["without_service_per_s"], slow["limit_latency_per_s"]), rel=0.01)
     assert out["fast"]["ratio_without_service"] > 0
+    # what each target asks of the service: the rate it needs, and the CPU budget at that rate
+    slow_need = slow["to_meet"]
+    assert slow_need["p99_s"] == 2.0
+    assert slow_need["activations_per_s"] == pytest.approx(slow["activations_per_s"] * slow["p99_s"] / 2.0, abs=0.051)
+    fast_need = out["fast"]["to_meet"]
+    assert fast_need["ratio"] == 0.3
+    assert fast_need["activations_per_s"] == pytest.approx(0.3 * out["fast"]["direct_mock_calls_per_s"], abs=0.051)
+    for need in (slow_need, fast_need):
+        assert need["service_cpu_ms_at_most"] is None or need["service_cpu_ms_at_most"] > 0
     iso = out["isolation"]
     assert iso["requests"] >= 2 * iso["healthy_activated"] and iso["polls"] >= 0
     assert iso["hang_submitted"] > 0  # the hanging city had channels too (they submit and leave)
@@ -129,19 +138,42 @@ def test_scale_out_figures_small_run_on_postgres_and_redis():
     assert left == []
 
 
-def test_what_the_machine_allows_holds_each_process_to_one_core(monkeypatch):
-    """``without_service_per_s``: the cores shared by the mock and the client, and neither past one
-    core (each is one Python process): a mock costing 3 ms per activation allows 333/s however many
-    cores there are, not 2 cores / 4 ms = 500/s."""
+def _load_bench(monkeypatch):
+    """bench/activation_bench.py as a module (it is a script, not a package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("activation_bench_module", BENCH)
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, bench)  # its dataclasses look their module up
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_what_the_machine_allows_holds_each_process_to_one_core(monkeypatch):
+    """``without_service_per_s``: the cores shared by the mock and the client, and neither past one
+    core (each is one Python process): a mock costing 3 ms per activation allows 333/s however many
+    cores there are, not 2 cores / 4 ms = 500/s."""
+    bench = _load_bench(monkeypatch)
     monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
     assert bench.without_service_per_s({"cpu_ms_per_activation": {"mock": 3.0, "client": 1.0, "serve": 6.0}}) == 333.3
     assert bench.without_service_per_s({"cpu_ms_per_activation": {"mock": 1.0, "client": 1.0, "serve": 6.0}}) == 1000.0
     monkeypatch.setattr(bench.os, "cpu_count", lambda: 1)
     assert bench.without_service_per_s({"cpu_ms_per_activation": {"mock": 3.0, "client": 1.0, "serve": 6.0}}) == 250.0
     assert bench.without_service_per_s({"cpu_ms_per_activation": {"mock": 0.0, "client": 0.0, "serve": 6.0}}) is None
+
+
+def test_service_cpu_budget_is_what_the_cores_leave_at_the_needed_rate(monkeypatch):
+    """``to_meet.service_cpu_ms_at_most``: at 250 activations/s two cores give 8 ms per activation;
+    a mock at 3 ms and a client at 1 ms leave the service 4 ms. None when no service could: the
+    mock alone past one core, nothing left, or the cities' latency forbids the rate."""
+    bench = _load_bench(monkeypatch)
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    per = {"mock": 3.0, "client": 1.0, "serve": 6.0}
+    assert bench.service_cpu_budget_ms(250, per) == 4.0
+    assert bench.service_cpu_budget_ms(400, {"mock": 2.0, "client": 1.0, "serve": 6.0}) == 2.0
+    assert bench.service_cpu_budget_ms(334, per) is None  # the mock would need 1.002 cores
+    assert bench.service_cpu_budget_ms(250, {"mock": 3.0, "client": 5.0, "serve": 6.0}) is None  # 8 - 8 = 0
+    assert bench.to_meet("p99_s", 2.0, 250, {"cpu_ms_per_activation": per}) == {
+        "p99_s": 2.0, "activations_per_s": 250, "service_cpu_ms_at_most": 4.0}
+    assert bench.to_meet("p99_s", 2.0, 250, {"cpu_ms_per_activation": per}, 200.0)["service_cpu_ms_at_most"] is None
+    assert bench.to_meet("ratio", 0.3, None, {})["service_cpu_ms_at_most"] is None
