@@ -82,7 +82,7 @@ def _supervise(config, settings, count: int, *, host: str, port: int, threads: i
 
 def _fork_api(config, settings, count: int, *, host: str, port: int, threads: int | None, grace_s: float) -> int:
     from essc.service.api import create_app
-    from essc.service.processes import SharedInFlight, Supervisor, bind, listener
+    from essc.service.processes import SharedInFlight, Supervisor, bind, listener, pin_cpu
     from essc.service.runtime import Runtime
 
     # made once, before the fork: the children never race to create the secret, the signing key
@@ -103,8 +103,10 @@ def _fork_api(config, settings, count: int, *, host: str, port: int, threads: in
     shared = SharedInFlight([info.code for info in runtime.registry.cities()], count)
 
     def child(index: int) -> int:
+        cpu = pin_cpu(index, count) if config.api_pin_cpus else None  # before any thread starts
         settings.bulkhead_peers = shared.of_process(index)
-        return _serve_api(config, settings, sock=listener(sock), threads=threads, grace_s=grace_s, index=index)
+        return _serve_api(config, settings, sock=listener(sock), threads=threads, grace_s=grace_s, index=index,
+                          cpu=cpu)
 
     code = Supervisor(count, child, on_death=shared.clear).run()
     click.echo(f"activation API stopped ({count} processes, exit {code})", err=True)
@@ -112,9 +114,10 @@ def _fork_api(config, settings, count: int, *, host: str, port: int, threads: in
 
 
 def _serve_api(config, settings, *, host: str = "", port: int = 0, sock=None, threads: int | None,
-               grace_s: float, index: int | None = None) -> int:
+               grace_s: float, index: int | None = None, cpu: int | None = None) -> int:
     """One API process until SIGTERM/SIGINT: on ``host``:``port``, or on the supervisor's ``sock``
-    (then ``index`` names it, and it also stops when the supervisor is gone)."""
+    (then ``index`` names it, ``cpu`` the CPU it is held to, and it also stops when the supervisor
+    is gone)."""
     from waitress.server import create_server
 
     from essc.service.api import create_app
@@ -140,7 +143,7 @@ def _serve_api(config, settings, *, host: str = "", port: int = 0, sock=None, th
             click.echo(f"{name} on {', '.join('http://' + a for a in listening(server))} "
                        f"(database {runtime.store.url.split('?')[0]})", err=True)
         else:
-            click.echo(f"{name} listening", err=True)
+            click.echo(f"{name} listening{'' if cpu is None else f' (CPU {cpu})'}", err=True)
         answered = serve_until_signal(server, shutdown, grace_s=grace_s, on_signal=runtime.stop_taking_work)
         workers_done = runtime.stop_workers(timeout=max(shutdown.remaining(grace_s), 0.1))
         released = runtime.release_held()

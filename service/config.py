@@ -64,6 +64,11 @@ class ServiceConfig:
     #: API processes of `essc serve` sharing its port and the database (0: one per core, at most 4;
     #: 1 while the mock city systems run in-process); see essc.service.processes
     api_processes: int = 0
+    #: with several API processes, hold each to one CPU of those the service may run on (spread
+    #: over them; a restarted process keeps its CPU): a Python process runs Python on one core at a
+    #: time, and its threads handing the interpreter lock and their work to each other across cores
+    #: cost CPU (essc.service.processes.pin_cpu). False lets the kernel move them
+    api_pin_cpus: bool = True
     #: open connections `essc serve` keeps (waitress's default of 100 makes the 101st channel wait
     #: in the accept queue)
     api_connections: int = 2000
@@ -108,6 +113,10 @@ class ServiceConfig:
             name = "ESSC_" + key.upper()
             if env.get(name):
                 data[key] = cast(env[name])
+        for key in _FLAGS:
+            name = "ESSC_" + key.upper()
+            if env.get(name, "").strip():
+                data[key] = flag(env[name], name)
         data.update(overrides)
         return cls(**data)
 
@@ -143,3 +152,14 @@ _NUMBERS = {"max_identity_attempts": int, "identity_lockout_s": float, "retry_ba
             "sweep_interval_s": float, "workers": int, "database_pool_size": int, "qrcode_ttl_s": float,
             "login_ttl_s": float, "oidc_code_ttl_s": float, "oidc_token_ttl_s": float,
             "settlement_hold_s": float, "settlement_leg_deadline_s": float}
+_FLAGS = ("api_pin_cpus",)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def flag(value: str, name: str) -> bool:
+    """An on/off setting: 1/true/yes/on or 0/false/no/off (any case); anything else is refused,
+    naming the variable."""
+    word = value.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError(f"{name}={value!r}: expected one of {', '.join(_TRUE)} (on) or {', '.join(_FALSE)} (off)")

@@ -17,7 +17,8 @@ from essc.core.registry import Registry
 from essc.core.resilience import Policy, Resilience
 from essc.core.settings import Settings
 from essc.service import states
-from essc.service.processes import default_processes
+from essc.service.config import ServiceConfig
+from essc.service.processes import cpu_of, default_processes, pin_cpu
 from essc.service.store import Store
 
 from .conftest import DEMO
@@ -80,6 +81,91 @@ def submitted_total(api: str) -> float:
     body = requests.get(f"{api}/metrics", headers={"Connection": "close"}, timeout=30).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
                if line.startswith("essc_api_activations_submitted_total{"))
+
+
+def cpus_of(pid: int) -> set[int]:
+    return os.sched_getaffinity(pid)
+
+
+def thread_cpus(pid: int) -> dict[int, frozenset[int]]:
+    """The CPUs each thread of ``pid`` may run on (a thread that ended meanwhile is left out)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[int(task.name)] = frozenset(os.sched_getaffinity(int(task.name)))
+        except ProcessLookupError:
+            pass
+    return out
+
+
+needs_two_cpus = pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                                    reason="holding each process to a CPU needs Linux and two CPUs to choose from")
+
+
+def test_processes_spread_over_the_cpus_they_may_use():
+    assert [cpu_of(i, 2, {0, 1}) for i in range(2)] == [0, 1]
+    assert [cpu_of(i, 2, {0, 1, 2, 3}) for i in range(2)] == [0, 2]  # not two neighbours
+    assert [cpu_of(i, 4, {4, 5, 6, 7}) for i in range(4)] == [4, 5, 6, 7]  # the CPUs allowed, not 0..n
+    assert [cpu_of(i, 3, {0, 1}) for i in range(3)] == [0, 0, 1]  # more processes than CPUs
+    assert cpu_of(5, 2, {0, 1}) == 1  # a restarted process keeps its index, so its CPU
+
+
+def test_pin_cpu_holds_this_process_to_its_cpu(monkeypatch):
+    held = []
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(os, "sched_setaffinity", lambda pid, cpus: held.append((pid, set(cpus))), raising=False)
+    assert pin_cpu(1, 2) == 2
+    assert held == [(0, {2})]
+    assert pin_cpu(0, 1) is None  # one process: the kernel places it
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert pin_cpu(1, 2) is None  # one CPU allowed: nothing to choose
+    assert held == [(0, {2})]
+
+
+def test_pinning_is_a_setting_that_refuses_what_is_not_on_or_off():
+    assert ServiceConfig.from_env({}).api_pin_cpus is True
+    for word, on in (("0", False), ("off", False), ("No", False), ("1", True), ("TRUE", True), (" on ", True)):
+        assert ServiceConfig.from_env({"ESSC_API_PIN_CPUS": word}).api_pin_cpus is on, word
+    with pytest.raises(ValueError, match=r"ESSC_API_PIN_CPUS='2': expected one of 1, true, yes, on"):
+        ServiceConfig.from_env({"ESSC_API_PIN_CPUS": "2"})
+
+
+@needs_two_cpus
+def test_each_api_process_keeps_its_own_cpu_and_a_restarted_one_gets_it_again(served, mock):
+    proc, api, store, log = served
+    first, second = sorted(children(proc.pid))
+    allowed = cpus_of(proc.pid)
+    assert len(cpus_of(first)) == 1 and len(cpus_of(second)) == 1
+    assert cpus_of(first) != cpus_of(second) and cpus_of(first) | cpus_of(second) <= allowed
+    assert f"(CPU {min(cpus_of(first))})" in log_of(log)
+    threads = thread_cpus(first)  # every thread of the process, not only the first
+    assert len(threads) > 10 and set(threads.values()) == {frozenset(cpus_of(first))}, threads
+    was = {pid: cpus_of(pid) for pid in (first, second)}
+    os.kill(first, signal.SIGKILL)
+    assert wait_until(lambda: len(set(children(proc.pid)) - {first, second}) == 1, timeout=30), log_of(log)
+    (new,) = set(children(proc.pid)) - {first, second}
+    assert cpus_of(new) == was[first]  # the restarted process took the dead one's place and CPU
+    assert activate(api, mock.citizens("330100", "normal")[0])["status"] == states.ACTIVATED
+    code, _ = signal_and_wait(proc)
+    assert code == 0, log_of(log)
+
+
+@needs_two_cpus
+def test_the_kernel_places_the_processes_when_pinning_is_off(tmp_path, mock, mock_server):
+    env = worker_env(tmp_path, mock_server.url, ESSC_API_PROCESSES=2, ESSC_API_PIN_CPUS="0")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    proc = start_serve(env, log, port)
+    try:
+        assert wait_until(lambda: log_of(log).count(" listening") == 2, timeout=30), log_of(log)
+        assert "(CPU " not in log_of(log)
+        assert all(cpus_of(pid) == cpus_of(proc.pid) for pid in children(proc.pid))
+        code, _ = signal_and_wait(proc)
+        assert code == 0, log_of(log)
+    finally:
+        if proc.poll() is None:
+            kill9(proc)
+        proc._essc_log.close()
 
 
 def test_default_is_one_process_per_core_up_to_four():
