@@ -103,7 +103,7 @@ def _fork_api(config, settings, count: int, *, host: str, port: int, threads: in
     shared = SharedInFlight([info.code for info in runtime.registry.cities()], count)
 
     def child(index: int) -> int:
-        cpu = pin_cpu(index, count) if config.api_pin_cpus else None  # before any thread starts
+        cpu = pin_cpu(index, count, config.api_pin_cpus)  # before any thread starts
         settings.bulkhead_peers = shared.of_process(index)
         return _serve_api(config, settings, sock=listener(sock), threads=threads, grace_s=grace_s, index=index,
                           cpu=cpu)

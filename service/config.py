@@ -67,8 +67,10 @@ class ServiceConfig:
     #: with several API processes, hold each to one CPU of those the service may run on (spread
     #: over them; a restarted process keeps its CPU): a Python process runs Python on one core at a
     #: time, and its threads handing the interpreter lock and their work to each other across cores
-    #: cost CPU (essc.service.processes.pin_cpu). False lets the kernel move them
-    api_pin_cpus: bool = True
+    #: cost CPU (essc.service.processes.pin_cpu). "auto": when the processes are at least as many
+    #: as those CPUs (the service has the machine, or its CPU set, to itself); "on": always; "off":
+    #: the kernel moves them
+    api_pin_cpus: str = "auto"
     #: open connections `essc serve` keeps (waitress's default of 100 makes the 101st channel wait
     #: in the accept queue)
     api_connections: int = 2000
@@ -113,10 +115,8 @@ class ServiceConfig:
             name = "ESSC_" + key.upper()
             if env.get(name):
                 data[key] = cast(env[name])
-        for key in _FLAGS:
-            name = "ESSC_" + key.upper()
-            if env.get(name, "").strip():
-                data[key] = flag(env[name], name)
+        if env.get("ESSC_API_PIN_CPUS", "").strip():
+            data["api_pin_cpus"] = pin_setting(env["ESSC_API_PIN_CPUS"], "ESSC_API_PIN_CPUS")
         data.update(overrides)
         return cls(**data)
 
@@ -152,14 +152,15 @@ _NUMBERS = {"max_identity_attempts": int, "identity_lockout_s": float, "retry_ba
             "sweep_interval_s": float, "workers": int, "database_pool_size": int, "qrcode_ttl_s": float,
             "login_ttl_s": float, "oidc_code_ttl_s": float, "oidc_token_ttl_s": float,
             "settlement_hold_s": float, "settlement_leg_deadline_s": float}
-_FLAGS = ("api_pin_cpus",)
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+_ON, _OFF = ("on", "1", "true", "yes"), ("off", "0", "false", "no")
 
 
-def flag(value: str, name: str) -> bool:
-    """An on/off setting: 1/true/yes/on or 0/false/no/off (any case); anything else is refused,
-    naming the variable."""
+def pin_setting(value: str, name: str) -> str:
+    """``auto``, ``on`` (or 1/true/yes) or ``off`` (or 0/false/no), any case; anything else is
+    refused, naming the variable."""
     word = value.strip().lower()
-    if word in _TRUE or word in _FALSE:
-        return word in _TRUE
-    raise ValueError(f"{name}={value!r}: expected one of {', '.join(_TRUE)} (on) or {', '.join(_FALSE)} (off)")
+    if word == "auto":
+        return word
+    if word in _ON or word in _OFF:
+        return "on" if word in _ON else "off"
+    raise ValueError(f"{name}={value!r}: expected auto, on ({', '.join(_ON[1:])}) or off ({', '.join(_OFF[1:])})")

@@ -33,15 +33,18 @@ child keeps for itself: its breakers' failure counts and metrics (``essc_city_*`
 those of the child that answered the scrape) and, without Redis, the throttle of failed
 signatures (each child counts its own failures against ``ceil(limit / N)``).
 
-CPUs: each child holds itself to one CPU of those the service may run on (:func:`pin_cpu`,
-``ServiceConfig.api_pin_cpus``), the children spread over them, before it starts a thread (the
-threads it starts keep the CPU). A Python process runs Python on one core at a time (the GIL);
-left free, its threads - waitress's, the flow pool's - handed the GIL and their work to each other
-across the cores, and each such hand-over woke a thread on the other core: on a 2-core virtual
-machine with cities answering in 300 ms, the service's CPU per activation fell from 5.9-6.4 to
-5.0-5.4 ms when each of the two processes kept one core, and the slow-city bench went from
-169-178 to 180-212 activations/s (bench/activation_bench.py, 6 alternating pairs). The kernel still
-moves every other process (the database server, a mock) to whichever core is free.
+CPUs: when the children are at least as many as the CPUs the service may run on (by default:
+one per core), each holds itself to one of them before it starts a thread (:func:`pin_cpu`,
+``ServiceConfig.api_pin_cpus``: auto, on, off; the threads it starts keep the CPU). A Python
+process runs Python on one core at a time (the GIL); left free, its threads - waitress's, the
+flow pool's - handed the GIL and their work to each other across the cores, and each such
+hand-over woke a thread on the other core: on a 2-core virtual machine with cities answering in
+300 ms, the service's CPU per activation fell from 5.9-6.4 to 5.0-5.4 ms when each of the two
+processes kept one core, and the slow-city bench went from 169-178 to 180-212 activations/s
+(bench/activation_bench.py, 6 alternating pairs); on PostgreSQL 8.7 -> 6.4 ms, 112 -> 144/s.
+The kernel still moves every other process (the database server, a mock) to whichever core is
+free. With fewer children than CPUs (a large machine, a node shared with other services) ``auto``
+leaves them to the kernel too: a child held to a CPU another program keeps busy could not leave it.
 
 Signals: SIGTERM or SIGINT to the parent stops every child the way ``essc serve`` stops (no new
 connections, requests in flight and queue tasks get the grace, what is held is released); a
@@ -102,15 +105,18 @@ def cpu_of(index: int, processes: int, allowed: Iterable[int]) -> int:
     return cpus[(index % processes) * len(cpus) // processes]
 
 
-def pin_cpu(index: int, processes: int) -> int | None:
+def pin_cpu(index: int, processes: int, setting: str = "auto") -> int | None:
     """Hold this process to its CPU (:func:`cpu_of`) - call it in the new child before it starts a
-    thread: the calling thread is held, and the threads it starts afterwards. Returns the CPU, or
-    None where there is nothing to choose (one CPU allowed, one process, or no
-    ``os.sched_setaffinity``: not Linux)."""
-    if processes < 2 or not hasattr(os, "sched_setaffinity"):
+    thread: the calling thread is held, and the threads it starts afterwards. ``setting``
+    (``ServiceConfig.api_pin_cpus``): ``auto`` holds it when the processes are at least as many as
+    the CPUs allowed (the service has them to itself: with fewer, as on a large machine or a node
+    shared with others, the kernel had better move each to whichever CPU is free), ``on`` always,
+    ``off`` never. Returns the CPU, or None when not held (also where there is nothing to choose:
+    one CPU allowed, one process, or no ``os.sched_setaffinity``: not Linux)."""
+    if setting == "off" or processes < 2 or not hasattr(os, "sched_setaffinity"):
         return None
     allowed = os.sched_getaffinity(0)
-    if len(allowed) < 2:
+    if len(allowed) < 2 or (setting == "auto" and processes < len(allowed)):
         return None
     cpu = cpu_of(index, processes, allowed)
     os.sched_setaffinity(0, {cpu})

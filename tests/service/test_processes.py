@@ -114,23 +114,29 @@ def test_pin_cpu_holds_this_process_to_its_cpu(monkeypatch):
     held = []
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     monkeypatch.setattr(os, "sched_setaffinity", lambda pid, cpus: held.append((pid, set(cpus))), raising=False)
-    assert pin_cpu(1, 2) == 2
-    assert held == [(0, {2})]
-    assert pin_cpu(0, 1) is None  # one process: the kernel places it
+    assert pin_cpu(3, 4) == 3  # auto: as many processes as CPUs, the service has them to itself
+    assert pin_cpu(1, 2) is None  # auto: 2 processes of 4 CPUs share the machine: the kernel places them
+    assert pin_cpu(1, 2, "on") == 2  # unless asked: spread
+    assert pin_cpu(3, 4, "off") is None
+    assert pin_cpu(0, 1, "on") is None  # one process: the kernel places it
+    assert held == [(0, {3}), (0, {2})]
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
-    assert pin_cpu(1, 2) is None  # one CPU allowed: nothing to choose
-    assert held == [(0, {2})]
+    assert pin_cpu(1, 2, "on") is None  # one CPU allowed: nothing to choose
+    assert len(held) == 2
 
 
-def test_pinning_is_a_setting_that_refuses_what_is_not_on_or_off():
-    assert ServiceConfig.from_env({}).api_pin_cpus is True
-    for word, on in (("0", False), ("off", False), ("No", False), ("1", True), ("TRUE", True), (" on ", True)):
-        assert ServiceConfig.from_env({"ESSC_API_PIN_CPUS": word}).api_pin_cpus is on, word
-    with pytest.raises(ValueError, match=r"ESSC_API_PIN_CPUS='2': expected one of 1, true, yes, on"):
+def test_pinning_is_a_setting_that_refuses_what_it_does_not_know():
+    assert ServiceConfig.from_env({}).api_pin_cpus == "auto"
+    for word, setting in (("0", "off"), ("off", "off"), ("No", "off"), ("1", "on"), ("TRUE", "on"), (" on ", "on"),
+                          ("Auto", "auto")):
+        assert ServiceConfig.from_env({"ESSC_API_PIN_CPUS": word}).api_pin_cpus == setting, word
+    with pytest.raises(ValueError, match=r"ESSC_API_PIN_CPUS='2': expected auto, on \(1, true, yes\) or off"):
         ServiceConfig.from_env({"ESSC_API_PIN_CPUS": "2"})
 
 
 @needs_two_cpus
+@pytest.mark.skipif(hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) > 2,
+                    reason="by default (auto) two processes keep a CPU each only where they are all there is")
 def test_each_api_process_keeps_its_own_cpu_and_a_restarted_one_gets_it_again(served, mock):
     proc, api, store, log = served
     first, second = sorted(children(proc.pid))
