@@ -43,7 +43,8 @@ class ServiceConfig:
     max_age_s: float = 2 * 86400.0
     #: connections each process keeps to a database server (PostgreSQL; SQLite has none): a
     #: transaction beyond them waits for one. Plan the server's max_connections for processes x this
-    database_pool_size: int = 30
+    #: (each statement holds one for ~0.5 ms: 10 carry thousands of statements a second)
+    database_pool_size: int = 10
     #: a worker holds an activation this long; longer than the slowest flow (3 city calls)
     lease_s: float = 60.0
     #: how often a worker looks for pending activations whose queue task was lost (crash)

@@ -212,7 +212,7 @@ def _activation(row: dict | None) -> dict | None:
     return row
 
 
-def make_engine(url: str, pool_size: int = 30):
+def make_engine(url: str, pool_size: int = 10):
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -234,7 +234,11 @@ def make_engine(url: str, pool_size: int = 30):
     # ~55 were under 2 s old: a server process forked and a login each time). pool_size connections
     # are opened as needed and kept; a transaction beyond them waits for one (pool_timeout, 30 s).
     # Measured (bench/activation_bench.py, PostgreSQL + Redis, 2 workers, 300 ms cities, 500
-    # channels): 78-88 -> 94-95 activations/s, none of the connections new.
+    # channels): 78-88 -> 94-95 activations/s, none of the connections new. 10 rather than 30 per
+    # process (ServiceConfig.database_pool_size): the database server's CPU per activation fell
+    # 15-20% and the rate rose ~5% (4 alternating pairs, 2 API processes + 2 workers) - fewer
+    # server processes sharing the cores; part of it is a short run's: psycopg prepares a statement
+    # on a connection at its 5th execution, so the fewer the connections the fewer unprepared ones.
     return create_engine(url, pool_size=pool_size, max_overflow=0)
 
 
@@ -253,7 +257,7 @@ def _check_schema(engine) -> None:
 
 
 class Store:
-    def __init__(self, url: str, *, pool_size: int = 30) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
         """``pool_size``: connections this process keeps to a database server (not SQLite)."""
         if pool_size < 1:
             raise ValueError(f"the database pool size (ESSC_DATABASE_POOL_SIZE) must be at least 1, got {pool_size}")

@@ -289,7 +289,7 @@ def test_a_database_server_keeps_the_pools_connections_open(pg_url):
     from essc.service.config import ServiceConfig
 
     assert ServiceConfig.from_env({"ESSC_DATABASE_POOL_SIZE": "3"}).database_pool_size == 3
-    assert ServiceConfig().database_pool_size == 30
+    assert ServiceConfig().database_pool_size == 10
     store = Store(pg_url, pool_size=3)
     kept = store.engine.pool.checkedin()  # the one that checked the schema
     opened = []
