@@ -112,14 +112,19 @@ def pin_cpu(index: int, processes: int, setting: str = "auto") -> int | None:
     the CPUs allowed (the service has them to itself: with fewer, as on a large machine or a node
     shared with others, the kernel had better move each to whichever CPU is free), ``on`` always,
     ``off`` never. Returns the CPU, or None when not held (also where there is nothing to choose:
-    one CPU allowed, one process, or no ``os.sched_setaffinity``: not Linux)."""
+    one CPU allowed, one process, or no ``os.sched_setaffinity``: not Linux; and when the system
+    refuses it, e.g. a sandbox: then the process runs where the kernel puts it, with a warning)."""
     if setting == "off" or processes < 2 or not hasattr(os, "sched_setaffinity"):
         return None
     allowed = os.sched_getaffinity(0)
     if len(allowed) < 2 or (setting == "auto" and processes < len(allowed)):
         return None
     cpu = cpu_of(index, processes, allowed)
-    os.sched_setaffinity(0, {cpu})
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError as err:
+        log.warning("API process %d could not be held to CPU %d (%s): the kernel places it", index, cpu, err)
+        return None
     return cpu
 
 

@@ -125,6 +125,17 @@ def test_pin_cpu_holds_this_process_to_its_cpu(monkeypatch):
     assert len(held) == 2
 
 
+def test_a_process_the_system_does_not_let_hold_a_cpu_runs_where_the_kernel_puts_it(monkeypatch, caplog):
+    def refuse(pid, cpus):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "sched_setaffinity", refuse, raising=False)
+    with caplog.at_level("WARNING", logger="essc.service.processes"):
+        assert pin_cpu(1, 2) is None  # not an error that ends the process (it would be restarted forever)
+    assert "API process 1 could not be held to CPU 1" in caplog.text and "Operation not permitted" in caplog.text
+
+
 def test_pinning_is_a_setting_that_refuses_what_it_does_not_know():
     assert ServiceConfig.from_env({}).api_pin_cpus == "auto"
     for word, setting in (("0", "off"), ("off", "off"), ("No", "off"), ("1", "on"), ("TRUE", "on"), (" on ", "on"),
