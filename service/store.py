@@ -237,7 +237,7 @@ def make_engine(url: str, pool_size: int = 10):
     # channels): 78-88 -> 94-95 activations/s, none of the connections new. 10 rather than 30 per
     # process (ServiceConfig.database_pool_size): the database server's CPU per activation fell
     # 15-20% and the rate rose ~5% (4 alternating pairs, 2 API processes + 2 workers) - fewer
-    # server processes sharing the cores; part of it is a short run's: psycopg prepares a statement
+    # server processes sharing the cores; part of it may be a short run's: psycopg prepares a statement
     # on a connection at its 5th execution, so the fewer the connections the fewer unprepared ones.
     return create_engine(url, pool_size=pool_size, max_overflow=0)
 
