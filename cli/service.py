@@ -51,7 +51,7 @@ def serve_cmd(host: str, port: int, threads: int | None, processes: int | None, 
     from essc.service.local import real_endpoint_configured
     from essc.service.processes import default_processes
 
-    config, settings = ServiceConfig.from_env(), Settings.from_env()
+    config, settings = _config(ServiceConfig.from_env), Settings.from_env()
     wanted = processes or config.api_processes or None
     count = wanted or default_processes()
     if count > 1 and not hasattr(os, "fork"):
@@ -158,6 +158,15 @@ def _serve_api(config, settings, *, host: str = "", port: int = 0, sock=None, th
     return 0
 
 
+def _config(load):
+    """The service's configuration from the environment; a value it cannot take ends the command
+    with a message naming the variable (exit 1), not a traceback."""
+    try:
+        return load()
+    except ValueError as err:
+        raise click.ClickException(f"configuration: {err}") from None
+
+
 @click.command("worker")
 @click.option("--workers", default=2, show_default=True, type=int, help="Worker threads.")
 @click.option("--grace", "grace_s", default=6.0, show_default=True, type=click.FloatRange(0, 8), help=GRACE_HELP)
@@ -166,11 +175,13 @@ def worker_cmd(workers: int, grace_s: float) -> None:
 
     SIGTERM or SIGINT: no new task is taken, running ones get ``--grace`` seconds, then the
     leases still held are released (the activations go back to the queue) and it exits 0."""
+    from essc.service.config import ServiceConfig
     from essc.service.lifecycle import Shutdown, leave
     from essc.service.runtime import Runtime
 
+    config = _config(ServiceConfig.from_env)
     shutdown = Shutdown().install()
-    runtime = Runtime()
+    runtime = Runtime(config)
     runtime.start_workers(workers)
     click.echo(f"essc worker: {workers} thread(s) on {runtime.config.resolved_queue_url().split('@')[-1]}", err=True)
     shutdown.wait()
@@ -205,10 +216,11 @@ def activate_cmd(city, id_number, name, scenario, sms_code, password, face_token
     from essc.core.errors import EsscError
     from essc.service import states
     from essc.service.cli_flow import resolve_city, walk
+    from essc.service.config import ServiceConfig
     from essc.service.local import local_runtime
 
     console = Console()
-    with local_runtime() as (runtime, mock_url):
+    with local_runtime(_config(ServiceConfig.from_env)) as (runtime, mock_url):
         try:
             code = resolve_city(runtime.registry, city)
         except EsscError as err:

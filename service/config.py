@@ -115,7 +115,7 @@ class ServiceConfig:
         for key, cast in _NUMBERS.items():
             name = "ESSC_" + key.upper()
             if env.get(name):
-                data[key] = cast(env[name])
+                data[key] = number(env[name], name, cast)
         if env.get("ESSC_API_PIN_CPUS", "").strip():
             data["api_pin_cpus"] = pin_setting(env["ESSC_API_PIN_CPUS"], "ESSC_API_PIN_CPUS")
         data.update(overrides)
@@ -154,6 +154,15 @@ _NUMBERS = {"max_identity_attempts": int, "identity_lockout_s": float, "retry_ba
             "login_ttl_s": float, "oidc_code_ttl_s": float, "oidc_token_ttl_s": float,
             "settlement_hold_s": float, "settlement_leg_deadline_s": float}
 _ON, _OFF = ("on", "1", "true", "yes"), ("off", "0", "false", "no")
+
+
+def number(value: str, name: str, cast: type[int] | type[float]) -> int | float:
+    """``value`` as ``cast`` (int or float); else a ValueError naming the variable."""
+    try:
+        return cast(value)
+    except ValueError:
+        kind = "a whole number" if cast is int else "a number"
+        raise ValueError(f"{name}={value!r}: expected {kind}") from None
 
 
 def pin_setting(value: str, name: str) -> str:

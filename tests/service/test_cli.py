@@ -53,3 +53,17 @@ def test_activate_in_a_city_without_a_plugin_says_not_opened(env):
     assert "南京市 320100" in result.output and "city_not_opened" in result.output and "暂未开通" in result.output
     result = CliRunner().invoke(main, ["activate", "--city", "371200"], env=env)
     assert result.exit_code == 2 and "abolished in 2019" in result.output
+
+
+@pytest.mark.parametrize(("command", "variable", "value", "expected"), [
+    (["serve", "--port", "0"], "ESSC_API_PIN_CPUS", "maybe", "expected auto, on (1, true, yes) or off (0, false, no)"),
+    (["serve", "--port", "0"], "ESSC_API_THREADS", "many", "expected a whole number"),
+    (["worker"], "ESSC_DATABASE_POOL_SIZE", "1.5", "expected a whole number"),
+    (["activate", "--city", "330100"], "ESSC_ANSWER_BUDGET_S", "soon", "expected a number"),
+])
+def test_a_setting_it_cannot_take_ends_the_command_naming_the_variable(env, command, variable, value, expected):
+    """Nothing starts: the message names the variable and what it takes (exit 1, no traceback)."""
+    result = CliRunner().invoke(main, command, env={**env, variable: value})
+    assert result.exit_code == 1, result.output
+    assert f"configuration: {variable}={value!r}: {expected}" in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, ValueError)
