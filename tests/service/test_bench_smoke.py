@@ -177,3 +177,34 @@ def test_service_cpu_budget_is_what_the_cores_leave_at_the_needed_rate(monkeypat
         "p99_s": 2.0, "activations_per_s": 250, "service_cpu_ms_at_most": 4.0}
     assert bench.to_meet("p99_s", 2.0, 250, {"cpu_ms_per_activation": per}, 200.0)["service_cpu_ms_at_most"] is None
     assert bench.to_meet("ratio", 0.3, None, {})["service_cpu_ms_at_most"] is None
+
+
+def test_memory_sampler_reads_pss_only_when_due(monkeypatch):
+    """RSS at every sample, PSS (a walk of every page table of the service, under its memory-map
+    lock) only every ``pss_every_s`` and at the stop: the bench must not load what it measures."""
+    bench = _load_bench(monkeypatch)
+    reads = {"rss": 0, "pss": 0}
+    clock = [100.0]
+
+    def rss(pid):
+        reads["rss"] += 1
+        return 1000
+
+    def pss(pid):
+        reads["pss"] += 1
+        return 500 + reads["pss"]  # grows: the peak is the last reading
+
+    monkeypatch.setattr(bench, "process_tree", lambda root: [root, root + 1])
+    monkeypatch.setattr(bench, "rss_kb", rss)
+    monkeypatch.setattr(bench, "pss_kb", pss)
+    monkeypatch.setattr(bench.time, "monotonic", lambda: clock[0])
+    sampler = bench.RssSampler(7, interval_s=0.2, pss_every_s=1.0)
+    for _ in range(5):  # 0.8 s of samples: PSS at the first only
+        sampler.sample()
+        clock[0] += 0.2
+    assert reads == {"rss": 10, "pss": 2}
+    sampler.sample()  # 1.0 s after the first: due
+    assert reads == {"rss": 12, "pss": 4}
+    sampler.sample(pss=True)  # the stop's reading
+    assert reads["pss"] == 6 and sampler.peak_pss_kb == 2 * 506 - 1 and sampler.peak_kb == 2000
+    assert sampler.samples == 7 and sampler.processes == 2
