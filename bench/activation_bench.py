@@ -84,6 +84,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,10 +301,11 @@ class RssSampler(threading.Thread):
     ``essc serve`` in the slow phase one reading cost 7.4 ms of CPU (26 ms wall), i.e. ~4% of a
     core at 5 readings a second, where ``VmRSS`` (``/proc/<pid>/status``) costs 0.05 ms."""
 
-    def __init__(self, root: int | list[int], interval_s: float = 0.2, pss_every_s: float = 2.0) -> None:
+    def __init__(self, root: int | list[int], interval_s: float = 0.2, pss_every_s: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(daemon=True, name="rss-sampler")
         self.roots, self.interval_s = root if isinstance(root, list) else [root], interval_s
-        self.pss_every_s = pss_every_s
+        self.pss_every_s, self.clock = pss_every_s, clock
         self.peak_kb, self.peak_pss_kb, self.samples, self.processes = 0, 0, 0, 0
         self._next_pss = 0.0
         self._halt = threading.Event()
@@ -312,7 +314,7 @@ class RssSampler(threading.Thread):
         """One reading of the tree's RSS; of its PSS too when ``pss`` (None: when it is due)."""
         pids = [pid for root in self.roots for pid in process_tree(root)]
         self.peak_kb = max(self.peak_kb, sum(rss_kb(pid) for pid in pids))
-        now = time.monotonic()
+        now = self.clock()
         if pss or (pss is None and now >= self._next_pss):
             self._next_pss = now + self.pss_every_s
             self.peak_pss_kb = max(self.peak_pss_kb, sum(pss_kb(pid) for pid in pids))

@@ -197,14 +197,13 @@ def test_memory_sampler_reads_pss_only_when_due(monkeypatch):
     monkeypatch.setattr(bench, "process_tree", lambda root: [root, root + 1])
     monkeypatch.setattr(bench, "rss_kb", rss)
     monkeypatch.setattr(bench, "pss_kb", pss)
-    monkeypatch.setattr(bench.time, "monotonic", lambda: clock[0])
-    sampler = bench.RssSampler(7, interval_s=0.2, pss_every_s=1.0)
-    for _ in range(5):  # 0.8 s of samples: PSS at the first only
+    sampler = bench.RssSampler(7, interval_s=0.25, pss_every_s=1.0, clock=lambda: clock[0])
+    for _ in range(4):  # 0.75 s of samples: PSS at the first only
         sampler.sample()
-        clock[0] += 0.2
-    assert reads == {"rss": 10, "pss": 2}
+        clock[0] += 0.25
+    assert reads == {"rss": 8, "pss": 2}
     sampler.sample()  # 1.0 s after the first: due
-    assert reads == {"rss": 12, "pss": 4}
+    assert reads == {"rss": 10, "pss": 4}
     sampler.sample(pss=True)  # the stop's reading
     assert reads["pss"] == 6 and sampler.peak_pss_kb == 2 * 506 - 1 and sampler.peak_kb == 2000
-    assert sampler.samples == 7 and sampler.processes == 2
+    assert sampler.samples == 6 and sampler.processes == 2
