@@ -9,9 +9,10 @@ code plugin), ``data`` (POST of an encoded body with Content-Type, as the spec d
 (GET with ``params=``). Each kind is measured two ways, in alternating rounds (the best
 round counts: the least disturbed on a shared machine): ``session`` - the client given a
 plain ``requests.Session`` (``trust_env`` off, an ``HTTPAdapter``), so every call is
-``Session.request`` as before the lean path; ``lean`` - the client's own session, the lean
-path. ``cpu_us`` is ``time.process_time`` of this process per call (the client's CPU only),
-``wall_us`` the wall time per call; ``ratio`` lean / session CPU.
+``Session.request`` through urllib3 as before the lean path; ``lean`` - the client's own session,
+the lean path and its keep-alive transport (``essc.core.transport``). ``cpu_us`` is
+``time.process_time`` of this process per call (the client's CPU only), ``wall_us`` the wall
+time per call; ``ratio`` lean / session CPU.
 """
 from __future__ import annotations
 

@@ -45,7 +45,10 @@ Client CPU per call against ``essc mock`` in its own process (``bench/http_cost.
 ways in alternating rounds, best round, on a shared 2-core machine at load 3-4):
 ``Session.request`` ~330-410 us (POST ``json=``, POST ``data=``), ~305-375 us (GET
 ``params=``); the lean path ~215-250 us and ~195-225 us: 0.59-0.67 of it. urllib3 alone (the
-floor through requests' adapter) is ~150-170 us of that.
+floor through requests' adapter) is ~150-170 us of that. With the keep-alive transport under the
+adapter (:mod:`essc.core.transport`: llhttp parses the answers instead of ``http.client`` and the
+``email`` package), on a slower machine: the lean path 185-190 us where it took 276-296 us through
+urllib3 (``Session.request`` 430-490 us).
 """
 from __future__ import annotations
 
@@ -58,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import requests
-from requests.adapters import HTTPAdapter
+from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 from requests.compat import json as _requests_json  # type: ignore[attr-defined]  # what encodes json=
 from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
@@ -73,6 +76,7 @@ if TYPE_CHECKING:
 from .errors import UpstreamUnavailable
 from .masking import get_logger
 from .timeouts import Timeouts
+from .transport import KeepAlivePool
 
 __all__ = ["CityHttpClient", "LeanHTTPAdapter", "Timeouts", "parse_json", "parse_xml", "parse_retry_after"]
 
@@ -96,15 +100,18 @@ class LeanHTTPAdapter(HTTPAdapter):
     the common case (no proxy, default TLS verification, no client certificate; any other
     case is the base class's): the connection pool of a ``scheme://host:port`` is looked up
     once, not per call (no proxy to select, no pool key to build: three URL parses fewer),
-    and kept while it is open;
+    and kept while it is open; the calls go through a :class:`~essc.core.transport.KeepAlivePool`
+    over urllib3's pool of the origin (llhttp parses the answers; urllib3 takes what it does not);
     ``build_response`` skips the cookie extraction (a cookie-policy walk over the answer's
     headers) when the answer sets no cookie. ``send`` is the base class's, so whatever
     patches ``HTTPAdapter.send`` (``responses``, cassette recording) still sees every request."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: ``scheme://host:port`` -> (the pool manager, the connection pool it gave)
-        self._pools: dict[str, tuple[Any, Any]] = {}
+        #: ``scheme://host:port`` -> (the pool manager, the keep-alive pool over the one it gave)
+        self._pools: dict[str, tuple[Any, KeepAlivePool]] = {}
+        #: idle connections kept per origin: the adapter's ``pool_maxsize``, as urllib3 keeps
+        self._idle_max: int = vars(self).get("_pool_maxsize", DEFAULT_POOLSIZE)
 
     def get_connection_with_tls_context(self, request: requests.PreparedRequest, verify: Any,
                                         proxies: Mapping[str, str] | None = None, cert: Any = None) -> Any:
@@ -119,13 +126,25 @@ class LeanHTTPAdapter(HTTPAdapter):
         known = self._pools.get(origin)
         # the pool the manager gave for this origin, while it is open (a pool the manager drops,
         # or clear() closes, has no connection queue any more) and the manager is the same
-        if known is not None and known[0] is self.poolmanager and known[1].pool is not None:
-            return known[1]
-        pool = super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+        if known is not None:
+            if known[0] is self.poolmanager and known[1].fallback.pool is not None and not known[1].closed:
+                return known[1]
+            known[1].close()
+        pool = KeepAlivePool(super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert),
+                             maxsize=self._idle_max)
         if len(self._pools) >= 64:
-            self._pools.clear()
+            self._close_pools()
         self._pools[origin] = (self.poolmanager, pool)
         return pool
+
+    def _close_pools(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for _, pool in pools:
+            pool.close()
+
+    def close(self) -> None:
+        self._close_pools()
+        super().close()
 
     def request_url(self, request: requests.PreparedRequest, proxies: Mapping[str, str] | None) -> str:
         if proxies:
