@@ -60,6 +60,8 @@ from http.client import HTTPMessage
 from typing import Any
 
 import httptools
+import urllib3
+from requests.structures import CaseInsensitiveDict
 from urllib3 import HTTPHeaderDict, HTTPResponse
 from urllib3.exceptions import (
     ClosedPoolError,
@@ -85,7 +87,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _METHOD = re.compile(r"[A-Z][A-Z0-9_-]*")
 _PATH = re.compile(r"/[\x21-\x7e]*")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
-_USER_AGENT = "python-urllib3/" + __import__("urllib3").__version__
+_USER_AGENT_LINE = f"User-Agent: python-urllib3/{urllib3.__version__}\r\n"
 _RECV = 8192
 
 
@@ -152,7 +154,10 @@ class KeepAlivePool:
         self._address = (host, self.port)
         host_header = f"[{host}]" if ":" in host else host
         default_port = 443 if self.scheme == "https" else 80
-        self._host_header = host_header if self.port == default_port else f"{host_header}:{self.port}"
+        host_value = host_header if self.port == default_port else f"{host_header}:{self.port}"
+        self._host_line = f"Host: {host_value}\r\n"
+        #: an ASCII host (urllib3 gives IDNA-encoded names): else http.client's encoding is urllib3's job
+        self._plain = host_value.isascii()
         self._idle: collections.deque[socket.socket] = collections.deque()
         self._lock = threading.Lock()
         self._tls: tuple[tuple[str | None, str | None, str | None], ssl.SSLContext] | None = None
@@ -204,51 +209,49 @@ class KeepAlivePool:
     def _head(self, method: str, url: str, body: Any, headers: Any) -> bytes | None:
         """The request line and headers as urllib3 + http.client write them, or ``None`` when the
         call is one this pool leaves to urllib3."""
-        if (type(method) is not str or method == "HEAD" or not _METHOD.fullmatch(method)
+        if (not self._plain or type(method) is not str or method == "HEAD" or not _METHOD.fullmatch(method)
                 or type(url) is not str or not _PATH.fullmatch(url)
                 or not (body is None or type(body) in (bytes, str))):
             return None
-        items = list(headers.items()) if headers else []
+        if not headers:
+            pairs: list[tuple[Any, Any]] = []
+        else:
+            # requests' prepared headers keep (name as given, value) by lower-cased name in
+            # ``_store`` (since requests 1.0); reading them there costs a third of going through
+            # the Mapping interface (a lookup per name). Anything else: the Mapping interface.
+            store = getattr(headers, "_store", None) if type(headers) is CaseInsensitiveDict else None
+            pairs = list(store.values()) if isinstance(store, dict) else list(headers.items())
         names = set()
-        lines = [f"{method} {url} HTTP/1.1\r\n"]
-        for name, _ in items:
-            if type(name) is not str or not _TOKEN.fullmatch(name):
-                return None
+        given = []
+        for name, value in pairs:
+            if (type(name) is not str or type(value) is not str or not _TOKEN.fullmatch(name)
+                    or _BAD_VALUE.search(value) or value == SKIP_HEADER):
+                return None  # bytes values, odd names or values: urllib3's to send or refuse
             names.add(name.lower())
+            given.append(f"{name}: {value}\r\n")
         if "transfer-encoding" in names or "expect" in names:
             return None
+        lines = [f"{method} {url} HTTP/1.1\r\n"]
         if "host" not in names:
-            lines.append(f"Host: {self._host_header}\r\n")
+            lines.append(self._host_line)
         if "accept-encoding" not in names:
             lines.append("Accept-Encoding: identity\r\n")
         if "content-length" not in names:
             if body is not None:
-                size = len(body.encode("utf-8")) if isinstance(body, str) else len(body)
+                size = len(body.encode("utf-8")) if type(body) is str else len(body)
                 lines.append(f"Content-Length: {size}\r\n")
             elif method not in _NO_BODY_EXPECTED:
                 lines.append("Content-Length: 0\r\n")
         if "user-agent" not in names:
-            lines.append(f"User-Agent: {_USER_AGENT}\r\n")
-        raw = [b"".join(line.encode("ascii") for line in lines)]
-        for name, value in items:
-            if type(value) is bytes:
-                encoded = value
-            elif type(value) is str:
-                if value == SKIP_HEADER:
-                    return None
-                try:
-                    encoded = value.encode("iso-8859-1")
-                except UnicodeEncodeError:
-                    return None
-            elif type(value) is int:
-                encoded = str(value).encode("ascii")
-            else:
-                return None
-            if b"\r" in encoded or b"\n" in encoded or b"\x00" in encoded:
-                return None
-            raw.append(name.encode("ascii") + b": " + encoded + b"\r\n")
-        raw.append(b"\r\n")
-        return b"".join(raw)
+            lines.append(_USER_AGENT_LINE)
+        lines.extend(given)
+        lines.append("\r\n")
+        try:
+            # the request line and names are ASCII (checked above); values go as http.client
+            # sends text values: Latin-1
+            return "".join(lines).encode("iso-8859-1")
+        except UnicodeEncodeError:
+            return None
 
     # -- connections ------------------------------------------------------------------------
 

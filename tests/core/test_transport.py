@@ -233,9 +233,11 @@ def test_calls_it_does_not_take_go_to_urllib3(city):
     pool.fallback.urlopen = lambda *a, **k: taken.append(a[0] if a else k["method"]) or original(*a, **k)
     assert http.request("HEAD", "/q").status_code == 200  # no body whatever the framing says
     assert http.request("POST", "/q", data=iter([b"a", b"b"])).json() == {"ok": 1}  # a chunked body
-    assert http.request("GET", "/q", headers={"X-Tab": "a\tb"}).json() == {"ok": 1}
-    assert taken == ["HEAD", "POST"]
+    assert http.request("GET", "/q", headers={"X-Tab": "a\tb"}).json() == {"ok": 1}  # taken: a legal value
+    assert http.request("GET", "/q", headers={"X-Bytes": b"\xe9"}).json() == {"ok": 1}  # bytes: as given
+    assert taken == ["HEAD", "POST", "GET"]
     assert b"Transfer-Encoding: chunked" in c.requests[2] and b"X-Tab: a\tb\r\n" in c.requests[3]
+    assert b"X-Bytes: \xe9\r\n" in c.requests[4]
 
 
 def test_idle_connections_are_capped_and_closed_with_the_session(city):
