@@ -260,7 +260,7 @@ def test_idle_connections_are_capped_and_closed_with_the_session(city):
         t.join(10)
     assert len(c.requests) == 5 and c.connections == 4  # the first call's connection and three more
     assert len(pool._idle) == 2  # two kept, two closed
-    kept = list(pool._idle)
+    kept = [sock for sock, _ in pool._idle]
     http.session.close()
     assert pool.closed and not pool._idle and all(s.fileno() == -1 for s in kept)
 
