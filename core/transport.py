@@ -12,10 +12,11 @@ uncommon cases keep urllib3's behaviour exactly.
 
 What it takes: ``http`` and ``https`` (TLS verified as ``requests`` asks through
 ``cert_verify``: the CA bundle it names, the host name checked, SNI); a body of bytes or text
-(or none) with no chunked framing; a method and a path of visible ASCII; header names that are
-HTTP tokens and values without CR, LF or NUL; any method but ``HEAD`` (whose answer has no body
-however it is framed). Anything else goes to urllib3 (the wrapped pool), which sends it or
-refuses it as before.
+(or none) with no chunked framing (no ``Transfer-Encoding`` or ``Expect`` header); a method and a
+path of visible ASCII; header names that are HTTP tokens and text values without CR, LF or NUL
+(Latin-1, as ``http.client`` encodes them); an ASCII host; no retries asked of urllib3; any method
+but ``HEAD`` (whose answer has no body however it is framed). Anything else - bytes header values
+among it - goes to urllib3 (the wrapped pool), which sends it or refuses it as before.
 
 On the wire it writes what urllib3 + ``http.client`` write: the request line; ``Host`` (unless
 given); ``Accept-Encoding: identity`` (unless given); ``Content-Length`` when not given and not
