@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from . import states
 from .models import Activation, AuditEvent, Base, CitizenIdentity
 from .pool import Changes
-from .sql import Runner, Statement
+from .sql import Runner, Statement, Transaction
 from .writers import writer_lock, writing
 
 A = cast(Table, Activation.__table__)
@@ -305,17 +305,18 @@ class Store:
                    created_at=now, updated_at=now, **lease)
         chosen = f"city {city}"
         try:
-            if self._hot.create_in_one is not None:
-                with self.sql.transaction(single=True) as tx:
-                    tx.execute(self._hot.create_in_one, {**row, "chosen": chosen})
+            create_in_one = self._hot.create_in_one
+            if create_in_one is not None:
+                self.sql.write(lambda tx: tx.execute(create_in_one, {**row, "chosen": chosen}), single=True)
             else:
-                with self.sql.transaction() as tx:
+                def create(tx: Transaction) -> None:
                     tx.execute(self._hot.create, row)  # credential & error stay SQL NULL (JSON None would be 'null')
                     tx.executemany(self._hot.audit, [
                         dict(act_id=act_id, at=now, event="consent_given", status=states.RECEIVED, detail=None,
                              actor=channel),
                         dict(act_id=act_id, at=now, event="city_chosen", status=states.RECEIVED,
                              detail=chosen, actor=channel)])
+                self.sql.write(create)
             row.update(card_status=None, credential=None, error=None, verified=None)
             return row, "created"
         except IntegrityError:
@@ -387,8 +388,8 @@ class Store:
     def claim(self, act_id: str, owner: str, lease_s: float, now: float | None = None) -> dict | None:
         """Take the activation for ``lease_s`` seconds if it is runnable, due and free: its row, else None."""
         now = time.time() if now is None else now
-        with self.sql.transaction(single=True) as tx:
-            row = tx.first(self._hot.claim, {"act_id": act_id, "until": now + lease_s, "owner": owner, "now": now})
+        row = self.sql.write(lambda tx: tx.first(self._hot.claim, {"act_id": act_id, "until": now + lease_s,
+                                                                    "owner": owner, "now": now}), single=True)
         return _activation(row)
 
     def claim_verification(self, act_id: str, owner: str, lease_s: float, now: float | None = None, *,
@@ -397,11 +398,11 @@ class Store:
         ``channel``, only if it is that channel's): its row, else None."""
         now = time.time() if now is None else now
         params = {"act_id": act_id, "until": now + lease_s, "owner": owner, "now": now}
-        with self.sql.transaction(single=True) as tx:
-            if channel is None:
-                row = tx.first(self._hot.claim_verify, params)
-            else:
-                row = tx.first(self._hot.claim_verify_of, {**params, "channel": channel})
+        if channel is None:
+            row = self.sql.write(lambda tx: tx.first(self._hot.claim_verify, params), single=True)
+        else:
+            row = self.sql.write(lambda tx: tx.first(self._hot.claim_verify_of, {**params, "channel": channel}),
+                                 single=True)
         return _activation(row)
 
     def claim_check(self, act_id: str, owner: str, lease_s: float, *, channel: str,
@@ -411,25 +412,28 @@ class Store:
         ``(activation, True)``: both taken. ``(None, False)``: the activation cannot be claimed.
         ``(activation, False)``: it could, but the citizen + city is held or locked; nothing changed."""
         now = time.time() if now is None else now
-        if self._hot.claim_check_in_one is not None:
-            with self.sql.transaction(single=True) as tx:
-                row = tx.first(self._hot.claim_check_in_one, {"act_id": act_id, "until": now + lease_s,
-                                                              "owner": owner, "now": now, "channel": channel})
+        in_one = self._hot.claim_check_in_one
+        if in_one is not None:
+            row = self.sql.write(lambda tx: tx.first(in_one, {
+                "act_id": act_id, "until": now + lease_s, "owner": owner, "now": now, "channel": channel}), single=True)
             if row is None:
                 return None, False
             held = row.pop("held")
             return row, held
+        def claim_and_hold(tx: Transaction) -> dict | None:
+            row = tx.first(self._hot.claim_verify_of, {"act_id": act_id, "until": now + lease_s, "owner": owner,
+                                                       "now": now, "channel": channel})
+            if row is not None and tx.execute(self._hot.identity_begin, {
+                    "key": row["citizen_key"], "city": row["city"], "now": now, "until": now + lease_s}) != 1:
+                raise _Undo(row)
+            return row
+
         try:
-            with self.sql.transaction() as tx:
-                row = tx.first(self._hot.claim_verify_of, {"act_id": act_id, "until": now + lease_s, "owner": owner,
-                                                           "now": now, "channel": channel})
-                if row is None:
-                    return None, False
-                if tx.execute(self._hot.identity_begin, {"key": row["citizen_key"], "city": row["city"], "now": now,
-                                                         "until": now + lease_s}) != 1:
-                    raise _Undo(row)
+            row = self.sql.write(claim_and_hold)
         except _Undo as undo:  # rolled back: the activation is not claimed either
             return _activation(undo.row), False
+        if row is None:
+            return None, False
         return _activation(row), True
 
     def transition(self, act_id: str, owner: str, status: str, event_name: str, *, detail: str | None = None,
@@ -447,21 +451,23 @@ class Store:
             values.update(key=check_passed[0], city=check_passed[1])
         if self.sql.server:  # one statement, one round trip
             one = (*key, check_passed is not None)
-            with self.sql.transaction(single=True) as tx:
-                act = tx.first(self.sql.compiled(("in one", one), lambda: _transition_in_one(*one)),
-                               {**values, "event": event_name, "detail": detail})
-            if act is None:
-                return None
+            in_one = self.sql.compiled(("in one", one), lambda: _transition_in_one(*one))
+            act = self.sql.write(lambda tx: tx.first(in_one, {**values, "event": event_name, "detail": detail}),
+                                 single=True)
         else:
             stmt = self.sql.compiled(key, lambda: _transition_statement(*key))
-            with self.sql.transaction() as tx:
+
+            def move(tx: Transaction) -> dict | None:
                 if check_passed is not None:
                     tx.execute(self._hot.identity_end[True], values)
                 act = tx.first(stmt, values)
-                if act is None:
-                    return None
-                tx.execute(self._hot.audit, {"act_id": act_id, "at": now, "event": event_name, "status": status,
-                                             "detail": detail, "actor": owner})
+                if act is not None:
+                    tx.execute(self._hot.audit, {"act_id": act_id, "at": now, "event": event_name, "status": status,
+                                                 "detail": detail, "actor": owner})
+                return act
+            act = self.sql.write(move)
+        if act is None:
+            return None
         self.changes.changed(act_id, status, act=act, callback=act.pop("callback_marker"))
         return act
 
@@ -470,9 +476,8 @@ class Store:
         """Hold the citizen + city for one identity check (``{"busy_until": ...}``). None when it is
         held (another check runs) or locked out; then :meth:`identity` tells which."""
         now = time.time() if now is None else now
-        with self.sql.transaction(single=True) as tx:
-            held = tx.execute(self._hot.identity_begin, {"key": citizen_key, "city": city, "now": now,
-                                                         "until": now + hold_s})
+        held = self.sql.write(lambda tx: tx.execute(self._hot.identity_begin, {
+            "key": citizen_key, "city": city, "now": now, "until": now + hold_s}), single=True)
         return {"busy_until": now + hold_s} if held == 1 else None
 
     def identity(self, citizen_key: str, city: str) -> dict | None:
@@ -486,16 +491,14 @@ class Store:
         unavailable) and release the hold. At ``max_failures`` failures the citizen + city is
         locked for ``lockout_s`` and the count starts again after it. Returns the row."""
         now = time.time() if now is None else now
-        with self.sql.transaction(single=True) as tx:
-            row = tx.first(self._hot.identity_end[passed], {"key": citizen_key, "city": city, "limit": max_failures,
-                                                            "locked": now + lockout_s})
+        row = self.sql.write(lambda tx: tx.first(self._hot.identity_end[passed], {
+            "key": citizen_key, "city": city, "limit": max_failures, "locked": now + lockout_s}), single=True)
         if row is None:  # pragma: no cover - identity_hold made the row
             raise RuntimeError("identity_end without a held identity check")
         return row
 
     def release(self, act_id: str, owner: str) -> None:
-        with self.sql.transaction(single=True) as tx:
-            tx.execute(self._hot.release, {"act_id": act_id, "owner": owner})
+        self.sql.write(lambda tx: tx.execute(self._hot.release, {"act_id": act_id, "owner": owner}), single=True)
         self.changes.touched(act_id)
 
     def release_owned_by(self, prefix: str) -> list[str]:

@@ -50,8 +50,14 @@ class WriterLock:
         self.path = None if lock_path is None or fcntl is None else Path(lock_path)
         self._thread = threading.RLock()
         self._depth = 0  # guarded by _thread
+        self._owner: int | None = None  # the thread holding it (guarded by _thread)
         self._fd: int | None = None
         _ALL.add(self)
+
+    @property
+    def owned(self) -> bool:
+        """The calling thread holds this lock (it is inside a write)."""
+        return self._owner == threading.get_ident()
 
     def __enter__(self) -> WriterLock:
         self._thread.acquire()
@@ -61,11 +67,15 @@ class WriterLock:
             except BaseException:
                 self._thread.release()
                 raise
+        if self._depth == 0:
+            self._owner = threading.get_ident()
         self._depth += 1
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
         try:
             if self._depth == 0 and self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -83,6 +93,7 @@ class WriterLock:
         fd, self._fd = self._fd, None
         self._thread = threading.RLock()
         self._depth = 0
+        self._owner = None
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)  # closing the child's copy does not release the parent's flock
