@@ -90,7 +90,7 @@ def _fork_api(config, settings, count: int, *, host: str, port: int, threads: in
     runtime = Runtime(config, settings=settings)
     create_app(runtime)
     runtime.close()
-    runtime.store.engine.dispose()
+    runtime.store.close()
     sock = bind(host, port)
     address = sock.getsockname()
     where = f"[{address[0]}]:{address[1]}" if sock.family == socket.AF_INET6 else f"{address[0]}:{address[1]}"
@@ -191,7 +191,7 @@ def worker_cmd(workers: int, grace_s: float) -> None:
         released = runtime.release_held()
         shutdown.released = True
     finally:
-        runtime.store.engine.dispose()
+        runtime.store.close()
     shutdown.done()
     click.echo(f"essc worker: stopped in {shutdown.elapsed():.2f}s (tasks "
                f"{'finished' if workers_done else 'cut at the grace'}, {len(released)} released)", err=True)

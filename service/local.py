@@ -37,6 +37,6 @@ def local_runtime(config: ServiceConfig | None = None, *, workers: bool = True, 
     finally:
         runtime.stop_workers()
         runtime.close()
-        runtime.store.engine.dispose()
+        runtime.store.close()
         if server:
             server.stop()

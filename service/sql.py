@@ -132,7 +132,7 @@ class Transaction:
 class _Unit:
     """One write for the writer thread: the work, and its outcome for the waiting caller."""
 
-    __slots__ = ("work", "single", "done", "result", "error")
+    __slots__ = ("work", "single", "done", "result", "error", "answered")
 
     def __init__(self, work: Callable[[Transaction], Any], single: bool) -> None:
         self.work, self.single = work, single
@@ -140,6 +140,7 @@ class _Unit:
         self.done.acquire()
         self.result: Any = None
         self.error: BaseException | None = None
+        self.answered = False
 
 
 #: every Runner of this process, so that a forked child starts writer threads of its own
@@ -195,14 +196,16 @@ class Runner:
 
         On an SQLite file the writes of this process's threads are run by one writer thread,
         back to back, up to :data:`BATCH_MAX` of them in one hold of the writer lock, each still
-        a transaction of its own (committed or rolled back alone). SQLite takes one writer at a
-        time; handing the lock from thread to thread cost more than the writes: the next thread,
-        woken, waited for a core and the GIL while holding it (bench/activation_bench.py, 300 ms
-        cities, 500 channels, 2 API processes: 3,600 transactions per process, 62% of them waited
-        for the lock, 34 ms on average, the lock busy 0.49 ms per write and idle 0.84 ms between a
-        release and the next waiter's start; issue 10). ``work`` runs in the writer thread: it
-        must only run statements on ``tx`` (no waiting, no other write). A thread already inside
-        a write (this lock held) runs ``work`` itself, as do in-memory databases and servers."""
+        a transaction of its own (committed or rolled back alone, its caller answered at once;
+        one transaction for the batch, a savepoint each, was no better in alternating runs).
+        SQLite takes one writer at a time; handing the lock from thread to thread cost more than
+        the writes: the next thread, woken, waited for a core and the GIL while holding it
+        (bench/activation_bench.py, 300 ms cities, 500 channels, 2 API processes: 3,600
+        transactions per process, 62% of them waited for the lock, 34 ms on average, the lock busy
+        0.49 ms per write and idle 0.84 ms between a release and the next waiter's start; issue
+        10). ``work`` runs in the writer thread: it must only run statements on ``tx`` (no
+        waiting, no other write). A thread already inside a write (this lock held) runs ``work``
+        itself, as do in-memory databases and servers."""
         if not self.batching or self._lock.owned:
             with self.transaction(single=single) as tx:
                 return work(tx)
@@ -227,33 +230,41 @@ class Runner:
             unit = units.get()
             if unit is None:
                 return
-            with self._lock:  # once for the batch (the transactions inside take it again: re-entrant)
-                self._write_one(unit)
-                for _ in range(BATCH_MAX - 1):
-                    try:
-                        unit = units.get_nowait()
-                    except queue.Empty:
-                        break
-                    if unit is None:
-                        return
+            try:
+                with self._lock:  # once for the batch (the transactions inside take it again: re-entrant)
                     self._write_one(unit)
+                    for _ in range(BATCH_MAX - 1):
+                        try:
+                            unit = units.get_nowait()
+                        except queue.Empty:
+                            break
+                        if unit is None:
+                            return
+                        self._write_one(unit)
+            except BaseException as exc:  # the lock itself failed (its file gone...): this write says so
+                if unit is not None and not unit.answered:
+                    unit.error = exc
+                    unit.answered = True
+                    unit.done.release()
 
     def _write_one(self, unit: _Unit) -> None:
         try:
             with self.transaction(single=unit.single) as tx:
                 unit.result = unit.work(tx)
-        except BaseException as exc:  # the caller's to handle, as if it had run the transaction
+        except BaseException as exc:  # the caller's to handle, as if it had run the transaction itself
             unit.error = exc
         finally:
+            unit.answered = True
             unit.done.release()
 
-    def close(self) -> None:
-        """Stop the writer thread once the writes queued before are done."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the writer thread once the writes queued before are done (at most ``timeout``
+        seconds)."""
         writer = self._writer
         if writer is not None and writer.is_alive():
             self._units.put(None)
             if writer is not threading.current_thread():
-                writer.join()
+                writer.join(timeout)
         self._writer = None
 
     def _forked(self) -> None:

@@ -279,6 +279,11 @@ class Store:
             else self.engine
         self._hot = _Hot(self.engine.dialect)
 
+    def close(self) -> None:
+        """Stop the writer thread (the writes queued are done first) and close the connections."""
+        self.sql.close()
+        self.engine.dispose()
+
     @contextlib.contextmanager
     def writing(self) -> Iterator[Connection]:
         """A connection in a transaction that commits on leaving (``engine.begin()``), after the

@@ -157,3 +157,22 @@ def test_closing_lets_the_queued_writes_finish_then_writes_start_a_new_thread(st
         t.join(GUARD_S)
     assert results == ["created"] * 3
     assert _create(store, "after")[1] == "created"
+
+
+def test_a_writer_lock_that_cannot_be_taken_is_the_callers_error_not_a_hang(store, monkeypatch):
+    _create(store, "before")
+    lock_type = type(store._write_lock)
+    original = lock_type.__enter__
+
+    def broken(self):
+        raise OSError(5, "the lock file cannot be locked")
+
+    monkeypatch.setattr(lock_type, "__enter__", broken)
+    outcome: list = []
+    caller = threading.Thread(target=lambda: outcome.append(pytest.raises(OSError, _create, store, "during")))
+    caller.start()
+    caller.join(GUARD_S)
+    assert not caller.is_alive(), "the write waited for ever"
+    assert "cannot be locked" in str(outcome[0].value)
+    monkeypatch.setattr(lock_type, "__enter__", original)
+    assert _create(store, "after")[1] == "created"  # the writer thread is still there
