@@ -425,6 +425,7 @@ class Store:
                 return None, False
             held = row.pop("held")
             return row, held
+
         def claim_and_hold(tx: Transaction) -> dict | None:
             row = tx.first(self._hot.claim_verify_of, {"act_id": act_id, "until": now + lease_s, "owner": owner,
                                                        "now": now, "channel": channel})

@@ -104,8 +104,8 @@ def test_a_failing_write_is_rolled_back_alone_and_its_caller_gets_the_error(stor
     assert isinstance(outcomes.pop(3), RuntimeError)
     assert isinstance(outcomes.pop(5), IntegrityError)
     assert outcomes == {i: "created" for i in (1, 2, 4, 6, 7)}
-    assert _rows(store, "SELECT lease_owner FROM activations WHERE id = :i".replace(":i", f"'{act['id']}'")) == [
-        ("w1",)]  # the failed write's release is gone
+    # the failed write's release is gone with it
+    assert _rows(store, f"SELECT lease_owner FROM activations WHERE id = '{act['id']}'") == [("w1",)]
     assert _rows(store, "SELECT count(*) FROM activations") == [(6,)]
 
 
