@@ -97,9 +97,9 @@ class SqlNonceStore:
         return bool(gone) and self._insert(channel, nonce, expires_at)
 
     def _insert(self, channel: str, nonce: str, expires_at: float) -> bool:
-        try:
-            with self._sql.transaction(single=True) as tx:
-                tx.execute(self._insert_stmt, {"channel": channel, "nonce": nonce, "expires_at": float(expires_at)})
+        values = {"channel": channel, "nonce": nonce, "expires_at": float(expires_at)}
+        try:  # on SQLite through the database's writer thread, with the activations' writes
+            self._sql.write(lambda tx: tx.execute(self._insert_stmt, values), single=True)
         except IntegrityError:
             return False
         return True

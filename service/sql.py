@@ -132,10 +132,10 @@ class Transaction:
 class _Unit:
     """One write for the writer thread: the work, and its outcome for the waiting caller."""
 
-    __slots__ = ("work", "single", "done", "result", "error", "answered")
+    __slots__ = ("runner", "work", "single", "done", "result", "error", "answered")
 
-    def __init__(self, work: Callable[[Transaction], Any], single: bool) -> None:
-        self.work, self.single = work, single
+    def __init__(self, runner: Runner, work: Callable[[Transaction], Any], single: bool) -> None:
+        self.runner, self.work, self.single = runner, work, single
         self.done = _thread.allocate_lock()
         self.done.acquire()
         self.result: Any = None
@@ -143,13 +143,91 @@ class _Unit:
         self.answered = False
 
 
-#: every Runner of this process, so that a forked child starts writer threads of its own
-_RUNNERS: weakref.WeakSet[Runner] = weakref.WeakSet()
+class _Writer:
+    """The writer thread of one database in this process (one per writer lock, whichever
+    :class:`Runner` writes): runs the queued writes, up to :data:`BATCH_MAX` per hold of the lock."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+        self._forked()
+
+    def _forked(self) -> None:
+        """(Also in a new child: the parent's thread is not there; a new one starts on first use.)"""
+        self.units: queue.SimpleQueue[_Unit | None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self._starting = threading.Lock()
+
+    def submit(self, unit: _Unit) -> None:
+        if self.thread is None:
+            with self._starting:
+                if self.thread is None:
+                    self.thread = threading.Thread(target=self._run, name="essc-sqlite-writer", daemon=True)
+                    self.thread.start()
+        self.units.put(unit)
+
+    def _run(self) -> None:
+        units = self.units
+        while True:
+            unit = units.get()
+            if unit is None:
+                return
+            try:
+                with self.lock:  # once for the batch (each transaction takes it again: re-entrant)
+                    self._write_one(unit)
+                    for _ in range(BATCH_MAX - 1):
+                        try:
+                            unit = units.get_nowait()
+                        except queue.Empty:
+                            break
+                        if unit is None:
+                            return
+                        self._write_one(unit)
+            except BaseException as exc:  # the lock itself failed (its file gone...): this write says so
+                if unit is not None and not unit.answered:
+                    unit.error = exc
+                    unit.answered = True
+                    unit.done.release()
+
+    @staticmethod
+    def _write_one(unit: _Unit) -> None:
+        try:
+            with unit.runner.transaction(single=unit.single) as tx:
+                unit.result = unit.work(tx)
+        except BaseException as exc:  # the caller's to handle, as if it had run the transaction itself
+            unit.error = exc
+        finally:
+            unit.answered = True
+            unit.done.release()
+
+    def close(self, timeout: float) -> None:
+        thread = self.thread
+        if thread is not None and thread.is_alive():
+            self.units.put(None)
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+        self.thread = None
+
+
+#: the writer of each database (by its writer lock) in this process
+_WRITERS: weakref.WeakKeyDictionary[Any, _Writer] = weakref.WeakKeyDictionary()
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer_of(lock: Any) -> _Writer:
+    writer = _WRITERS.get(lock)
+    if writer is None:
+        with _WRITERS_LOCK:
+            writer = _WRITERS.get(lock)
+            if writer is None:
+                writer = _WRITERS[lock] = _Writer(lock)
+    return writer
 
 
 def _after_fork_in_child() -> None:
-    for runner in list(_RUNNERS):
-        runner._forked()
+    global _WRITERS_LOCK
+    _WRITERS_LOCK = threading.Lock()
+    for writer in list(_WRITERS.values()):
+        writer._forked()
 
 
 if hasattr(os, "register_at_fork"):
@@ -171,10 +249,7 @@ class Runner:
         #: writes go through one writer thread (:meth:`write`): an SQLite file's, whose writers take
         #: turns; not an in-memory database (its connections are per thread) nor a server (row locks)
         self.batching = not self.server and getattr(lock, "path", None) is not None
-        self._units: queue.SimpleQueue[_Unit | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
-        self._starting = threading.Lock()
-        _RUNNERS.add(self)
+        self._writer = _writer_of(lock) if self.batching else None
 
     def observe(self, observer: Observer) -> None:
         """Call ``observer(kind, sql)`` on every statement and commit run here."""
@@ -194,7 +269,8 @@ class Runner:
         """``work(tx)`` in a write transaction (as :meth:`transaction`): what it returns, or what
         it raised (the transaction rolled back).
 
-        On an SQLite file the writes of this process's threads are run by one writer thread,
+        On an SQLite file the writes of this process's threads are run by the database's one
+        writer thread in this process (whichever Runner they come through),
         back to back, up to :data:`BATCH_MAX` of them in one hold of the writer lock, each still
         a transaction of its own (committed or rolled back alone, its caller answered at once;
         one transaction for the batch, a savepoint each, was no better in alternating runs).
@@ -206,72 +282,22 @@ class Runner:
         10). ``work`` runs in the writer thread: it must only run statements on ``tx`` (no
         waiting, no other write). A thread already inside a write (this lock held) runs ``work``
         itself, as do in-memory databases and servers."""
-        if not self.batching or self._lock.owned:
+        writer = self._writer
+        if writer is None or self._lock.owned:
             with self.transaction(single=single) as tx:
                 return work(tx)
-        unit = _Unit(work, single)
-        if self._writer is None:
-            self._start_writer()
-        self._units.put(unit)
+        unit = _Unit(self, work, single)
+        writer.submit(unit)
         unit.done.acquire()  # released by the writer thread once the unit committed or failed
         if unit.error is not None:
             raise unit.error
         return cast(T, unit.result)
 
-    def _start_writer(self) -> None:
-        with self._starting:
-            if self._writer is None:
-                self._writer = threading.Thread(target=self._write_units, name="essc-sqlite-writer", daemon=True)
-                self._writer.start()
-
-    def _write_units(self) -> None:
-        units = self._units
-        while True:
-            unit = units.get()
-            if unit is None:
-                return
-            try:
-                with self._lock:  # once for the batch (the transactions inside take it again: re-entrant)
-                    self._write_one(unit)
-                    for _ in range(BATCH_MAX - 1):
-                        try:
-                            unit = units.get_nowait()
-                        except queue.Empty:
-                            break
-                        if unit is None:
-                            return
-                        self._write_one(unit)
-            except BaseException as exc:  # the lock itself failed (its file gone...): this write says so
-                if unit is not None and not unit.answered:
-                    unit.error = exc
-                    unit.answered = True
-                    unit.done.release()
-
-    def _write_one(self, unit: _Unit) -> None:
-        try:
-            with self.transaction(single=unit.single) as tx:
-                unit.result = unit.work(tx)
-        except BaseException as exc:  # the caller's to handle, as if it had run the transaction itself
-            unit.error = exc
-        finally:
-            unit.answered = True
-            unit.done.release()
-
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the writer thread once the writes queued before are done (at most ``timeout``
-        seconds)."""
-        writer = self._writer
-        if writer is not None and writer.is_alive():
-            self._units.put(None)
-            if writer is not threading.current_thread():
-                writer.join(timeout)
-        self._writer = None
-
-    def _forked(self) -> None:
-        """In a new child: the parent's writer thread is not here; a new one starts on first use."""
-        self._units = queue.SimpleQueue()
-        self._writer = None
-        self._starting = threading.Lock()
+        """Stop the database's writer thread in this process once the writes queued before are
+        done (at most ``timeout`` seconds); a later write starts it again."""
+        if self._writer is not None:
+            self._writer.close(timeout)
 
     @contextlib.contextmanager
     def transaction(self, *, single: bool = False) -> Iterator[Transaction]:

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from essc.service import states
+from essc.service.nonces import SqlNonceStore
 from essc.service.store import Store
 
 GUARD_S = 60  # only a failure waits this long (a writer blocked for ever)
@@ -63,6 +64,17 @@ def test_writes_of_many_threads_all_land_each_caller_getting_its_own_row(store):
         assert act["lease_owner"] is None
     assert _rows(store, "SELECT count(*) FROM activations") == [(24,)]
     assert _rows(store, "SELECT count(*) FROM audit_events WHERE event = 'card_read'") == [(24,)]
+
+
+def test_the_nonces_and_the_activations_of_one_database_share_its_writer_thread(store):
+    nonces = SqlNonceStore(store.engine)
+    writers = {store.sql.write(lambda tx: threading.get_ident()),
+               nonces._sql.write(lambda tx: threading.get_ident())}
+    assert len(writers) == 1 and threading.get_ident() not in writers
+    claimed: list[bool] = []
+    _in_threads(16, lambda i: claimed.append(nonces.claim("bank", f"n{i % 8}", 2e9, 1e9)))
+    assert sorted(claimed) == [False] * 8 + [True] * 8  # each nonce once: the replays refused
+    assert nonces.count() == 8
 
 
 def test_a_failing_write_is_rolled_back_alone_and_its_caller_gets_the_error(store):
