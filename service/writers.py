@@ -18,6 +18,12 @@ would be the same lock for parent and child). In-memory databases and platforms 
 ``fcntl`` get the thread lock only (one process can use them). PostgreSQL locks rows: no lock.
 
 :func:`writing` is ``engine.begin()`` for a write, behind the engine's writer lock.
+
+The hot path's writes do not queue here thread by thread: ``Runner.write`` (service/sql.py) hands
+them to the database's one writer thread in the process, which takes this lock once for up to 32
+of them (a woken thread held the lock while it waited for a core and the GIL: 0.84 ms idle per
+handoff, 34 ms of waiting per write with 500 channels; issue 10). :attr:`WriterLock.owned` tells a
+thread already inside a write to run the next one itself.
 """
 from __future__ import annotations
 
