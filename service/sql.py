@@ -158,35 +158,46 @@ class _Writer:
         self._starting = threading.Lock()
 
     def submit(self, unit: _Unit) -> None:
-        if self.thread is None:
-            with self._starting:
-                if self.thread is None:
-                    self.thread = threading.Thread(target=self._run, name="essc-sqlite-writer", daemon=True)
-                    self.thread.start()
-        self.units.put(unit)
+        with self._starting:  # a stop cannot end the thread between this check and the put
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="essc-sqlite-writer", daemon=True)
+                self.thread.start()
+            self.units.put(unit)
 
     def _run(self) -> None:
         units = self.units
+        stop = False  # a stop was met: end once the writes queued behind it are done
         while True:
             unit = units.get()
-            if unit is None:
-                return
+            stop = stop or unit is None
             try:
-                with self.lock:  # once for the batch (each transaction takes it again: re-entrant)
-                    self._write_one(unit)
-                    for _ in range(BATCH_MAX - 1):
-                        try:
-                            unit = units.get_nowait()
-                        except queue.Empty:
-                            break
-                        if unit is None:
-                            return
+                if unit is not None:
+                    with self.lock:  # once for the batch (each transaction takes it again: re-entrant)
                         self._write_one(unit)
+                        for _ in range(BATCH_MAX - 1):
+                            try:
+                                unit = units.get_nowait()
+                            except queue.Empty:
+                                break
+                            if unit is None:
+                                stop = True
+                                break
+                            self._write_one(unit)
             except BaseException as exc:  # the lock itself failed (its file gone...): this write says so
                 if unit is not None and not unit.answered:
                     unit.error = exc
                     unit.answered = True
                     unit.done.release()
+            if stop and self._stopped():
+                return
+
+    def _stopped(self) -> bool:
+        """After a stop: end the thread, unless writes are queued (they run first)."""
+        with self._starting:
+            if self.units.empty():
+                self.thread = None
+                return True
+        return False
 
     @staticmethod
     def _write_one(unit: _Unit) -> None:
@@ -200,12 +211,13 @@ class _Writer:
             unit.done.release()
 
     def close(self, timeout: float) -> None:
-        thread = self.thread
-        if thread is not None and thread.is_alive():
+        with self._starting:
+            thread = self.thread
+            if thread is None:
+                return
             self.units.put(None)
-            if thread is not threading.current_thread():
-                thread.join(timeout)
-        self.thread = None
+        if thread is not threading.current_thread():
+            thread.join(timeout)
 
 
 #: the writer of each database (by its writer lock) in this process

@@ -188,3 +188,23 @@ def test_a_writer_lock_that_cannot_be_taken_is_the_callers_error_not_a_hang(stor
     assert "cannot be locked" in str(outcome[0].value)
     monkeypatch.setattr(lock_type, "__enter__", original)
     assert _create(store, "after")[1] == "created"  # the writer thread is still there
+
+
+def test_writes_racing_a_close_are_all_done(store):
+    store.sql.write(lambda tx: None)  # the thread runs
+    finished: list[int] = []
+
+    def writer(i):
+        for j in range(20):
+            _create(store, f"r{i}-{j}")
+        finished.append(i)
+
+    threads = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(6)]
+    for t in threads:
+        t.start()
+    for _ in range(20):  # stops met by writes queued behind them: those are run, not left waiting
+        store.sql.close()
+    for t in threads:
+        t.join(GUARD_S)
+    assert sorted(finished) == list(range(6)), "a write queued behind a stop was never run"
+    assert _rows(store, "SELECT count(*) FROM activations") == [(120,)]
