@@ -281,11 +281,11 @@ class Runner:
         """``work(tx)`` in a write transaction (as :meth:`transaction`): what it returns, or what
         it raised (the transaction rolled back).
 
-        On an SQLite file the writes of this process's threads are run by the database's one
-        writer thread in this process (whichever Runner they come through),
-        back to back, up to :data:`BATCH_MAX` of them in one hold of the writer lock, each still
-        a transaction of its own (committed or rolled back alone, its caller answered at once;
-        one transaction for the batch, a savepoint each, was no better in alternating runs).
+        On an SQLite file the writes of this process's threads (through whichever Runner) are run
+        by the database's one writer thread in this process, back to back, up to
+        :data:`BATCH_MAX` of them in one hold of the writer lock, each still a transaction of its
+        own (committed or rolled back alone, its caller answered at once; one transaction for the
+        batch, a savepoint each, was no better in alternating runs).
         SQLite takes one writer at a time; handing the lock from thread to thread cost more than
         the writes: the next thread, woken, waited for a core and the GIL while holding it
         (bench/activation_bench.py, 300 ms cities, 500 channels, 2 API processes: 3,600
