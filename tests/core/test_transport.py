@@ -16,6 +16,8 @@ from essc.core.http import CityHttpClient, LeanHTTPAdapter
 from essc.core.timeouts import Timeouts
 from essc.core.transport import MAX_HEADERS, KeepAlivePool
 
+GUARD_S = 30  # only a failure waits this long
+
 
 def answer(status="200 OK", body=b'{"ok": 1}', headers=(), length=True):
     head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
@@ -51,8 +53,8 @@ class City:
                 return
             self.connections += 1
             t = threading.Thread(target=self._serve, args=(conn, self.connections), daemon=True)
+            self.threads.append(t)  # before it starts: its answer may come before a later append
             t.start()
-            self.threads.append(t)
 
     def _serve(self, conn, number):
         try:
@@ -137,8 +139,9 @@ def test_a_connection_the_city_closed_while_idle_is_not_used_again(city):
     http = client(c.url)
     for _ in range(3):
         assert http.request("GET", "/q").json() == {"ok": 1}
-        for t in c.threads:
-            t.join(5)  # the city has closed it: the next call must notice before sending
+        for t in c.threads:  # the city has closed it: the next call must notice before sending
+            t.join(GUARD_S)
+            assert not t.is_alive()
     assert c.connections == 3
 
 
